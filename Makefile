@@ -1,0 +1,35 @@
+# Two commands for a new user (see README): `make reproduce` and `make test`.
+PROFILE ?= default
+VENV    ?= .venv
+HZ      := $(VENV)/bin/hz
+PY      := $(VENV)/bin/python
+
+.PHONY: setup reproduce smoke corpus book test test-fast bench clean
+
+setup:                 ## system packages, virtual environment, kernel, data assets (idempotent)
+	bash scripts/setup.sh
+
+reproduce: setup       ## the whole study for PROFILE: corpus, every chapter (papermill), HTML book
+	$(HZ) reproduce --profile $(PROFILE)
+
+smoke:                 ## the same on the tiny smoke profile (minutes)
+	$(MAKE) reproduce PROFILE=smoke
+
+corpus: setup
+	$(HZ) corpus build --profile $(PROFILE)
+
+book: setup
+	$(HZ) book
+
+test: setup            ## the whole test suite, including a smoke papermill run and book build
+	$(PY) -m pytest
+
+test-fast: setup       ## unit tests only
+	$(PY) -m pytest -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_book.py
+
+clean:
+	rm -rf _build book/chapters book/generated

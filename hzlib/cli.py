@@ -1,0 +1,113 @@
+"""The `hz` command: `hz reproduce`, `hz corpus build|import|card`, `hz assets fetch`, `hz book`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _root() -> Path:
+    return Path.cwd()
+
+
+def cmd_reproduce(a) -> int:
+    from .config import load_profile
+    from .reproduce import ChapterFailed, reproduce
+
+    try:
+        s = reproduce(load_profile(a.profile), _root(), only=a.only, force=a.force, book=not a.no_book)
+    except ChapterFailed as e:
+        print(f"[hz] error: {e}", file=sys.stderr)
+        return 1
+    for r in s["chapters"]:
+        print(f"  {r['chapter']:<28} {r['status']:<8} {r.get('seconds', 0):>8.1f} s")
+    if "book_seconds" in s:
+        print(f"  {'book':<28} {'built':<8} {s['book_seconds']:>8.1f} s")
+    print(f"  {'total':<28} {'':<8} {s['total_seconds']:>8.1f} s")
+    return 0
+
+
+def cmd_book(a) -> int:
+    from .reproduce import ChapterFailed, Layout, build_book
+
+    try:
+        build_book(Layout(_root()))
+    except ChapterFailed as e:
+        print(f"[hz] error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_assets(a) -> int:
+    from . import assets
+
+    for name, path in assets.fetch_all(a.cache).items():
+        print(f"[hz] {assets.ASSETS[name].spec}: verified, {path}")
+    return 0
+
+
+def cmd_corpus_build(a) -> int:
+    from .config import load_profile
+    from .corpus.build import build_corpus
+
+    prof = load_profile(a.profile)
+    out = build_corpus(prof, prof.data_dir(_root()), force=a.force)
+    print(f"[hz] corpus ready: {out}")
+    return 0
+
+
+def cmd_corpus_import(a) -> int:
+    from .corpus.manifest import ImportRejected, import_corpus
+
+    classes = None
+    if a.classes:
+        classes = [ln.strip() for ln in Path(a.classes).read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        out = import_corpus(a.manifest, a.images, a.out, classes=classes, overwrite=a.overwrite)
+    except ImportRejected as e:
+        print(f"[hz] import rejected, nothing written:\n{e}", file=sys.stderr)
+        return 2
+    print(f"[hz] imported into {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="hz", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("reproduce", help="run every chapter with papermill, then build the book")
+    r.add_argument("--profile", default="default", help="profile name (profiles/NAME.yml) or path")
+    r.add_argument("--only", nargs="*", help="chapter prefixes to run, e.g. 01 02")
+    r.add_argument("--force", action="store_true", help="recompute chapters and stages even if current")
+    r.add_argument("--no-book", action="store_true", help="run the chapters only")
+    r.set_defaults(func=cmd_reproduce)
+
+    b = sub.add_parser("book", help="build the HTML book from the executed chapters")
+    b.set_defaults(func=cmd_book)
+
+    s = sub.add_parser("assets", help="data assets")
+    s_sub = s.add_subparsers(dest="action", required=True)
+    f = s_sub.add_parser("fetch", help="fetch, verify and unpack the pinned npm data packages")
+    f.add_argument("--cache", default=None, help="cache folder (default $HZ_CACHE or ~/.cache/hzlib)")
+    f.set_defaults(func=cmd_assets)
+
+    c = sub.add_parser("corpus", help="the sculpture corpus")
+    c_sub = c.add_subparsers(dest="action", required=True)
+    cb = c_sub.add_parser("build", help="generate the corpus of a profile into data/<profile>/")
+    cb.add_argument("--profile", default="default")
+    cb.add_argument("--force", action="store_true")
+    cb.set_defaults(func=cmd_corpus_build)
+    ci = c_sub.add_parser("import", help="validate and import a real corpus (manifest CSV + image folder)")
+    ci.add_argument("manifest")
+    ci.add_argument("images")
+    ci.add_argument("out")
+    ci.add_argument("--classes", help="text file with one allowed class key per line")
+    ci.add_argument("--overwrite", action="store_true")
+    ci.set_defaults(func=cmd_corpus_import)
+
+    a = p.parse_args(argv)
+    return a.func(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Profiles (``profiles/<name>.yml``), the resolved run configuration, seeding and provenance.
+
+A profile is a flat file of literal parameters; every notebook's ``parameters`` cell holds the same
+keys, so ``papermill -f profiles/<name>.yml`` works on any chapter.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+
+@dataclass(frozen=True)
+class Profile:
+    profile: str = "default"
+    seed: int = 20240601
+    data_root: str = "data"
+    artifacts_root: str = "artifacts"
+    corpus_scale: float = 1.0
+    image_size: int = 224
+    overlap: float = 0.35
+    cue_prob: float = 0.35
+    orbit_forms: tuple[str, ...] = ("freestanding", "relief", "carved", "slab", "openwork")
+    orbit_views: int = 36
+    orbit_width: int = 640
+    orbit_height: int = 480
+    norm_size: int = 128
+    workers: int = 2
+    force: bool = False
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "Profile":
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ValueError(f"unknown profile parameter(s) {unknown}; known: {sorted(known)}")
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+        prof = cls(**values)
+        prof.check()
+        return prof
+
+    def check(self) -> None:
+        if not 0 <= self.overlap <= 1:
+            raise ValueError(f"overlap={self.overlap} must lie in [0, 1]")
+        if not 0 <= self.cue_prob <= 1:
+            raise ValueError(f"cue_prob={self.cue_prob} must lie in [0, 1]")
+        if self.corpus_scale <= 0:
+            raise ValueError(f"corpus_scale={self.corpus_scale} must be positive")
+        if self.image_size < 16 or self.norm_size < 8:
+            raise ValueError(f"image_size={self.image_size} / norm_size={self.norm_size} too small")
+
+    def data_dir(self, base: Path | str = ".") -> Path:
+        return Path(base) / self.data_root / self.profile
+
+    def artifacts_dir(self, stage: str, base: Path | str = ".") -> Path:
+        return Path(base) / self.artifacts_root / self.profile / stage
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def load_profile(name_or_path: str | os.PathLike, profile_dir: Path = PROFILE_DIR) -> Profile:
+    """A profile by name (``smoke``) or path (``profiles/smoke.yml``)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = profile_dir / f"{name_or_path}.yml"
+    if not path.exists():
+        names = sorted(p.stem for p in profile_dir.glob("*.yml"))
+        raise FileNotFoundError(f"profile {name_or_path!r} not found at {path}; available: {names}")
+    with open(path, encoding="utf-8") as f:
+        params = yaml.safe_load(f) or {}
+    try:
+        return Profile.from_dict(params)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+def params_hash(params: dict) -> str:
+    """A short stable hash of resolved parameters (to know whether a stage's outputs are current)."""
+    blob = json.dumps(params, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed every random source from one place; returns a numpy Generator for explicit use."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # torch is optional for the corpus stages
+        pass
+    return np.random.default_rng(seed)
+
+
+PACKAGES = ("numpy", "scipy", "pandas", "scikit-image", "scikit-learn", "open3d", "pycolmap", "manifold3d",
+            "fonttools", "torch", "transformers", "fasttext", "papermill", "jupyter-book", "hzlib")
+
+
+def environment() -> dict:
+    """Package versions and hardware, recorded beside every result."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "packages": versions,
+        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text to ``path`` via a temp file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")

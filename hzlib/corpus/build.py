@@ -1,0 +1,244 @@
+"""Build a profile's corpus: plan every sample from the seed, render it (in parallel, resumable),
+describe it, write the manifest, the orbits for Structure-from-Motion, provenance and the card.
+
+Layout (see data/README.md): images/, masks/, orbits/<name>/{images/, cameras.json, mesh.ply},
+rows/ (one JSON per finished sample: the resume checkpoint), manifest.csv, corpus.json, card.md.
+
+Every sample draws from its own generator ``default_rng([seed, index, stream])``, so a sample does not
+depend on the order, the number of workers, or on an interrupted earlier run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .. import assets
+from ..config import Profile, atomic_write_json, environment, params_hash
+from . import classes as C
+from . import describe as D
+from . import glyphs as G
+from . import mesh as M
+from . import render as R
+from .manifest import write_manifest
+
+STREAM_FACTORS, STREAM_GEOMETRY, STREAM_LOOK, STREAM_TEXT = 0, 1, 2, 3
+ORBIT_MATERIALS = ("granite", "bronze", "marble", "sandstone", "wood", "jade")
+FALLBACK_STYLES = ("strokes", "kai", "song", "hei")
+
+
+def corpus_params(profile: Profile) -> dict:
+    """The parameters that determine the corpus (its fingerprint ignores chapter-only keys)."""
+    keys = ("seed", "corpus_scale", "image_size", "overlap", "cue_prob", "orbit_forms", "orbit_views",
+            "orbit_width", "orbit_height")
+    return {k: profile.as_dict()[k] for k in keys}
+
+
+def sample_rng(seed: int, index: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, index, stream])
+
+
+def plan(profile: Profile, hanzi_dir: Path) -> list[dict]:
+    """One row per sample: id, label and every factor, drawn deterministically from the seed."""
+    rows, index = [], 0
+    for spec, n in zip(C.CLASSES, C.class_counts(profile.corpus_scale).values()):
+        for _ in range(n):
+            rng = sample_rng(profile.seed, index, STREAM_FACTORS)
+            f = C.sample_factors(spec, profile.overlap, rng)
+            f["style"] = _covering_style(f["style"], f["char"], spec, profile.overlap, rng, hanzi_dir)
+            rows.append({"id": f"hz{index:05d}", "index": index, "label": spec.key, "region": spec.region,
+                         "period": spec.period, "movement": spec.movement} | f)
+            index += 1
+    return rows
+
+
+def _covering_style(style, char, spec, overlap, rng, hanzi_dir) -> str:
+    """Fonts do not all cover every character (Japanese fonts lack simplified forms): redraw the style
+    from the class distribution, then fall back to a style that covers it."""
+    dist = C.factor_distribution(spec, "style", overlap)
+    for _ in range(20):
+        if G.covers(style, char, hanzi_dir):
+            return style
+        style = str(rng.choice(list(dist), p=list(dist.values())))
+    for s in FALLBACK_STYLES:
+        if G.covers(s, char, hanzi_dir):
+            return s
+    raise ValueError(f"no glyph style covers the character {char!r}")
+
+
+def make_look(row: dict, rng: np.random.Generator) -> R.Look:
+    return R.Look(
+        material=row["material"], tint=tuple(float(t) for t in rng.uniform(0.92, 1.08, 3)),
+        weathering=row["weathering"], glyph_paint=None if row["glyph_paint"] == "none" else row["glyph_paint"],
+        setting=row["setting"], azimuth=float(rng.uniform(-150, -30)), elevation=row["sun_elevation"],
+        sun_intensity=float(rng.uniform(0.8, 1.2)), warmth=row["warmth"], ambient=float(rng.uniform(0.25, 0.45)),
+        fog=row["fog"], exposure=float(rng.uniform(0.9, 1.1)), noise_sigma=float(rng.uniform(0.005, 0.02)),
+        seed=int(rng.integers(2**31)),
+    )
+
+
+def frame_camera(sculpture, azimuth: float, elevation: float, width: int, height: int,
+                 rng: np.random.Generator, fov_deg: float | None = None):
+    """A camera looking at the sculpture's centre from (azimuth, elevation), at a distance that frames it."""
+    lo, hi = sculpture.bounds
+    centre = (lo + hi) / 2
+    radius = float(np.linalg.norm(hi - lo)) / 2
+    fov = fov_deg if fov_deg is not None else float(rng.uniform(35, 50))
+    dist = radius / np.tan(np.radians(fov) / 2) * float(rng.uniform(1.0, 1.25))
+    az, el = np.radians(azimuth - 90.0), np.radians(elevation)  # azimuth 0 = in front (-y)
+    eye = centre + dist * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    eye[2] = max(eye[2], 0.1)
+    return R.look_at_camera(eye, centre, fov_deg=fov, width=width, height=height), {"fov": fov, "distance": dist}
+
+
+def sculpture_for(row: dict, hanzi_dir: Path):
+    """Rebuild a sample's mesh exactly (meshes are regenerated on demand, not stored per image)."""
+    glyph = G.load_glyph(row["char"], row["style"], hanzi_dir)
+    rng = sample_rng(int(row["seed"]), int(row["index"]), STREAM_GEOMETRY)
+    return M.build_sculpture(glyph, row["form"], rng)
+
+
+def render_sample(row: dict, out: Path, size: int, hanzi_dir: Path) -> dict:
+    """Render one sample, write its image and masks atomically, then its row (the checkpoint)."""
+    sculpture, geometry = sculpture_for(row, hanzi_dir)
+    rng = sample_rng(int(row["seed"]), int(row["index"]), STREAM_LOOK)
+    look = make_look(row, rng)
+    cam, cam_info = frame_camera(sculpture, row["camera_azimuth"], row["camera_elevation"], size, size, rng)
+    res = R.Renderer(sculpture).render(cam, look)
+    sid = row["id"]
+    _save_png(res.image, out / "images" / f"{sid}.png")
+    _save_png((res.glyph_mask * 255).astype(np.uint8), out / "masks" / f"{sid}_glyph.png")
+    extra = {"image": f"images/{sid}.png", "glyph_mask": f"masks/{sid}_glyph.png", "stroke_mask": "",
+             "n_strokes": len(sculpture.glyph.strokes) if sculpture.glyph.has_strokes else 0,
+             "stroke_types": "".join(sculpture.glyph.stroke_types or []),
+             "glyph_fraction": float(res.glyph_mask.mean()), "object_fraction": float(res.object_mask.mean()),
+             "camera_fov": cam_info["fov"], "camera_distance": cam_info["distance"],
+             "look": json.dumps(asdict(look), ensure_ascii=False), "geometry": json.dumps(geometry, default=float)}
+    if sculpture.glyph.has_strokes:
+        _save_png(np.clip(res.stroke_mask, 0, None).astype(np.uint16), out / "masks" / f"{sid}_strokes.png")
+        extra["stroke_mask"] = f"masks/{sid}_strokes.png"
+    record = row | extra
+    atomic_write_json(out / "rows" / f"{sid}.json", record)
+    return record
+
+
+def _render_task(args):
+    row, out, size, hanzi_dir = args
+    return render_sample(row, Path(out), size, Path(hanzi_dir))
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(array).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def describe_rows(rows: list[dict], profile: Profile) -> None:
+    """Three descriptions per sample (the paper's registers); one of them is the paired ``text``."""
+    for row in rows:
+        spec = C.BY_KEY[row["label"]]
+        rng = sample_rng(profile.seed, row["index"], STREAM_TEXT)
+        factors = {k: row[k] for k in ("material", "form", "style", "setting", "glyph_paint")}
+        for reg in D.REGISTERS:
+            row[f"text_{reg}"] = D.describe(row["char"], factors, list(spec.cues), reg, rng, cue_prob=profile.cue_prob)
+        row["register"] = str(rng.choice(D.REGISTERS))
+        row["text"] = row[f"text_{row['register']}"]
+
+
+def render_orbits(profile: Profile, out: Path, hanzi_dir: Path) -> list[dict]:
+    """Multi-view sequences with true cameras and meshes for the SfM chapter: one per form, 真 in the
+    stroke-outline style, textured materials (SfM needs texture), two rings of views."""
+    infos = []
+    for k, form in enumerate(profile.orbit_forms):
+        name = f"orbit_{k:02d}_{form}"
+        folder = out / "orbits" / name
+        if (folder / "cameras.json").exists():
+            infos.append(json.loads((folder / "cameras.json").read_text())["info"])
+            continue
+        rng = sample_rng(profile.seed, 100_000 + k, STREAM_GEOMETRY)
+        glyph = G.load_glyph("真", "strokes", hanzi_dir)
+        sculpture, geometry = M.build_sculpture(glyph, form, rng)
+        material = ORBIT_MATERIALS[k % len(ORBIT_MATERIALS)]
+        look = R.Look(material=material, setting="courtyard", weathering=0.3, seed=int(rng.integers(2**31)),
+                      noise_sigma=0.004)
+        renderer = R.Renderer(sculpture)
+        n = profile.orbit_views
+        rings = (12.0, 32.0)
+        cams = []
+        for i in tqdm(range(n), desc=name, unit="view", leave=False):
+            el = rings[i % 2]
+            az = 360.0 * i / n
+            cam, _ = frame_camera(sculpture, az, el, profile.orbit_width, profile.orbit_height,
+                                  np.random.default_rng([profile.seed, k, i]), fov_deg=45.0)
+            res = renderer.render(cam, look)
+            _save_png(res.image, folder / "images" / f"{i:03d}.png")
+            cams.append({"image": f"images/{i:03d}.png", "K": cam.K.tolist(), "world_to_cam": cam.world_to_cam.tolist(),
+                         "width": cam.width, "height": cam.height, "azimuth": az, "elevation": el})
+        M.save_mesh(sculpture, folder / "mesh.ply")
+        info = {"name": name, "form": form, "material": material, "char": "真", "style": "strokes",
+                "views": n, "width": profile.orbit_width, "height": profile.orbit_height, "geometry": geometry}
+        atomic_write_json(folder / "cameras.json", {"info": info, "cameras": cams})
+        infos.append(info)
+    return infos
+
+
+def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir: Path | None = None,
+                 progress: bool = True) -> Path:
+    """Build (or resume, or load) the corpus of ``profile`` into ``out``; returns ``out``."""
+    out = Path(out)
+    hanzi_dir = Path(hanzi_dir) if hanzi_dir else assets.asset_dir("hanzi-writer-data")
+    params = corpus_params(profile)
+    fingerprint = params_hash(params)
+    meta_path = out / "corpus.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("fingerprint") == fingerprint and not force and (out / "manifest.csv").exists():
+            return out
+    if force and out.exists():
+        shutil.rmtree(out)
+    rows_dir = out / "rows"
+    if rows_dir.exists():  # a started build: only resume it if it was started with the same parameters
+        started = json.loads((out / "build.json").read_text()).get("fingerprint") if (out / "build.json").exists() else None
+        if started != fingerprint:
+            raise RuntimeError(f"{out} holds a partial corpus built with other parameters; rebuild with --force")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "build.json", {"fingerprint": fingerprint, "params": params})
+
+    rows = plan(profile, hanzi_dir)
+    for r in rows:
+        r["seed"] = profile.seed
+    done = {p.stem: json.loads(p.read_text()) for p in rows_dir.glob("*.json")} if rows_dir.exists() else {}
+    todo = [r for r in rows if r["id"] not in done]
+    tasks = [(r, str(out), profile.image_size, str(hanzi_dir)) for r in todo]
+    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="rendering corpus", unit="img", disable=not progress)
+    if profile.workers > 1 and len(tasks) > 8:
+        with get_context("spawn").Pool(profile.workers) as pool:
+            for rec in pool.imap_unordered(_render_task, tasks, chunksize=4):
+                done[rec["id"]] = rec
+                bar.update()
+    else:
+        for t in tasks:
+            rec = _render_task(t)
+            done[rec["id"]] = rec
+            bar.update()
+    bar.close()
+    records = [done[r["id"]] for r in rows]
+    describe_rows(records, profile)
+    orbits = render_orbits(profile, out, hanzi_dir)
+    df = pd.DataFrame(records).drop(columns=["index", "seed"])
+    write_manifest(df, out / "manifest.csv")
+    atomic_write_json(meta_path, {"source": "generated", "fingerprint": fingerprint, "params": params,
+                                  "profile": profile.profile, "n_images": len(df), "orbits": orbits,
+                                  "classes": C.class_counts(profile.corpus_scale),
+                                  "assets": {a.spec: a.integrity for a in assets.ASSETS.values()},
+                                  "environment": environment()})
+    return out

@@ -1,0 +1,113 @@
+"""Figure helpers (matplotlib/seaborn), numbered like the paper where the paper has the figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from PIL import Image
+
+from .corpus import classes as C
+
+
+def _cjk_font() -> None:
+    """Use an installed CJK font so Chinese labels render (the set-up installs these)."""
+    from matplotlib import font_manager
+
+    for path in ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/truetype/arphic/uming.ttc"):
+        if Path(path).exists():
+            font_manager.fontManager.addfont(path)
+            name = font_manager.FontProperties(fname=path).get_name()
+            plt.rcParams["font.sans-serif"] = [name, *plt.rcParams["font.sans-serif"]]
+            plt.rcParams["axes.unicode_minus"] = False
+            return
+
+
+_cjk_font()
+sns.set_theme(context="notebook", style="whitegrid", font=plt.rcParams["font.sans-serif"][0])
+
+
+def class_label(key: str) -> str:
+    spec = C.BY_KEY.get(key)
+    return f"{spec.name_zh}\n{spec.name_en}" if spec else key
+
+
+def example_grid(df: pd.DataFrame, root: Path, per_class: int = 6, seed: int = 0, title: str | None = None):
+    """One row of example images per class."""
+    keys = [k for k in C.KEYS if k in set(df["label"])] or sorted(df["label"].unique())
+    fig, axes = plt.subplots(len(keys), per_class, figsize=(1.6 * per_class + 1.6, 1.6 * len(keys)), squeeze=False)
+    rng = np.random.default_rng(seed)
+    for r, key in enumerate(keys):
+        sub = df[df["label"] == key]
+        pick = sub.iloc[rng.permutation(len(sub))[:per_class]]
+        for c in range(per_class):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if c < len(pick):
+                ax.imshow(Image.open(Path(root) / pick.iloc[c]["image"]))
+        axes[r, 0].set_ylabel(class_label(key), rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def factor_heatmaps(df: pd.DataFrame, factors=("style", "form", "material", "glyph_paint", "setting")):
+    """Share of each factor value within each class (rows sum to 1)."""
+    fig, axes = plt.subplots(1, len(factors), figsize=(4.2 * len(factors), 4.5), sharey=True)
+    order = [k for k in C.KEYS if k in set(df["label"])]
+    for ax, f in zip(np.atleast_1d(axes), factors):
+        tab = pd.crosstab(df["label"], df[f], normalize="index").reindex(order)
+        sns.heatmap(tab, ax=ax, cmap="mako_r", vmin=0, vmax=1, cbar=False, annot=len(tab.columns) <= 8,
+                    fmt=".2f", annot_kws={"fontsize": 7})
+        ax.set_title(f)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    np.atleast_1d(axes)[0].set_yticklabels([C.BY_KEY[k].name_zh for k in order], rotation=0)
+    fig.tight_layout()
+    return fig
+
+
+def text_lengths(df: pd.DataFrame):
+    """Length in characters of the descriptions, per register."""
+    cols = [c for c in df.columns if c.startswith("text_")]
+    long = pd.concat([pd.DataFrame({"register": c.removeprefix("text_"), "length": df[c].str.len()}) for c in cols])
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    sns.histplot(long, x="length", hue="register", element="step", stat="density", common_norm=False, ax=ax)
+    ax.set_xlabel("description length (characters)")
+    fig.tight_layout()
+    return fig
+
+
+def figure1(stages: dict[str, np.ndarray], title: str = "", display=None):
+    """Figure 1: original, resized (Eq 1), standardised (Eq 2), equalised (Eq 3)."""
+    names = [("original", "original"), ("resized", "resized (Eq 1)"), ("standardized", "z-score (Eq 2)"),
+             ("equalized", "equalised (Eq 3)")]
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+    for ax, (k, label) in zip(axes, names):
+        img = stages[k]
+        if display is not None and k == "standardized":
+            img = display(img)
+        elif k == "resized":
+            img = np.clip(img / 255.0, 0, 1)
+        ax.imshow(img)
+        ax.set_title(f"{label}\n{stages[k].shape[1]}×{stages[k].shape[0]}", fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def channel_histograms(stages: dict[str, np.ndarray]):
+    """Pixel-value distributions before and after Eq 2 and Eq 3 (pooled over channels)."""
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3))
+    for ax, k in zip(axes, ("resized", "standardized", "equalized")):
+        ax.hist(np.asarray(stages[k]).ravel(), bins=64, color="0.3")
+        ax.set_title(k)
+    fig.tight_layout()
+    return fig

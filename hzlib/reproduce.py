@@ -1,0 +1,131 @@
+"""The papermill driver: run every chapter notebook with a profile's parameters, then build the book.
+
+Executed notebooks go to ``book/chapters/`` (generated, git-ignored) and the book is built from them
+with ``execute_notebooks: 'off'``: jupyter-book renders, it does not compute. A chapter whose
+executed copy is current (same notebook, same parameters, finished) is skipped, so a re-run after an
+interruption resumes; ``force`` recomputes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .config import Profile, atomic_write_json, environment, params_hash
+
+KERNEL = "hzlib"
+
+
+@dataclass(frozen=True)
+class Layout:
+    root: Path
+
+    @property
+    def notebooks(self) -> Path:
+        return self.root / "notebooks"
+
+    @property
+    def chapters(self) -> Path:
+        return self.root / "book" / "chapters"
+
+    @property
+    def build(self) -> Path:
+        return self.root / "_build"
+
+
+class ChapterFailed(RuntimeError):
+    pass
+
+
+def chapter_notebooks(layout: Layout, only: list[str] | None = None) -> list[Path]:
+    nbs = sorted(layout.notebooks.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        nbs = [p for p in nbs if any(p.name.startswith(o) or p.stem == o for o in only)]
+        if not nbs:
+            raise ValueError(f"no chapter matches {only}; chapters: {[p.stem for p in sorted(layout.notebooks.glob('*.ipynb'))]}")
+    return nbs
+
+
+def check_kernel(name: str = KERNEL) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if name not in KernelSpecManager().find_kernel_specs():
+        raise RuntimeError(
+            f"Jupyter kernel {name!r} is not registered; run `make setup` (or "
+            f"`python -m ipykernel install --sys-prefix --name {name}` inside the project's environment)"
+        )
+
+
+def _fingerprint(nb: Path, params: dict) -> str:
+    digest = hashlib.sha256(nb.read_bytes()).hexdigest()[:16]
+    return f"{digest}-{params_hash(params)}"
+
+
+def run_chapters(profile: Profile, layout: Layout, *, only: list[str] | None = None, force: bool = False,
+                 kernel: str = KERNEL, log=print) -> list[dict]:
+    """Execute the chapters in order; returns one record per chapter (status, seconds)."""
+    import papermill as pm
+
+    check_kernel(kernel)
+    params = profile.as_dict() | {"force": bool(force or profile.force)}
+    layout.chapters.mkdir(parents=True, exist_ok=True)
+    records = []
+    for nb in tqdm(chapter_notebooks(layout, only), desc=f"chapters ({profile.profile})", unit="nb"):
+        out = layout.chapters / nb.name
+        stamp = layout.chapters / f".{nb.stem}.json"
+        fp = _fingerprint(nb, params)
+        if not force and out.exists() and stamp.exists() and json.loads(stamp.read_text()).get("fingerprint") == fp:
+            rec = json.loads(stamp.read_text()) | {"status": "current"}
+            log(f"[hz] {nb.stem}: current, skipped (use --force to recompute)")
+            records.append(rec)
+            continue
+        log(f"[hz] {nb.stem}: running with profile {profile.profile!r}")
+        t0 = time.perf_counter()
+        tmp = out.with_suffix(".partial.ipynb")
+        try:
+            pm.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name=kernel, cwd=str(layout.root),
+                                progress_bar=False, log_output=False)
+        except pm.PapermillExecutionError as e:
+            raise ChapterFailed(
+                f"chapter {nb.stem} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
+                f"the partly executed notebook is {tmp}"
+            ) from None
+        tmp.replace(out)
+        rec = {"chapter": nb.stem, "fingerprint": fp, "seconds": round(time.perf_counter() - t0, 1),
+               "status": "ran", "profile": profile.profile}
+        atomic_write_json(stamp, rec)
+        records.append(rec)
+    return records
+
+
+def build_book(layout: Layout, *, log=print) -> Path:
+    """``jupyter-book build -nW --keep-going``: any warning fails the build."""
+    cmd = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(layout.root), "-nW", "--keep-going"]
+    log("[hz] building the book: " + " ".join(cmd[2:]))
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, cwd=layout.root, capture_output=True, text=True)
+    if res.returncode != 0:
+        tail = "\n".join((res.stdout + res.stderr).splitlines()[-40:])
+        raise ChapterFailed(f"jupyter-book build failed (exit {res.returncode}):\n{tail}")
+    log(f"[hz] book built in {time.perf_counter() - t0:.0f} s: {layout.build / 'html' / 'index.html'}")
+    return layout.build / "html" / "index.html"
+
+
+def reproduce(profile: Profile, root: Path, *, only=None, force=False, book=True, log=print) -> dict:
+    layout = Layout(Path(root).resolve())
+    t0 = time.perf_counter()
+    records = run_chapters(profile, layout, only=only, force=force, log=log)
+    summary = {"profile": profile.as_dict(), "chapters": records, "environment": environment()}
+    if book:
+        tb = time.perf_counter()
+        build_book(layout, log=log)
+        summary["book_seconds"] = round(time.perf_counter() - tb, 1)
+    summary["total_seconds"] = round(time.perf_counter() - t0, 1)
+    atomic_write_json(layout.chapters / "run.json", summary)
+    return summary

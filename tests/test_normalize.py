@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from hzlib import normalize as N
+
+
+def test_resize_known_small_case_nearest():
+    a = np.array([[0.0, 1.0], [2.0, 3.0]])
+    out = N.resize(a, 4, kernel="nearest")
+    expected = np.repeat(np.repeat(a, 2, axis=0), 2, axis=1)
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_resize_bilinear_upsample_matches_closed_form():
+    # A linear ramp is reproduced exactly by bilinear interpolation away from the edges.
+    x = np.arange(4, dtype=float)
+    ramp = np.tile(x, (4, 1))
+    out = N.resize(ramp, (4, 8), kernel="bilinear")
+    # output pixel centres map to input coordinates (j + 0.5) / 2 - 0.5
+    centres = (np.arange(8) + 0.5) / 2 - 0.5
+    np.testing.assert_allclose(out[0, 1:-1], centres[1:-1], atol=1e-12)
+
+
+def test_resize_keeps_channels_and_shape():
+    img = np.random.default_rng(0).random((50, 70, 3))
+    assert N.resize(img, 32).shape == (32, 32, 3)
+    assert N.resize(img, (20, 10)).shape == (20, 10, 3)
+
+
+def test_resize_rejects_unknown_kernel():
+    with pytest.raises(ValueError, match="kernel='lanczos9'"):
+        N.resize(np.zeros((4, 4)), 2, kernel="lanczos9")
+
+
+def test_zscore_gives_mean_zero_std_one_per_channel():
+    rng = np.random.default_rng(1)
+    img = rng.normal([10, 50, 200], [1, 5, 30], size=(64, 64, 3))
+    z, mu, sigma = N.zscore(img)
+    np.testing.assert_allclose(z.mean(axis=(0, 1)), 0, atol=1e-12)
+    np.testing.assert_allclose(z.std(axis=(0, 1)), 1, atol=1e-12)
+    np.testing.assert_allclose(mu, img.mean(axis=(0, 1)))
+    np.testing.assert_allclose(sigma, img.std(axis=(0, 1)))
+
+
+def test_zscore_constant_image_is_zero_not_nan():
+    z, _, _ = N.zscore(np.full((8, 8), 7.0))
+    assert np.all(z == 0)
+
+
+def test_equalize_cdf_is_near_uniform():
+    rng = np.random.default_rng(2)
+    img = rng.beta(8, 2, size=(128, 128))  # strongly skewed intensities
+    eq = N.equalize(img)
+    assert eq.min() >= 0 and eq.max() <= 1
+    # the equalised values follow U(0, 1): KS distance small (256 bins quantise it)
+    d = stats.kstest(eq.ravel(), "uniform").statistic
+    assert d < 0.01
+    assert stats.kstest(img.ravel(), "uniform").statistic > 0.3
+
+
+def test_equalize_is_monotone():
+    img = np.random.default_rng(3).random((32, 32))
+    eq = N.equalize(img)
+    order = np.argsort(img.ravel())
+    assert np.all(np.diff(eq.ravel()[order]) >= -1e-12)
+
+
+def test_pipeline_returns_all_stages():
+    img = (np.random.default_rng(4).random((60, 80, 3)) * 255).astype(np.uint8)
+    out = N.normalize(img, N.NormalizeConfig(size=32))
+    assert set(out) == {"original", "resized", "standardized", "equalized"}
+    assert out["standardized"].shape == (32, 32, 3)
+    np.testing.assert_allclose(out["standardized"].mean(axis=(0, 1)), 0, atol=1e-9)
