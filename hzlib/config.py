@@ -53,6 +53,16 @@ class Profile:
         prof.check()
         return prof
 
+    @classmethod
+    def from_namespace(cls, namespace: dict) -> "Profile":
+        """The profile whose fields are the same-named entries of ``namespace`` (a notebook's
+        parameters, e.g. ``globals()``); other entries are ignored."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [n for n in names if n not in namespace]
+        if missing:
+            raise ValueError(f"parameters missing: {missing}")
+        return cls.from_dict({n: namespace[n] for n in names})
+
     def check(self) -> None:
         if not 0 <= self.overlap <= 1:
             raise ValueError(f"overlap={self.overlap} must lie in [0, 1]")

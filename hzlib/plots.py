@@ -111,3 +111,43 @@ def channel_histograms(stages: dict[str, np.ndarray]):
         ax.set_title(k)
     fig.tight_layout()
     return fig
+
+
+def ground_truth(df: pd.DataFrame, root: Path, n: int = 4, seed: int = 0):
+    """Image, glyph mask and stroke-id mask for a few images that have stroke masks."""
+    has = df[df["stroke_mask"].fillna("") != ""] if "stroke_mask" in df else df.iloc[:0]
+    pick = (has if len(has) else df).sample(min(n, len(has) or len(df)), random_state=seed)
+    fig, axes = plt.subplots(len(pick), 3, figsize=(7.5, 2.5 * len(pick)), squeeze=False)
+    for r, (_, row) in enumerate(pick.iterrows()):
+        axes[r, 0].imshow(Image.open(Path(root) / row["image"]))
+        axes[r, 0].set_title(f"{row['char']} · {row['style']} · {row['form']} · {row['material']}", fontsize=8)
+        axes[r, 1].imshow(Image.open(Path(root) / row["glyph_mask"]), cmap="gray")
+        axes[r, 1].set_title("glyph mask", fontsize=8)
+        if row.get("stroke_mask"):
+            ids = np.asarray(Image.open(Path(root) / row["stroke_mask"])).astype(float)
+            axes[r, 2].imshow(np.where(ids > 0, ids, np.nan), cmap="tab20", interpolation="nearest")
+            axes[r, 2].set_title("stroke ids: " + " ".join(str(row.get("stroke_types", ""))), fontsize=8)
+        for ax in axes[r]:
+            ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
+    """Figure 1 for one image per class: rows = classes, columns = the four stages."""
+    from . import normalize as N
+
+    keys = [k for k in C.KEYS if k in set(df["label"])]
+    fig, axes = plt.subplots(len(keys), 4, figsize=(8, 2 * len(keys)), squeeze=False)
+    for r, key in enumerate(keys):
+        row = df[df["label"] == key].sample(1, random_state=seed).iloc[0]
+        st = N.normalize(np.asarray(Image.open(Path(root) / row["image"]).convert("RGB")), cfg)
+        panels = [st["original"], np.clip(st["resized"] / 255, 0, 1), N.to_display(st["standardized"]), st["equalized"]]
+        for c, img in enumerate(panels):
+            axes[r, c].imshow(img)
+            axes[r, c].axis("off")
+        axes[r, 0].text(-0.05, 0.5, C.BY_KEY[key].name_zh, transform=axes[r, 0].transAxes, ha="right", va="center")
+    for c, t in enumerate(["original", "Eq 1", "Eq 2", "Eq 3"]):
+        axes[0, c].set_title(t)
+    fig.tight_layout()
+    return fig

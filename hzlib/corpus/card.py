@@ -137,8 +137,16 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_card(root: Path, seed: int) -> tuple[Path, dict]:
-    """Compute the calibration and write ``card.md`` and ``calibration.json`` beside the manifest."""
+def calibration_table(calib: dict) -> pd.DataFrame:
+    rows = [{"baseline": "colour histogram + LR", **calib["colour_histogram_lr"]},
+            {"baseline": "bag of characters + LR", **calib["bag_of_characters_lr"]}]
+    rows += [{"baseline": f"{k} alone", **v} for k, v in calib["single_factor_lr"].items()]
+    return pd.DataFrame(rows).set_index("baseline").round(3)
+
+
+def write_card(root: Path, seed: int, publish_dir: Path | None = None) -> tuple[Path, dict]:
+    """Compute the calibration and write ``card.md`` and ``calibration.json`` beside the manifest
+    (and a copy of the card as ``corpus_card.md`` in ``publish_dir``, for the book)."""
     from ..config import atomic_write_json, atomic_write_text
     from .manifest import read_manifest
 
@@ -151,4 +159,7 @@ def write_card(root: Path, seed: int) -> tuple[Path, dict]:
     else:
         calib = calibration(df, root, seed)
         atomic_write_json(calib_path, {"fingerprint": meta["fingerprint"], "calibration": calib})
-    return atomic_write_text(root / "card.md", card_markdown(df, meta, calib)), calib
+    text = card_markdown(df, meta, calib)
+    if publish_dir is not None:
+        atomic_write_text(Path(publish_dir) / "corpus_card.md", text)
+    return atomic_write_text(root / "card.md", text), calib
