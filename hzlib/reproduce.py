@@ -93,7 +93,7 @@ def run_chapters(profile: Profile, layout: Layout, *, only: list[str] | None = N
                                 progress_bar=False, log_output=False)
         except pm.PapermillExecutionError as e:
             raise ChapterFailed(
-                f"chapter {nb.stem} failed in cell {e.exec_count} ({e.ename}: {e.evalue}); "
+                f"chapter {nb.stem} failed at In [{e.exec_count}] ({e.ename}: {e.evalue}); "
                 f"the partly executed notebook is {tmp}"
             ) from None
         tmp.replace(out)

@@ -1,0 +1,57 @@
+"""The papermill driver and the book build on the smoke profile (slow: minutes)."""
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hzlib.config import load_profile
+from hzlib.reproduce import ChapterFailed, Layout, chapter_notebooks, reproduce, run_chapters
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _project_copy(dst: Path) -> Path:
+    for name in ("notebooks", "profiles", "book"):
+        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("chapters", "generated", "_build"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, dst / name)
+    return dst
+
+
+@pytest.mark.slow
+def test_smoke_profile_runs_every_chapter_and_builds_the_book(tmp_path):
+    root = _project_copy(tmp_path)
+    summary = reproduce(load_profile("smoke"), root)
+    chapters = [r["chapter"] for r in summary["chapters"]]
+    assert chapters == [p.stem for p in chapter_notebooks(Layout(root))]
+    html = root / "_build" / "html"
+    assert (html / "index.html").exists()
+    page = (html / "book" / "chapters" / "01_data_statistics.html").read_text(encoding="utf-8")
+    assert "Table 1" in page and "<img" in page
+    card = (html / "book" / "generated" / "corpus_card.html").read_text(encoding="utf-8")
+    assert "colour histogram" in card
+    assert (html / "book" / "chapters" / "02_normalization.html").exists()
+    # the executed notebooks carry the smoke parameters
+    nb = nbformat.read(root / "book" / "chapters" / "01_data_statistics.ipynb", as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "profile = \"smoke\"" in injected[0].source
+    # a second run resumes: every chapter is current
+    again = reproduce(load_profile("smoke"), root, book=False)
+    assert {r["status"] for r in again["chapters"]} == {"current"}
+    assert json.loads((root / "book" / "chapters" / "run.json").read_text())["profile"]["profile"] == "smoke"
+
+
+@pytest.mark.slow
+def test_a_failing_chapter_names_the_cell(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("profile = 'default'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("raise ValueError('broken on purpose')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "hzlib", "display_name": "Python (hzlib)", "language": "python"}
+    nbformat.write(nb, tmp_path / "notebooks" / "01_broken.ipynb")
+    with pytest.raises(ChapterFailed, match=r"01_broken failed at In \[4\] \(ValueError: broken on purpose\)"):
+        run_chapters(load_profile("smoke"), Layout(tmp_path), log=lambda *_: None)
