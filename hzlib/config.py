@@ -32,8 +32,8 @@ class Profile:
     artifacts_root: str = "artifacts"
     corpus_scale: float = 1.0
     image_size: int = 224
-    overlap: float = 0.35
-    cue_prob: float = 0.35
+    overlap: float = 0.2
+    cue_prob: float = 0.2
     orbit_forms: tuple[str, ...] = ("freestanding", "relief", "carved", "slab", "openwork")
     orbit_views: int = 36
     orbit_width: int = 640

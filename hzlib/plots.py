@@ -12,21 +12,26 @@ from PIL import Image
 from .corpus import classes as C
 
 
-def _cjk_font() -> None:
-    """Use an installed CJK font so Chinese labels render (the set-up installs these)."""
+# CJK fonts installed by the set-up; a regular (400) weight avoids matplotlib's weight-fallback warnings.
+CJK_FONTS = ("/usr/share/fonts/truetype/lxgw-wenkai/LXGWWenKai-Regular.ttf",
+             "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+
+
+def _use_cjk_font() -> None:
+    """Latin text in DejaVu Sans, Chinese through matplotlib's per-glyph fallback to a CJK font."""
     from matplotlib import font_manager
 
-    for path in ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/truetype/arphic/uming.ttc"):
+    for path in CJK_FONTS:
         if Path(path).exists():
             font_manager.fontManager.addfont(path)
             name = font_manager.FontProperties(fname=path).get_name()
-            plt.rcParams["font.sans-serif"] = [name, *plt.rcParams["font.sans-serif"]]
+            plt.rcParams["font.family"] = ["DejaVu Sans", name]
             plt.rcParams["axes.unicode_minus"] = False
             return
 
 
-_cjk_font()
-sns.set_theme(context="notebook", style="whitegrid", font=plt.rcParams["font.sans-serif"][0])
+sns.set_theme(context="notebook", style="whitegrid", font="sans-serif")
+_use_cjk_font()
 
 
 def class_label(key: str) -> str:

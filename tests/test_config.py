@@ -77,3 +77,7 @@ def test_environment_records_versions():
     env = config.environment()
     assert env["packages"]["numpy"] == np.__version__
     assert env["cpu_count"] >= 1
+
+
+def test_dataclass_defaults_are_the_default_profile():
+    assert Profile() == load_profile("default")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -78,7 +77,7 @@ def make_look(row: dict, rng: np.random.Generator) -> R.Look:
     return R.Look(
         material=row["material"], tint=tuple(float(t) for t in rng.uniform(0.92, 1.08, 3)),
         weathering=row["weathering"], glyph_paint=None if row["glyph_paint"] == "none" else row["glyph_paint"],
-        setting=row["setting"], azimuth=float(rng.uniform(-150, -30)), elevation=row["sun_elevation"],
+        setting=row["setting"], azimuth=float(rng.uniform(-75, 75)), elevation=row["sun_elevation"],
         sun_intensity=float(rng.uniform(0.8, 1.2)), warmth=row["warmth"], ambient=float(rng.uniform(0.25, 0.45)),
         fog=row["fog"], exposure=float(rng.uniform(0.9, 1.1)), noise_sigma=float(rng.uniform(0.005, 0.02)),
         seed=int(rng.integers(2**31)),
@@ -93,8 +92,7 @@ def frame_camera(sculpture, azimuth: float, elevation: float, width: int, height
     radius = float(np.linalg.norm(hi - lo)) / 2
     fov = fov_deg if fov_deg is not None else float(rng.uniform(35, 50))
     dist = radius / np.tan(np.radians(fov) / 2) * float(rng.uniform(1.0, 1.25))
-    az, el = np.radians(azimuth - 90.0), np.radians(elevation)  # azimuth 0 = in front (-y)
-    eye = centre + dist * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+    eye = centre + dist * R.direction_from_angles(azimuth, elevation)  # azimuth 0 = in front (-y)
     eye[2] = max(eye[2], 0.1)
     return R.look_at_camera(eye, centre, fov_deg=fov, width=width, height=height), {"fov": fov, "distance": dist}
 
@@ -112,7 +110,7 @@ def render_sample(row: dict, out: Path, size: int, hanzi_dir: Path) -> dict:
     rng = sample_rng(int(row["seed"]), int(row["index"]), STREAM_LOOK)
     look = make_look(row, rng)
     cam, cam_info = frame_camera(sculpture, row["camera_azimuth"], row["camera_elevation"], size, size, rng)
-    res = R.Renderer(sculpture).render(cam, look)
+    res = R.Renderer(sculpture, threads=1).render(cam, look)
     sid = row["id"]
     _save_png(res.image, out / "images" / f"{sid}.png")
     _save_png((res.glyph_mask * 255).astype(np.uint8), out / "masks" / f"{sid}_glyph.png")
@@ -121,7 +119,7 @@ def render_sample(row: dict, out: Path, size: int, hanzi_dir: Path) -> dict:
              "stroke_types": "".join(sculpture.glyph.stroke_types or []),
              "glyph_fraction": float(res.glyph_mask.mean()), "object_fraction": float(res.object_mask.mean()),
              "camera_fov": cam_info["fov"], "camera_distance": cam_info["distance"],
-             "look": json.dumps(asdict(look), ensure_ascii=False), "geometry": json.dumps(geometry, default=float)}
+             "look": json.dumps(look.to_dict(), ensure_ascii=False), "geometry": json.dumps(geometry, default=float)}
     if sculpture.glyph.has_strokes:
         _save_png(np.clip(res.stroke_mask, 0, None).astype(np.uint16), out / "masks" / f"{sid}_strokes.png")
         extra["stroke_mask"] = f"masks/{sid}_strokes.png"
@@ -172,17 +170,14 @@ def render_orbits(profile: Profile, out: Path, hanzi_dir: Path) -> list[dict]:
                       noise_sigma=0.004)
         renderer = R.Renderer(sculpture)
         n = profile.orbit_views
-        rings = (12.0, 32.0)
+        cameras = R.orbit_cameras(sculpture, n, elevations=(12.0, 32.0), width=profile.orbit_width,
+                                  height=profile.orbit_height, fov_deg=45.0)
         cams = []
-        for i in tqdm(range(n), desc=name, unit="view", leave=False):
-            el = rings[i % 2]
-            az = 360.0 * i / n
-            cam, _ = frame_camera(sculpture, az, el, profile.orbit_width, profile.orbit_height,
-                                  np.random.default_rng([profile.seed, k, i]), fov_deg=45.0)
+        for i, cam in enumerate(tqdm(cameras, desc=name, unit="view", leave=False)):
             res = renderer.render(cam, look)
             _save_png(res.image, folder / "images" / f"{i:03d}.png")
             cams.append({"image": f"images/{i:03d}.png", "K": cam.K.tolist(), "world_to_cam": cam.world_to_cam.tolist(),
-                         "width": cam.width, "height": cam.height, "azimuth": az, "elevation": el})
+                         "width": cam.width, "height": cam.height})
         M.save_mesh(sculpture, folder / "mesh.ply")
         info = {"name": name, "form": form, "material": material, "char": "真", "style": "strokes",
                 "views": n, "width": profile.orbit_width, "height": profile.orbit_height, "geometry": geometry}

@@ -61,7 +61,7 @@ CLASSES: tuple[ClassSpec, ...] = (
         {"style": {"running": 3, "wenkai": 2, "kai": 1}, "form": {"carved": 2, "boulder": 2, "slab": 1},
          "material": {"sandstone": 1, "granite": 1, "wood": 2}, "glyph_paint": {"green": 2, "black": 1, "none": 1},
          "setting": {"garden": 3, "courtyard": 1}},
-        "静雅竹梅心真", ("文人雅趣", "清雅脱俗", "书卷气", "江南园林的意境", "淡泊宁静"),
+        "静雅竹梅心水真", ("文人雅趣", "清雅脱俗", "书卷气", "江南园林的意境", "淡泊宁静"),
         {"warmth": (0.2, 0.2), "fog": (0.15, 0.1)},
     ),
     ClassSpec(
@@ -69,7 +69,7 @@ CLASSES: tuple[ClassSpec, ...] = (
         {"style": {"kai": 2, "worn_mincho": 2, "song": 1}, "form": {"carved": 2, "boulder": 1, "relief": 2},
          "material": {"sandstone": 3, "granite": 1}, "glyph_paint": {"red": 2, "gold": 2},
          "setting": {"mountain": 2, "temple": 2}},
-        "佛禅心空善", ("禅意深远", "佛法庄严", "石窟遗风", "清净无为", "慈悲为怀"),
+        "佛禅心空善山", ("禅意深远", "佛法庄严", "石窟遗风", "清净无为", "慈悲为怀"),
         {"warmth": (0.4, 0.2), "weathering": (0.5, 0.2)},
     ),
     ClassSpec(
@@ -77,7 +77,7 @@ CLASSES: tuple[ClassSpec, ...] = (
         {"style": {"worn_mincho": 3, "song": 1, "mincho": 2}, "form": {"carved": 3, "slab": 2},
          "material": {"granite": 3, "sandstone": 1}, "glyph_paint": {"none": 2, "black": 1, "white": 1},
          "setting": {"museum": 2, "courtyard": 2}},
-        "永德道真正", ("金石气", "碑刻遗韵", "古朴苍劲", "岁月斑驳", "历史的见证"),
+        "永德道真正礼", ("金石气", "碑刻遗韵", "古朴苍劲", "岁月斑驳", "历史的见证"),
         {"weathering": (0.7, 0.15), "warmth": (-0.1, 0.2)},
     ),
     ClassSpec(
@@ -85,7 +85,7 @@ CLASSES: tuple[ClassSpec, ...] = (
         {"style": {"brush": 3, "soseki": 2, "hei": 1}, "form": {"freestanding": 2, "openwork": 2},
          "material": {"wood": 2, "ceramic": 2}, "glyph_paint": {"red": 3, "gold": 2},
          "setting": {"courtyard": 2, "plaza": 1}},
-        "福寿喜春吉", ("吉祥喜庆", "民间风味", "红火热闹", "祈福纳祥", "乡土气息"),
+        "福寿喜春吉家", ("吉祥喜庆", "民间风味", "红火热闹", "祈福纳祥", "乡土气息"),
         {"warmth": (0.3, 0.2), "sun_elevation": (45, 12)},
     ),
     ClassSpec(
@@ -93,7 +93,7 @@ CLASSES: tuple[ClassSpec, ...] = (
         {"style": {"hei": 3, "fangsong": 1, "wenkai": 1}, "form": {"freestanding": 2, "openwork": 2, "slab": 1},
          "material": {"steel": 3, "ceramic": 1, "bronze": 1}, "glyph_paint": {"none": 3, "white": 1},
          "setting": {"plaza": 3, "museum": 1}},
-        "和美新梦人", ("简洁现代", "城市地标", "几何感强", "当代审美", "公共空间"),
+        "和美新梦人天", ("简洁现代", "城市地标", "几何感强", "当代审美", "公共空间"),
         {"weathering": (0.1, 0.1), "sun_elevation": (55, 12), "warmth": (-0.2, 0.2)},
     ),
     ClassSpec(
@@ -101,7 +101,7 @@ CLASSES: tuple[ClassSpec, ...] = (
         {"style": {"running": 2, "cursive": 2, "brush": 1}, "form": {"boulder": 3, "carved": 1},
          "material": {"granite": 2, "sandstone": 2}, "glyph_paint": {"red": 3, "green": 1},
          "setting": {"mountain": 3, "garden": 1}},
-        "山水云风天", ("山水相依", "摩崖题刻", "天人合一", "自然野趣", "云雾缭绕"),
+        "山水云风天静", ("山水相依", "摩崖题刻", "天人合一", "自然野趣", "云雾缭绕"),
         {"fog": (0.25, 0.12), "weathering": (0.5, 0.2)},
     ),
     ClassSpec(
@@ -109,7 +109,7 @@ CLASSES: tuple[ClassSpec, ...] = (
         {"style": {"kai": 2, "strokes": 3, "song": 1}, "form": {"relief": 2, "slab": 2, "carved": 1},
          "material": {"granite": 1, "marble": 2, "bronze": 1}, "glyph_paint": {"red": 2, "gold": 1, "black": 2},
          "setting": {"temple": 2, "courtyard": 1, "museum": 1}},
-        "仁义礼智信孝真", ("崇文重教", "礼仪之邦", "端庄方正", "教化人心", "儒雅敦厚"),
+        "仁义礼智信孝真德", ("崇文重教", "礼仪之邦", "端庄方正", "教化人心", "儒雅敦厚"),
         {"sun_elevation": (40, 12)},
     ),
     ClassSpec(
@@ -117,7 +117,7 @@ CLASSES: tuple[ClassSpec, ...] = (
         {"style": {"cursive": 3, "soseki": 1, "strokes": 1}, "form": {"boulder": 2, "freestanding": 1, "slab": 1},
          "material": {"jade": 3, "wood": 1, "sandstone": 1}, "glyph_paint": {"none": 2, "green": 1, "gold": 1},
          "setting": {"mountain": 2, "garden": 1, "temple": 1}},
-        "道玄真气静", ("道法自然", "玄妙空灵", "超然物外", "虚静恬淡", "仙风道骨"),
+        "道玄真气静山水", ("道法自然", "玄妙空灵", "超然物外", "虚静恬淡", "仙风道骨"),
         {"fog": (0.3, 0.12), "warmth": (-0.1, 0.2)},
     ),
     ClassSpec(
@@ -125,7 +125,7 @@ CLASSES: tuple[ClassSpec, ...] = (
         {"style": {"hei": 1, "mincho": 2, "wenkai": 2}, "form": {"freestanding": 2, "relief": 1, "openwork": 1},
          "material": {"bronze": 2, "steel": 1, "ceramic": 1, "jade": 1}, "glyph_paint": {"red": 2, "gold": 1, "none": 1},
          "setting": {"plaza": 2, "museum": 1, "courtyard": 1}},
-        "华家根福中", ("乡愁", "文化认同", "中西合璧", "薪火相传", "海外游子的根"),
+        "华家根福中和春", ("乡愁", "文化认同", "中西合璧", "薪火相传", "海外游子的根"),
         {"weathering": (0.25, 0.15)},
     ),
 )
