@@ -93,3 +93,31 @@ def test_plan_is_independent_of_profile_workers(tiny, hanzi_dir):
     b = B.plan(replace(tiny, workers=2), hanzi_dir)
     assert a == b
     assert all(B.G.covers(r["style"], r["char"], hanzi_dir) for r in a)
+
+
+def test_orbit_has_images_true_cameras_and_a_watertight_mesh(tmp_path, tiny, hanzi_dir):
+    import open3d as o3d
+
+    prof = replace(tiny, orbit_forms=("relief",), orbit_views=4, orbit_width=64, orbit_height=48)
+    info = B.render_orbit(prof, 0, "relief", tmp_path, hanzi_dir)
+    folder = tmp_path / "orbits" / info["name"]
+    cams = json.loads((folder / "cameras.json").read_text())["cameras"]
+    assert len(cams) == 4 == len(list((folder / "images").glob("*.png")))
+    centres = []
+    for c in cams:
+        T = np.array(c["world_to_cam"])
+        R = T[:3, :3]
+        np.testing.assert_allclose(R @ R.T, np.eye(3), atol=1e-9)
+        assert np.array(c["K"])[0, 2] == pytest.approx(32.0)  # principal point at W/2 (pixel-centre convention)
+        centres.append(-R.T @ T[:3, 3])
+    mesh = o3d.io.read_triangle_mesh(str(folder / "mesh.ply"))
+    assert mesh.is_watertight() and len(mesh.triangles) > 100
+    lo, hi = mesh.get_min_bound(), mesh.get_max_bound()
+    target = (lo + hi) / 2
+    d = [np.linalg.norm(c - target) for c in centres]
+    assert max(d) - min(d) < 1e-6 * max(d)  # one orbit radius
+    # the mesh projects into every view: its centre lands inside the image
+    for c in cams:
+        p = np.array(c["K"]) @ (np.array(c["world_to_cam"]) @ np.append(target, 1))[:3]
+        u, v = p[:2] / p[2]
+        assert 0 < u < 64 and 0 < v < 48 and p[2] > 0

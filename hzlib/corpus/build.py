@@ -152,38 +152,37 @@ def describe_rows(rows: list[dict], profile: Profile) -> None:
         row["text"] = row[f"text_{row['register']}"]
 
 
-def render_orbits(profile: Profile, out: Path, hanzi_dir: Path) -> list[dict]:
-    """Multi-view sequences with true cameras and meshes for the SfM chapter: one per form, 真 in the
-    stroke-outline style, textured materials (SfM needs texture), two rings of views."""
-    infos = []
-    for k, form in enumerate(profile.orbit_forms):
-        name = f"orbit_{k:02d}_{form}"
-        folder = out / "orbits" / name
-        if (folder / "cameras.json").exists():
-            infos.append(json.loads((folder / "cameras.json").read_text())["info"])
-            continue
-        rng = sample_rng(profile.seed, 100_000 + k, STREAM_GEOMETRY)
-        glyph = G.load_glyph("真", "strokes", hanzi_dir)
-        sculpture, geometry = M.build_sculpture(glyph, form, rng)
-        material = ORBIT_MATERIALS[k % len(ORBIT_MATERIALS)]
-        look = R.Look(material=material, setting="courtyard", weathering=0.3, seed=int(rng.integers(2**31)),
-                      noise_sigma=0.004)
-        renderer = R.Renderer(sculpture)
-        n = profile.orbit_views
-        cameras = R.orbit_cameras(sculpture, n, elevations=(12.0, 32.0), width=profile.orbit_width,
-                                  height=profile.orbit_height, fov_deg=45.0)
-        cams = []
-        for i, cam in enumerate(tqdm(cameras, desc=name, unit="view", leave=False)):
-            res = renderer.render(cam, look)
-            _save_png(res.image, folder / "images" / f"{i:03d}.png")
-            cams.append({"image": f"images/{i:03d}.png", "K": cam.K.tolist(), "world_to_cam": cam.world_to_cam.tolist(),
-                         "width": cam.width, "height": cam.height})
-        M.save_mesh(sculpture, folder / "mesh.ply")
-        info = {"name": name, "form": form, "material": material, "char": "真", "style": "strokes",
-                "views": n, "width": profile.orbit_width, "height": profile.orbit_height, "geometry": geometry}
-        atomic_write_json(folder / "cameras.json", {"info": info, "cameras": cams})
-        infos.append(info)
-    return infos
+def render_orbit(profile: Profile, k: int, form: str, out: Path, hanzi_dir: Path) -> dict:
+    """One multi-view sequence with true cameras and mesh for the SfM chapter: 真 in the
+    stroke-outline style, a textured material (SfM needs texture), two rings of views."""
+    name = f"orbit_{k:02d}_{form}"
+    folder = Path(out) / "orbits" / name
+    if (folder / "cameras.json").exists():
+        return json.loads((folder / "cameras.json").read_text())["info"]
+    rng = sample_rng(profile.seed, 100_000 + k, STREAM_GEOMETRY)
+    glyph = G.load_glyph("真", "strokes", hanzi_dir)
+    sculpture, geometry = M.build_sculpture(glyph, form, rng)
+    material = ORBIT_MATERIALS[k % len(ORBIT_MATERIALS)]
+    look = R.Look(material=material, setting="courtyard", weathering=0.3, seed=int(rng.integers(2**31)),
+                  noise_sigma=0.004)
+    renderer = R.Renderer(sculpture, threads=1)
+    cameras = R.orbit_cameras(sculpture, profile.orbit_views, elevations=(12.0, 32.0), width=profile.orbit_width,
+                              height=profile.orbit_height, fov_deg=45.0)
+    cams = []
+    for i, cam in enumerate(cameras):
+        _save_png(renderer.render(cam, look).image, folder / "images" / f"{i:03d}.png")
+        cams.append({"image": f"images/{i:03d}.png", "K": cam.K.tolist(), "world_to_cam": cam.world_to_cam.tolist(),
+                     "width": cam.width, "height": cam.height})
+    M.save_mesh(sculpture, folder / "mesh.ply")
+    info = {"name": name, "form": form, "material": material, "char": "真", "style": "strokes",
+            "views": len(cams), "width": profile.orbit_width, "height": profile.orbit_height, "geometry": geometry}
+    atomic_write_json(folder / "cameras.json", {"info": info, "cameras": cams})
+    return info
+
+
+def _orbit_task(args):
+    profile, k, form, out, hanzi_dir = args
+    return render_orbit(profile, k, form, Path(out), Path(hanzi_dir))
 
 
 def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir: Path | None = None,
@@ -214,21 +213,25 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
     done = {p.stem: json.loads(p.read_text()) for p in rows_dir.glob("*.json")} if rows_dir.exists() else {}
     todo = [r for r in rows if r["id"] not in done]
     tasks = [(r, str(out), profile.image_size, str(hanzi_dir)) for r in todo]
+    orbit_jobs = [(profile, k, form, str(out), str(hanzi_dir)) for k, form in enumerate(profile.orbit_forms)]
     bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="rendering corpus", unit="img", disable=not progress)
-    if profile.workers > 1 and len(tasks) > 8:
+    if profile.workers > 1 and len(tasks) + len(orbit_jobs) > 8:
         with get_context("spawn").Pool(profile.workers) as pool:
+            pending = [pool.apply_async(_orbit_task, (job,)) for job in orbit_jobs]  # long jobs first
             for rec in pool.imap_unordered(_render_task, tasks, chunksize=4):
                 done[rec["id"]] = rec
                 bar.update()
+            bar.set_description("rendering orbits")
+            orbits = [p.get() for p in pending]
     else:
         for t in tasks:
             rec = _render_task(t)
             done[rec["id"]] = rec
             bar.update()
+        orbits = [_orbit_task(job) for job in orbit_jobs]
     bar.close()
     records = [done[r["id"]] for r in rows]
     describe_rows(records, profile)
-    orbits = render_orbits(profile, out, hanzi_dir)
     df = pd.DataFrame(records).drop(columns=["index", "seed"])
     write_manifest(df, out / "manifest.csv")
     atomic_write_json(meta_path, {"source": "generated", "fingerprint": fingerprint, "params": params,
