@@ -106,8 +106,8 @@ def run_chapters(profile: Profile, layout: Layout, *, only: list[str] | None = N
 
 def build_book(layout: Layout, *, log=print) -> Path:
     """``jupyter-book build -nW --keep-going``: any warning fails the build."""
-    cmd = [sys.executable, "-m", "jupyter_book.cli.main", "build", str(layout.root), "-nW", "--keep-going"]
-    log("[hz] building the book: " + " ".join(cmd[2:]))
+    cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(layout.root), "-nW", "--keep-going"]
+    log("[hz] building the book: jupyter-book " + " ".join(cmd[1:]))
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=layout.root, capture_output=True, text=True)
     if res.returncode != 0:
