@@ -323,3 +323,101 @@ def test_render_convenience_and_speed_smoke(stele):
     out = R.render(stele, cam, R.Look())
     assert out.image.shape == (24, 32, 3)
     assert out.glyph_mask.shape == out.object_mask.shape == out.depth.shape == out.stroke_mask.shape == (24, 32)
+
+
+# ---------------------------------------------------------------------------------------------
+# fast paths: equal (or close) to the straightforward computations they replace
+def test_noise_channel_subsets_are_exact():
+    q = np.random.default_rng(3).uniform(-5, 5, (500, 3)).astype(np.float32)
+    full = R.noise(q)
+    assert full.shape == (500, 4) and full.dtype == np.float32
+    assert np.array_equal(R.noise(q, ch=2), full[:, 2])
+    assert np.array_equal(R.noise(q, ch=(0, 3)), full[:, [0, 3]])
+    assert np.array_equal(R.noise(q, ch=(1, 2, 3)), full[:, 1:])
+    # periodic: 8 noise units
+    assert np.allclose(R.noise(q + 8.0), full, atol=1e-4)
+
+
+def test_fbm_footprint_fade_matches_direct_sum():
+    rng = np.random.default_rng(4)
+    p = rng.uniform(-1, 1, (3000, 3)).astype(np.float32)
+    foot = np.exp(rng.uniform(np.log(1e-3), np.log(0.3), 3000)).astype(np.float32)
+    scale, octaves, gain, lac, rot = 0.4, 4, 0.55, 2.03, 5
+    # the definition: every octave everywhere, weighted by its fade, normalised over all octaves
+    acc = np.zeros((3000, 4))
+    amp, norm, s = 1.0, 0.0, scale
+    for o in range(octaves):
+        w = np.clip(s / (1.5 * foot.astype(np.float64)) - 1.0, 0, 1)[:, None]
+        acc += amp * w * R.noise(p @ (R._OCT_ROT[(o + rot) % 12] / np.float32(s)))
+        norm += amp * amp
+        amp *= gain
+        s /= lac
+    ref = acc / np.sqrt(norm)
+    out = R.fbm(p, scale, octaves, foot, gain=gain, lacunarity=lac, rot=rot)
+    assert out.shape == (3000, 4)
+    assert np.allclose(out, ref, atol=2e-5)
+    assert np.array_equal(R.fbm(p, scale, octaves, foot, gain=gain, lacunarity=lac, rot=rot, ch=1), out[:, 1])
+    # without a footprint all octaves count
+    assert np.allclose(R.fbm(p, 0.5, 2), R.fbm(p, 0.5, 2, np.full(3000, 1e-6, np.float32)), atol=1e-6)
+
+
+def test_dilated_lookup_matches_full_dilation():
+    rng = np.random.default_rng(5)
+    for shape, steps in (((40, 50), 2), ((7, 9), 1), ((30, 30), 3)):
+        r = np.zeros(shape, np.int16)
+        m = rng.random(shape) < 0.05
+        r[m] = rng.integers(1, 9, m.sum())
+        r[rng.integers(0, shape[0], 20), rng.integers(0, shape[1], 20)] = rng.integers(1, 9, 20)
+        full = R._dilate_ids(r, steps)
+        yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+        got = R._dilated_at(r, yy.ravel(), xx.ravel(), steps).reshape(shape)
+        assert np.array_equal(got, full)
+
+
+def test_wrapped_noise_window():
+    tile = np.random.default_rng(6).random((3, 16, 16)).astype(np.float32)
+    for oy, ox, H, W in ((0, 0, 16, 16), (5, 11, 9, 7), (15, 15, 16, 16), (3, 9, 20, 40)):
+        ref = tile.take(np.arange(oy, oy + H), axis=1, mode="wrap").take(np.arange(ox, ox + W), axis=2, mode="wrap")
+        assert np.array_equal(R._wrapped_window(tile, oy, ox, H, W), ref)
+
+
+def _corner_normals_reference(V, F, crease_deg=35.0):
+    V = V.astype(np.float64)
+    fn = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
+    fu = fn / np.linalg.norm(fn, axis=1, keepdims=True)
+    out = np.zeros((len(F), 3, 3))
+    faces_at = {}
+    for f, tri in enumerate(F):
+        for k, v in enumerate(tri):
+            a, b = V[tri[(k + 1) % 3]] - V[v], V[tri[(k + 2) % 3]] - V[v]
+            ang = np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))
+            faces_at.setdefault(int(v), []).append((f, ang))
+    cosc = np.cos(np.radians(crease_deg))
+    for f, tri in enumerate(F):
+        for k, v in enumerate(tri):
+            n = sum(fu[g] * w for g, w in faces_at[int(v)] if fu[g] @ fu[f] >= cosc)
+            out[f, k] = n / np.linalg.norm(n)
+    return out
+
+
+def test_corner_normals_match_reference():
+    for mesh in (o3d.geometry.TriangleMesh.create_box(),
+                 o3d.geometry.TriangleMesh.create_cylinder(radius=1.0, height=1.0, resolution=80, split=2),
+                 o3d.geometry.TriangleMesh.create_cone(radius=1.0, height=0.4, resolution=90)):  # fans > 64
+        V = np.asarray(mesh.vertices, np.float32)
+        F = np.asarray(mesh.triangles, np.int32)
+        assert np.allclose(R._corner_normals(V, F), _corner_normals_reference(V, F), atol=1e-5)
+
+
+def test_ao_checkerboard_close_to_full(stele):
+    cam = R.look_at_camera((0.9, -2.2, 1.1), (0, 0, 0.6), fov_deg=40, width=128, height=128)
+    look = R.Look(material="granite", setting="courtyard", seed=3, noise_sigma=0.0)
+    half = R.Renderer(stele, threads=1)
+    full = R.Renderer(stele, threads=1, ao_checkerboard=False)
+    a, b = half.render(cam, look), full.render(cam, look)
+    assert np.array_equal(a.depth, b.depth) and np.array_equal(a.stroke_mask, b.stroke_mask)
+    d = np.abs(a.image.astype(int) - b.image.astype(int))
+    assert d.mean() < 0.5 and np.percentile(d, 99.5) <= 12
+    assert np.array_equal(half.render(cam, look).image, a.image)  # deterministic
+    off = R.Renderer(stele, threads=1, ao_samples=0).render(cam, look)  # and occlusion does something
+    assert np.abs(off.image.astype(int) - a.image.astype(int))[a.object_mask].mean() > 0.3

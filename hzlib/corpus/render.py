@@ -15,7 +15,9 @@ A photograph-like image of one `Sculpture` seen by one `Camera` under one `Look`
   and fades the octaves finer than the pixel footprint (a cheap LOD against aliasing).
 * Shading (linear RGB): Lambert (wrapped for jade and marble) + normalised Blinn-Phong with Schlick
   Fresnel, a sun with ray-cast hard shadows, a sky/ground hemisphere ambient with ray-cast ambient
-  occlusion (a fixed, position-seeded set of directions: the same at a point in every view), a fill
+  occlusion (a fixed, position-seeded set of directions: the same at a point in every view; by
+  default traced for one checkerboard colour of the pixels and for pixels at edges or where the
+  occlusion changes quickly, the other pixels taking the mean of their neighbours), a fill
   light, ray-traced mirror reflections for glossy surfaces (metals, glazes, jade, the museum's
   polished floor), distance haze and fog, an ACES-like tone curve, sRGB gamma, a mild vignette, a
   slight lens blur (hides the stair-stepping of one ray per pixel) and Gaussian sensor noise from a
@@ -30,6 +32,12 @@ with 0 = in front of the sculpture (towards -y) and 90 = towards +x; elevations 
 the horizon.
 
 Everything is float32 numpy, vectorised; same inputs and seed give bitwise identical pixels.
+Internally points, normals and colours are component-major arrays (3, N) (numpy's loops are then
+long and contiguous), textures are evaluated only on the pixels that need them (octaves finer than
+the footprint are skipped per pixel, noise channels that a material does not use are not
+interpolated), occlusion rays are first tested up to the occlusion radius and only the blocked
+ones cast, and small matrix products avoid BLAS (whose thread pool would compete with the other
+workers of a process pool).
 """
 from __future__ import annotations
 
@@ -163,18 +171,32 @@ def orbit_cameras(
     return cams
 
 
+@lru_cache(maxsize=8)
+def _pixel_grid(width: int, height: int) -> np.ndarray:
+    """Homogeneous pixel centres (3, H*W) float64, row-major."""
+    u = np.arange(width, dtype=np.float64) + 0.5
+    v = np.arange(height, dtype=np.float64) + 0.5
+    out = np.empty((3, height, width))
+    out[0] = u[None, :]
+    out[1] = v[:, None]
+    out[2] = 1.0
+    out = out.reshape(3, -1)
+    out.flags.writeable = False
+    return out
+
+
+def _camera_rays_t(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """(origin (3,), unit directions (3, H*W) float32), row-major, through pixel centres."""
+    M = camera.world_to_cam[:3, :3].T @ np.linalg.inv(camera.K)
+    d = _mat3(M, _pixel_grid(camera.width, camera.height))
+    d *= 1.0 / np.sqrt(np.einsum("ij,ij->j", d, d))
+    return camera.centre.astype(np.float64), d.astype(F32)
+
+
 def camera_rays(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     """(origin (3,), unit directions (H*W, 3) float32), row-major, through pixel centres."""
-    W, H = camera.width, camera.height
-    Kinv = np.linalg.inv(camera.K)
-    R = camera.world_to_cam[:3, :3]
-    u = np.arange(W, dtype=np.float64) + 0.5
-    v = np.arange(H, dtype=np.float64) + 0.5
-    uu, vv = np.meshgrid(u, v)
-    pix = np.stack([uu.ravel(), vv.ravel(), np.ones(W * H)], axis=1)
-    d = pix @ (R.T @ Kinv).T
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    return camera.centre.astype(np.float64), d.astype(F32)
+    o, d = _camera_rays_t(camera)
+    return o, np.ascontiguousarray(d.T)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,9 +297,22 @@ def _srgb_to_linear(c):
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
 
 
+@lru_cache(maxsize=None)
+def _lin_cached(rgb: tuple) -> np.ndarray:
+    c = _srgb_to_linear(rgb).astype(F32).reshape(3, 1)
+    c.flags.writeable = False
+    return c
+
+
 def _lin(*rgb) -> np.ndarray:
-    """An sRGB colour written in 0..1 → linear float32."""
-    return _srgb_to_linear(rgb).astype(F32)
+    """An sRGB colour written in 0..1 → linear float32, shape (3, 1) (a column: colours are stored
+    component-major, (3, N), inside the renderer)."""
+    return _lin_cached(tuple(float(x) for x in rgb))
+
+
+def _col(c) -> np.ndarray:
+    """A colour (3,) → float32 column (3, 1)."""
+    return np.asarray(c, F32).reshape(3, 1)
 
 
 def _sun_colour(warmth: float) -> np.ndarray:
@@ -292,6 +327,9 @@ def _sun_colour(warmth: float) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # noise
 # ----------------------------------------------------------------------------------------------
+# Inside the renderer, points, normals and colours are component-major float32 arrays (3, N):
+# numpy's elementwise loops are then long and contiguous (an (N, 3) layout with (N, 1) broadcasts
+# runs inner loops of length 3, many times slower).
 _NRES = 64  # noise volume resolution (periodic)
 _NCH = 4  # independent channels per lookup
 _NVOX = 8.0  # voxels per noise unit (the dominant period)
@@ -314,7 +352,9 @@ def _noise_volume() -> np.ndarray:
     vol -= vol.mean(axis=(0, 1, 2))
     vol /= vol.std(axis=(0, 1, 2))
     vol = np.pad(vol, ((0, 1), (0, 1), (0, 1), (0, 0)), mode="wrap")
-    return np.ascontiguousarray(vol.reshape(-1, _NCH).astype(F32))
+    out = np.ascontiguousarray(vol.reshape(-1, _NCH).astype(F32))
+    out.flags.writeable = False
+    return out
 
 
 def _rotations(n: int, seed: int) -> np.ndarray:
@@ -330,86 +370,197 @@ def _rotations(n: int, seed: int) -> np.ndarray:
 
 
 _OCT_ROT = _rotations(12, 7)
+_ALL = tuple(range(_NCH))
 
 
-def noise(q: np.ndarray) -> np.ndarray:
-    """Band-limited noise at points q (N, 3) in noise units (period ~1): (N, 4) float32, std ~0.9."""
+def _channels(ch) -> tuple[tuple, bool]:
+    """(channel tuple, squeeze) for a `ch` argument: None = all, int = one (squeezed), tuple."""
+    if ch is None:
+        return _ALL, False
+    if np.ndim(ch) == 0:
+        return (int(ch),), True
+    return tuple(int(c) for c in ch), False
+
+
+def _mat3(M: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """M (3, 3) @ p (3, N), elementwise (small products through BLAS would wake its thread pool,
+    which competes with the other workers of a process pool)."""
+    out = np.empty((3, p.shape[1]), np.result_type(M, p))
+    for i in range(3):
+        np.multiply(p[0], M[i, 0], out=out[i])
+        out[i] += p[1] * M[i, 1]
+        out[i] += p[2] * M[i, 2]
+    return out
+
+
+def _noise_vox(q: np.ndarray, ch: tuple) -> np.ndarray:
+    """Noise at points q (3, N) in voxel units (noise units times _NVOX): (len(ch), N) float32.
+
+    One channel is gathered alone (a strided lookup in the 4-channel volume); several channels are
+    gathered and interpolated as whole 4-channel rows (one volume in the cache, not one per subset).
+    """
     vol = _noise_volume()
+    k = len(ch)
     P = _NRES + 1
-    q = q.astype(F32, copy=False) * F32(_NVOX)
     fl = np.floor(q)
     t = q - fl
-    i = fl.astype(np.int32) & np.int32(_NRES - 1)
-    base = (i[:, 0] * P + i[:, 1]) * P + i[:, 2]
-    tx, ty, tz = t[:, 0:1], t[:, 1:2], t[:, 2:3]
+    i = fl.astype(np.int32)
+    i &= np.int32(_NRES - 1)
+    base = i[0] * np.int32(P)
+    base += i[1]
+    base *= np.int32(P)
+    base += i[2]
+    if k == 1:
+        vol = vol.reshape(-1)
+        base *= np.int32(_NCH)
+        if ch[0]:
+            base += np.int32(ch[0])
+        S = _NCH
+        tx, ty, tz = t
+    else:  # (N, 4) rows; contiguous (N, 4) weights (broadcasting (N, 1) over (N, 4) is slow)
+        S = 1
+        tx, ty, tz = (np.stack((t[j],) * _NCH, axis=1) for j in range(3))
 
-    def g(o):
-        return vol.take(base + np.int32(o), axis=0)
+    def lerp_z(o):
+        a = vol.take(base + np.int32(o * S), axis=0)
+        b = vol.take(base + np.int32((o + 1) * S), axis=0)
+        b -= a
+        b *= tz
+        a += b
+        return a
 
-    v00 = g(0)
-    v00 += (g(1) - v00) * tz
-    v01 = g(P)
-    v01 += (g(P + 1) - v01) * tz
-    v10 = g(P * P)
-    v10 += (g(P * P + 1) - v10) * tz
-    v11 = g(P * P + P)
-    v11 += (g(P * P + P + 1) - v11) * tz
-    v00 += (v01 - v00) * ty
-    v10 += (v11 - v10) * ty
-    v00 += (v10 - v00) * tx
-    return v00
+    v00 = lerp_z(0)
+    v01 = lerp_z(P)
+    v10 = lerp_z(P * P)
+    v11 = lerp_z(P * P + P)
+    v01 -= v00
+    v01 *= ty
+    v00 += v01
+    v11 -= v10
+    v11 *= ty
+    v10 += v11
+    v10 -= v00
+    v10 *= tx
+    v00 += v10
+    if k == 1:
+        return v00[None]
+    v = v00.T
+    return np.ascontiguousarray(v if ch == _ALL else v[list(ch)])
 
 
-def _fade(scale: float, foot: np.ndarray | None) -> np.ndarray | float:
-    """LOD weight of features of period `scale` metres at pixel footprint `foot` metres."""
-    if foot is None:
-        return 1.0
-    return np.clip(F32(scale) / (F32(1.5) * foot) - F32(1.0), 0.0, 1.0)[:, None]
+def _noise_at(p: np.ndarray, scale, ch=None) -> np.ndarray:
+    """Noise at points p (3, N) times `scale` (a number or per-axis (3,)), noise units; channels as
+    in `noise`: (k, N), or (N,) for an int `ch`."""
+    chs, sq = _channels(ch)
+    s = np.asarray(scale, F32).reshape(-1, 1) if np.ndim(scale) else F32(scale)
+    q = p * s
+    q *= F32(_NVOX)
+    v = _noise_vox(q, chs)
+    return v[0] if sq else v
+
+
+def noise(q: np.ndarray, ch=None) -> np.ndarray:
+    """Band-limited noise at points q (N, 3) in noise units (period ~1): (N, 4) float32, std ~0.9.
+
+    `ch`: an int (returns (N,), that channel) or a tuple of channels (returns (N, len(ch))).
+    """
+    q = np.ascontiguousarray(np.asarray(q, dtype=F32).T)
+    v = _noise_at(q, 1.0, ch)
+    return v if v.ndim == 1 else np.ascontiguousarray(v.T)
+
+
+def _fade(scale: float, foot: np.ndarray) -> np.ndarray:
+    """LOD weight (N,) of features of period `scale` metres at pixel footprint `foot` (N,) metres."""
+    w = F32(scale) / (F32(1.5) * foot)
+    w -= F32(1.0)
+    return np.clip(w, F32(0.0), F32(1.0), out=w)
+
+
+def _fbm(p: np.ndarray, scale: float, octaves: int, foot=None, *, gain: float = 0.5,
+         lacunarity: float = 2.03, rot: int = 0, ch=None) -> np.ndarray:
+    """`fbm` on points p (3, N): (k, N), or (N,) for an int `ch`."""
+    chs, sq = _channels(ch)
+    N = p.shape[1]
+    acc = np.zeros((len(chs), N), F32)
+    # finer octaves fade out where the footprint is larger: they are evaluated on nested subsets
+    # of the points, each with its own accumulator, added into its parent's at the end
+    stack = []
+    cur, cur_p, cur_foot = acc, p, foot
+    amp, norm, s = 1.0, 0.0, float(scale)
+    o = 0
+    for o in range(octaves):
+        norm += amp * amp
+        M = np.ascontiguousarray((_OCT_ROT[(o + rot) % len(_OCT_ROT)] / F32(s)).T) * F32(_NVOX)
+        w = None
+        if cur_foot is not None:
+            w = _fade(s, cur_foot)
+            sel = np.flatnonzero(w)
+            n = len(cur_foot)
+            if len(sel) == 0:
+                break
+            if len(sel) < 0.9 * n:
+                stack.append((cur, sel))
+                cur_p, cur_foot, w = cur_p.take(sel, axis=1), cur_foot.take(sel), w.take(sel)
+                cur = np.zeros((len(chs), len(sel)), F32)
+            if w.min() == 1.0:
+                w = None
+        v = _noise_vox(_mat3(M, cur_p), chs)
+        v *= F32(amp) if w is None else F32(amp) * w
+        cur += v
+        amp *= gain
+        s /= lacunarity
+    for _ in range(o + 1, octaves):  # normalise as if all octaves were there
+        norm += amp * amp
+        amp *= gain
+    while stack:
+        parent, sel = stack.pop()
+        parent[:, sel] += cur
+        cur = parent
+    acc *= F32(1.0 / math.sqrt(norm))
+    return acc[0] if sq else acc
 
 
 def fbm(p: np.ndarray, scale: float, octaves: int, foot=None, *, gain: float = 0.5,
-        lacunarity: float = 2.03, rot: int = 0) -> np.ndarray:
+        lacunarity: float = 2.03, rot: int = 0, ch=None) -> np.ndarray:
     """Fractal sum of rotated noise octaves; p (N, 3) metres, coarsest period `scale` metres.
 
     Returns (N, 4) with std ~0.9 when all octaves are resolved; octaves finer than the pixel
-    footprint `foot` (N,) fade to zero (and are skipped when they vanish everywhere).
+    footprint `foot` (N,) fade to zero (and are only evaluated where they do not vanish). `ch`
+    selects channels as in `noise`.
     """
-    acc = np.zeros((len(p), _NCH), F32)
-    amp, norm, s = 1.0, 0.0, float(scale)
-    for o in range(octaves):
-        norm += amp * amp
-        w = _fade(s, foot)
-        if foot is not None and not np.any(w):
-            break
-        q = p @ (_OCT_ROT[(o + rot) % len(_OCT_ROT)] / F32(s))
-        n = noise(q)
-        if foot is None:
-            acc += F32(amp) * n
-        else:
-            acc += (F32(amp) * n) * w
-        amp *= gain
-        s /= lacunarity
-    for o2 in range(o + 1, octaves):  # normalise as if all octaves were there
-        norm += amp * amp
-        amp *= gain
-    return acc / F32(math.sqrt(norm))
+    pt = np.ascontiguousarray(np.asarray(p, F32).T)
+    v = _fbm(pt, scale, octaves, None if foot is None else np.asarray(foot, F32), gain=gain,
+             lacunarity=lacunarity, rot=rot, ch=ch)
+    return v if v.ndim == 1 else np.ascontiguousarray(v.T)
 
 
 def _smoothstep(e0, e1, x):
-    t = np.clip((x - F32(e0)) / F32(e1 - e0), 0.0, 1.0)
+    if np.ndim(x) == 0:
+        t = F32(min(max((float(x) - e0) / (e1 - e0), 0.0), 1.0))
+        return t * t * (F32(3.0) - F32(2.0) * t)
+    t = (x - F32(e0)) * F32(1.0 / (e1 - e0))
+    np.clip(t, F32(0.0), F32(1.0), out=t)
     return t * t * (F32(3.0) - F32(2.0) * t)
 
 
 def _mix(a, b, t):
-    """a + (b - a) * t with broadcasting; a, b colours (3,) or (N, 3), t (N,) or (N, 1)."""
-    if np.ndim(t) == 1:
-        t = t[:, None]
+    """a + (b - a) * t; a, b colours (3, 1) or (3, N), t a number or (N,)."""
     return a + (b - a) * t
 
 
+def _dot(a, b):
+    """Dot products over the first axis (3, ...) of a and b, broadcasting the rest; b may be one
+    vector (3,) or (3, 1) (taken as float32)."""
+    if np.size(b) == 3:
+        b = np.asarray(b, F32).ravel()
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
 def _normalize(v):
-    n2 = np.einsum("...i,...i->...", v, v)[..., None]
-    return v / np.sqrt(np.maximum(n2, F32(1e-24)))
+    """Unit vectors of v (3, N)."""
+    n2 = _dot(v, v)
+    np.maximum(n2, F32(1e-24), out=n2)
+    return v * (F32(1.0) / np.sqrt(n2))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,8 +568,8 @@ def _normalize(v):
 # ----------------------------------------------------------------------------------------------
 @dataclass
 class Surface:
-    kd: np.ndarray  # (N, 3) diffuse albedo, linear
-    f0: np.ndarray  # (N, 3) specular reflectance at normal incidence
+    kd: np.ndarray  # (3, N) diffuse albedo, linear
+    f0: np.ndarray  # (3, N) specular reflectance at normal incidence
     gloss: np.ndarray  # (N,) 0 (matte) .. 1 (mirror)
     wrap: np.ndarray  # (N,) diffuse wrap (subsurface softness)
     bump: float  # normal perturbation amplitude
@@ -430,15 +581,20 @@ def _full(n, v):
     return np.full(n, v, F32)
 
 
+def _full3(n, v):
+    return np.full((3, n), v, F32)
+
+
 class _Ctx:
-    """What a material function gets: hit points in texture space and everything per point."""
+    """What a material function gets: hit points (3, N) in texture space and everything per point."""
 
     def __init__(self, p, n, foot, cav, look: Look, secondary=False):
         self.p, self.n, self.foot, self.cav, self.look = p, n, foot, cav, look
-        self.N = len(p)
+        self.N = p.shape[1]
         self.secondary = secondary
 
 
+@lru_cache(maxsize=256)
 def _seed_offset(seed: int, salt: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Per-seed texture placement: a rotation about z (keeps layering horizontal) and an offset."""
     rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, salt])
@@ -446,7 +602,12 @@ def _seed_offset(seed: int, salt: int = 0) -> tuple[np.ndarray, np.ndarray]:
     c, s = math.cos(a), math.sin(a)
     R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], F32)
     off = rng.uniform(0, 50.0, 3).astype(F32)
+    R.flags.writeable = False
+    off.flags.writeable = False
     return R, off
+
+
+_STREAK_W = np.array([1 / 0.02, 1 / 0.02, 1 / 0.6], F32)
 
 
 def _weather(ctx: _Ctx, kd: np.ndarray, low: np.ndarray) -> np.ndarray:
@@ -455,165 +616,200 @@ def _weather(ctx: _Ctx, kd: np.ndarray, low: np.ndarray) -> np.ndarray:
     if w <= 0:
         return kd
     p = ctx.p
-    streak = noise(p * np.array([1 / 0.02, 1 / 0.02, 1 / 0.6], F32))[:, 0]
-    dirt = F32(0.35) * low + F32(0.45) * np.maximum(streak, 0)
+    streak = _noise_at(p, _STREAK_W, ch=0)
+    dirt = F32(0.35) * low
+    dirt += F32(0.45) * np.maximum(streak, F32(0))
     dirt += F32(1.6) * (F32(1.0) - ctx.cav)
-    dirt += F32(0.5) * np.exp(-np.maximum(p[:, 2], 0) / F32(0.12))
-    dirt = np.clip(dirt * w, 0.0, 0.85)
+    dirt += F32(0.5) * np.exp(np.maximum(p[2], F32(0)) * F32(-1.0 / 0.12))
+    dirt *= w
+    np.clip(dirt, F32(0.0), F32(0.85), out=dirt)
     dirt_col = _lin(0.30, 0.27, 0.22)
-    return kd * (F32(1.0) - dirt[:, None] * (F32(1.0) - dirt_col / np.maximum(kd, F32(0.05))).clip(0, 1))
+    k = dirt_col / np.maximum(kd, F32(0.05))
+    np.subtract(F32(1.0), k, out=k)
+    np.clip(k, F32(0), F32(1), out=k)
+    k *= dirt
+    np.subtract(F32(1.0), k, out=k)
+    return kd * k
 
 
 def _lichen(ctx: _Ctx, kd: np.ndarray, amount: float) -> np.ndarray:
     if amount <= 0.1 or ctx.look.setting not in ("garden", "mountain", "temple"):
         return kd
-    n = fbm(ctx.p, 0.06, 2, ctx.foot, rot=5)
-    up = np.clip(ctx.n[:, 2] * 0.5 + 0.5, 0, 1)
-    m = _smoothstep(1.0, 1.4, n[:, 0] + F32(amount) * F32(0.8) * up - F32(0.3)) * F32(min(1.0, amount * 1.5))
-    col = _mix(_lin(0.66, 0.66, 0.58), _lin(0.52, 0.55, 0.40), _smoothstep(-0.5, 0.5, n[:, 1]))
+    n = _fbm(ctx.p, 0.06, 2, ctx.foot, rot=5, ch=(0, 1))
+    up = np.clip(ctx.n[2] * F32(0.5) + F32(0.5), F32(0), F32(1))
+    m = _smoothstep(1.0, 1.4, n[0] + F32(amount) * F32(0.8) * up - F32(0.3)) * F32(min(1.0, amount * 1.5))
+    col = _mix(_lin(0.66, 0.66, 0.58), _lin(0.52, 0.55, 0.40), _smoothstep(-0.5, 0.5, n[1]))
     return _mix(kd, col, m * F32(0.6))
 
 
 def _speckle(c: _Ctx, scale: float, rot: int, lo: float, hi: float, ch: int) -> np.ndarray:
     """Coverage (N,) of thresholded noise of period `scale`; fades to its mean coverage where the
     pixel footprint cannot resolve it (so the average colour does not change with distance)."""
-    w = _fade(scale, c.foot)
-    w = np.ones(c.N, F32) if np.ndim(w) == 0 else w[:, 0]
     mean = F32(_coverage(lo, hi))
-    if not np.any(w):
-        return np.full(c.N, mean, F32)
-    n = noise(c.p @ (_OCT_ROT[rot] / F32(scale)))[:, ch]
-    return _smoothstep(lo, hi, n) * w + mean * (F32(1.0) - w)
+    M = np.ascontiguousarray((_OCT_ROT[rot] / F32(scale)).T) * F32(_NVOX)
+    if c.foot is None:
+        return _smoothstep(lo, hi, _noise_vox(_mat3(M, c.p), (ch,))[0])
+    w = _fade(scale, c.foot)
+    sel = np.flatnonzero(w)
+    out = mean * (F32(1.0) - w)
+    if len(sel) == 0:
+        return out
+    if len(sel) < c.N:
+        ws = w[sel]
+        out[sel] += _smoothstep(lo, hi, _noise_vox(_mat3(M, c.p.take(sel, axis=1)), (ch,))[0]) * ws
+        return out
+    out += _smoothstep(lo, hi, _noise_vox(_mat3(M, c.p), (ch,))[0]) * w
+    return out
 
 
 _COVERAGE: dict = {}
 
 
+@lru_cache(maxsize=1)
+def _coverage_sample() -> np.ndarray:
+    """Noise at 200k random points (4, 200000), for `_coverage`."""
+    q = np.random.default_rng(1).uniform(0, 8, (200000, 3)).astype(F32)
+    return _noise_vox(np.ascontiguousarray(q.T) * F32(_NVOX), _ALL)
+
+
 def _coverage(lo: float, hi: float) -> float:
+    """Mean of smoothstep(lo, hi, noise) over all channels."""
     if (lo, hi) not in _COVERAGE:
-        q = np.random.default_rng(1).uniform(0, 8, (200000, 3)).astype(F32)
-        n = noise(q)
-        _COVERAGE[(lo, hi)] = float(np.mean(_smoothstep(lo, hi, n)))
+        _COVERAGE[(lo, hi)] = float(np.mean(_smoothstep(lo, hi, _coverage_sample())))
     return _COVERAGE[(lo, hi)]
 
 
 def _mat_granite(c: _Ctx) -> Surface:
     p, N = c.p, c.N
-    base = fbm(p, 0.5, 2, c.foot, rot=1)
-    kd = _mix(_lin(0.50, 0.49, 0.48), _lin(0.55, 0.54, 0.52), _smoothstep(-1, 1, base[:, 0]))
+    base = _fbm(p, 0.5, 2, c.foot, rot=1, ch=(0, 1))
+    kd = _mix(_lin(0.50, 0.49, 0.48), _lin(0.55, 0.54, 0.52), _smoothstep(-1, 1, base[0]))
     light = _speckle(c, 0.016, 4, 0.3, 0.7, 1)
     pink = _speckle(c, 0.022, 5, 0.7, 1.0, 2)
     dark = _speckle(c, 0.012, 2, 0.55, 0.85, 0)
     kd = _mix(kd, _lin(0.80, 0.79, 0.76), light)
     kd = _mix(kd, _lin(0.66, 0.52, 0.48), pink * F32(0.5))
     kd = _mix(kd, _lin(0.12, 0.12, 0.13), dark)
-    kd = _weather(c, kd, base[:, 1])
+    kd = _weather(c, kd, base[1])
     kd = _lichen(c, kd, c.look.weathering)
-    gloss = _full(N, 0.45) - F32(0.2) * F32(c.look.weathering)
-    return Surface(kd, np.full((N, 3), 0.04, F32), gloss, _full(N, 0.0), 0.05, 0.004)
+    gloss = _full(N, 0.45 - 0.2 * F32(c.look.weathering))
+    return Surface(kd, _full3(N, 0.04), gloss, _full(N, 0.0), 0.05, 0.004)
 
 
 def _mat_marble(c: _Ctx) -> Surface:
     p, N = c.p, c.N
-    big = fbm(p, 0.6, 5, c.foot, rot=3, gain=0.55)
-    small = fbm(p, 0.18, 3, c.foot, rot=8, gain=0.5)
-    kd = _mix(_lin(0.84, 0.84, 0.82), _lin(0.92, 0.91, 0.89), _smoothstep(-1, 1, big[:, 2]))
+    big = _fbm(p, 0.6, 5, c.foot, rot=3, gain=0.55)
+    small = _fbm(p, 0.18, 3, c.foot, rot=8, gain=0.5, ch=1)
+    kd = _mix(_lin(0.84, 0.84, 0.82), _lin(0.92, 0.91, 0.89), _smoothstep(-1, 1, big[2]))
     # veins along the zero crossings of smooth fields: thin, meandering, with a grey halo
-    main = _smoothstep(0.10, 0.0, np.abs(big[:, 0]))
-    halo = _smoothstep(0.45, 0.0, np.abs(big[:, 0]))
-    minor = _smoothstep(0.07, 0.0, np.abs(small[:, 1])) * _smoothstep(-0.3, 0.6, big[:, 1])
+    a0 = np.abs(big[0])
+    main = _smoothstep(0.10, 0.0, a0)
+    halo = _smoothstep(0.45, 0.0, a0)
+    minor = _smoothstep(0.07, 0.0, np.abs(small)) * _smoothstep(-0.3, 0.6, big[1])
     kd = _mix(kd, _lin(0.70, 0.70, 0.71), halo * F32(0.5))
     kd = _mix(kd, _lin(0.42, 0.43, 0.45), main * F32(0.85))
     kd = _mix(kd, _lin(0.58, 0.58, 0.60), minor * F32(0.6))
-    kd = _weather(c, kd, big[:, 3])
+    kd = _weather(c, kd, big[3])
     kd = _lichen(c, kd, c.look.weathering * 0.7)
-    gloss = _full(N, 0.62) - F32(0.35) * F32(c.look.weathering)
-    return Surface(kd, np.full((N, 3), 0.04, F32), gloss, _full(N, 0.35), 0.015, 0.01, translucency=0.08)
+    gloss = _full(N, 0.62 - 0.35 * F32(c.look.weathering))
+    return Surface(kd, _full3(N, 0.04), gloss, _full(N, 0.35), 0.015, 0.01, translucency=0.08)
 
 
 def _mat_sandstone(c: _Ctx) -> Surface:
     p, N = c.p, c.N
-    w = fbm(p, 0.3, 4, c.foot, rot=6)
-    z = p[:, 2] + F32(0.012) * w[:, 0]
-    layers = np.sin(z * F32(2 * np.pi / 0.045)) + F32(0.5) * np.sin(z * F32(2 * np.pi / 0.017) + w[:, 1])
+    w = _fbm(p, 0.3, 4, c.foot, rot=6)
+    z = p[2] + F32(0.012) * w[0]
+    layers = np.sin(z * F32(2 * np.pi / 0.045)) + F32(0.5) * np.sin(z * F32(2 * np.pi / 0.017) + w[1])
     kd = _mix(_lin(0.72, 0.58, 0.43), _lin(0.80, 0.68, 0.53), _smoothstep(-1.5, 1.5, layers))
-    kd = _mix(kd, _lin(0.68, 0.50, 0.36), _smoothstep(-0.5, 1.5, w[:, 2]) * F32(0.35))  # iron staining
+    kd = _mix(kd, _lin(0.68, 0.50, 0.36), _smoothstep(-0.5, 1.5, w[2]) * F32(0.35))  # iron staining
     grain = _speckle(c, 0.006, 8, 0.4, 0.9, 0) - F32(_coverage(0.4, 0.9))
-    kd = kd * (F32(1.0) - F32(0.12) * grain)[:, None]
-    kd = _weather(c, kd, w[:, 3])
+    kd = kd * (F32(1.0) - F32(0.12) * grain)
+    kd = _weather(c, kd, w[3])
     kd = _lichen(c, kd, c.look.weathering)
-    return Surface(kd, np.full((N, 3), 0.03, F32), _full(N, 0.08), _full(N, 0.1), 0.22, 0.003)
+    return Surface(kd, _full3(N, 0.03), _full(N, 0.08), _full(N, 0.1), 0.22, 0.003)
+
+
+_BRONZE_STREAK = np.array([1 / 0.05, 1 / 0.05, 1 / 0.4], F32)
 
 
 def _mat_bronze(c: _Ctx) -> Surface:
     p, N = c.p, c.N
-    w = fbm(p, 0.15, 3, c.foot, rot=9)
+    w = _fbm(p, 0.15, 3, c.foot, rot=9, ch=(0, 1, 2))
     wthr = F32(c.look.weathering)
     # cast bronze under a dark brown patina, rubbed golden on exposed parts, verdigris in crevices
-    rub = _smoothstep(0.75, 1.0, c.cav) * (F32(0.35) + F32(0.12) * w[:, 0])
+    rub = _smoothstep(0.75, 1.0, c.cav) * (F32(0.35) + F32(0.12) * w[0])
     metal = _mix(_lin(0.30, 0.21, 0.13), _lin(0.58, 0.42, 0.24), rub)
-    streak = noise(p * np.array([1 / 0.05, 1 / 0.05, 1 / 0.4], F32))[:, 0]
-    g = wthr * F32(0.8) + (F32(1.0) - c.cav) * F32(2.0) + F32(0.25) * w[:, 1] + wthr * F32(0.4) * np.maximum(streak, 0)
+    streak = _noise_at(p, _BRONZE_STREAK, ch=0)
+    g = (wthr * F32(0.8) + (F32(1.0) - c.cav) * F32(2.0) + F32(0.25) * w[1]
+         + wthr * F32(0.4) * np.maximum(streak, F32(0)))
     green_amt = _smoothstep(0.75, 1.25, g) * np.clip(wthr * F32(2.5), 0, 1)
-    green = _mix(_lin(0.30, 0.52, 0.44), _lin(0.45, 0.64, 0.55), _smoothstep(-1, 1, w[:, 2]))
+    green = _mix(_lin(0.30, 0.52, 0.44), _lin(0.45, 0.64, 0.55), _smoothstep(-1, 1, w[2]))
     kd = _mix(_lin(0.10, 0.065, 0.04), green, green_amt)
-    f0 = _mix(metal, np.full((N, 3), 0.04, F32), green_amt)
+    f0 = _mix(metal, F32(0.04), green_amt)
     gloss = F32(0.6) + F32(0.1) * rub - F32(0.4) * green_amt - F32(0.15) * wthr
     return Surface(kd, f0, gloss, _full(N, 0.0), 0.05, 0.02)
+
+
+_WOOD_STRETCH = np.array([1.0, 1.0, 0.2], F32).reshape(3, 1)
+_WOOD_FIBRE = np.array([1 / 0.0025, 1 / 0.0025, 1 / 0.15], F32)
 
 
 def _mat_wood(c: _Ctx) -> Surface:
     p, N = c.p, c.N
     R, off = _seed_offset(c.look.seed, 11)
     centre = np.array([0.6, 0.5, 0.0], F32) + (off[:2].sum() % 0.5)
-    w = fbm(p * np.array([1.0, 1.0, 0.2], F32), 0.15, 2, c.foot, rot=10)
-    dx = p[:, 0] - centre[0] + F32(0.006) * w[:, 0]
-    dy = p[:, 1] - centre[1] + F32(0.006) * w[:, 1]
-    r = np.sqrt(dx * dx + dy * dy) + F32(0.002) * w[:, 2]
-    ring = (r / F32(0.022)) % F32(1.0)
+    w = _fbm(p * _WOOD_STRETCH, 0.15, 2, c.foot, rot=10)
+    dx = p[0] - centre[0] + F32(0.006) * w[0]
+    dy = p[1] - centre[1] + F32(0.006) * w[1]
+    r = np.sqrt(dx * dx + dy * dy) + F32(0.002) * w[2]
+    ring = r / F32(0.022)
+    ring -= np.floor(ring)  # (float % is slow in numpy)
     late = _smoothstep(0.55, 0.85, ring) * _smoothstep(1.0, 0.9, ring)
-    fib = noise(p * np.array([1 / 0.0025, 1 / 0.0025, 1 / 0.15], F32))[:, 0]
-    ff = _fade(0.0025, c.foot)
-    ff = 1.0 if np.ndim(ff) == 0 else ff[:, 0]
     kd = _mix(_lin(0.66, 0.46, 0.28), _lin(0.44, 0.27, 0.14), late * F32(0.85))
-    kd = kd * (F32(1.0) + F32(0.10) * fib * ff)[:, None]
-    kd = kd * (F32(1.0) + F32(0.12) * w[:, 3])[:, None]
+    ff = None if c.foot is None else _fade(0.0025, c.foot)
+    if ff is None or np.any(ff):  # fibres, where resolved
+        fib = _noise_at(p, _WOOD_FIBRE, ch=0)
+        kd = kd * (F32(1.0) + F32(0.10) * (fib if ff is None else fib * ff))
+    kd = kd * (F32(1.0) + F32(0.12) * w[3])
     wthr = F32(c.look.weathering)
-    kd = _mix(kd, _lin(0.52, 0.50, 0.47) * (F32(0.85) + F32(0.3) * late[:, None]),
+    kd = _mix(kd, _lin(0.52, 0.50, 0.47) * (F32(0.85) + F32(0.3) * late),
               np.clip(wthr * F32(0.9) * (F32(0.6) + F32(0.4) * c.cav), 0, 1))
-    kd = _weather(c, kd, w[:, 3])
-    gloss = _full(N, 0.4) - F32(0.3) * wthr
-    return Surface(kd, np.full((N, 3), 0.04, F32), gloss, _full(N, 0.05), 0.03, 0.004)
+    kd = _weather(c, kd, w[3])
+    gloss = _full(N, 0.4 - 0.3 * wthr)
+    return Surface(kd, _full3(N, 0.04), gloss, _full(N, 0.05), 0.03, 0.004)
+
+
+_STEEL_BRUSH = np.array([1 / 0.12, 1 / 0.12, 1 / 0.0012], F32)
 
 
 def _mat_steel(c: _Ctx) -> Surface:
     p, N = c.p, c.N
-    brush = noise(p * np.array([1 / 0.12, 1 / 0.12, 1 / 0.0012], F32))[:, 0]  # horizontal brushing
-    bf = _fade(0.0012, c.foot)
-    bf = 1.0 if np.ndim(bf) == 0 else bf[:, 0]
-    w = fbm(p, 0.2, 3, c.foot, rot=2)
-    f0 = np.broadcast_to(_lin(0.72, 0.72, 0.74), (N, 3)) * (F32(1.0) + F32(0.06) * brush * bf + F32(0.04) * w[:, 0])[:, None]
-    kd = np.broadcast_to(_lin(0.10, 0.10, 0.105), (N, 3)).copy()
+    w = _fbm(p, 0.2, 3, c.foot, rot=2, ch=(0, 1, 2))
+    mod = F32(1.0) + F32(0.04) * w[0]
+    bf = None if c.foot is None else _fade(0.0012, c.foot)
+    if bf is None or np.any(bf):  # horizontal brushing, where resolved
+        brush = _noise_at(p, _STEEL_BRUSH, ch=0)
+        mod += F32(0.06) * (brush if bf is None else brush * bf)
+    f0 = _lin(0.72, 0.72, 0.74) * mod
     wthr = F32(c.look.weathering)
-    spots = _smoothstep(1.0, 1.6, w[:, 1]) * wthr * F32(0.25)
-    kd = _weather(c, kd + F32(0.15) * spots[:, None], w[:, 2])
+    spots = _smoothstep(1.0, 1.6, w[1]) * (wthr * F32(0.25))
+    kd = _lin(0.10, 0.10, 0.105) + F32(0.15) * spots
+    kd = _weather(c, kd, w[2])
     gloss = F32(0.66) - F32(0.25) * wthr - F32(0.1) * spots
-    return Surface(kd, f0.astype(F32), gloss.astype(F32), _full(N, 0.0), 0.0, 0.01)
+    return Surface(kd, f0, gloss.astype(F32), _full(N, 0.0), 0.0, 0.01)
 
 
 def _glaze(c: _Ctx, col_a, col_b) -> Surface:
     p, N = c.p, c.N
-    w = fbm(p, 0.4, 2, c.foot, rot=4, gain=0.4)
-    kd = _mix(col_a, col_b, _smoothstep(-1.2, 1.2, w[:, 0]))
-    kd = _mix(kd, kd * F32(0.72), (F32(1.0) - c.cav) * F32(0.8))  # glaze pools darker in recesses
-    cr = fbm(p, 0.03, 2, c.foot, rot=7)
-    crack = _smoothstep(0.06, 0.0, np.abs(cr[:, 1])) * F32(0.35)
-    cf = _fade(0.01, c.foot)
-    crack = crack * (1.0 if np.ndim(cf) == 0 else cf[:, 0])
-    kd = kd * (F32(1.0) - crack)[:, None]
-    kd = _weather(c, kd, w[:, 2] * F32(0.5))
-    return Surface(kd, np.full((N, 3), 0.05, F32), _full(N, 0.95) - F32(0.2) * F32(c.look.weathering),
-                   _full(N, 0.1), 0.004, 0.05)
+    w = _fbm(p, 0.4, 2, c.foot, rot=4, gain=0.4, ch=(0, 2))
+    kd = _mix(col_a, col_b, _smoothstep(-1.2, 1.2, w[0]))
+    kd = kd * (F32(1.0) - F32(0.28) * ((F32(1.0) - c.cav) * F32(0.8)))  # glaze pools darker in recesses
+    cr = _fbm(p, 0.03, 2, c.foot, rot=7, ch=1)
+    crack = _smoothstep(0.06, 0.0, np.abs(cr)) * F32(0.35)
+    if c.foot is not None:
+        crack *= _fade(0.01, c.foot)
+    kd = kd * (F32(1.0) - crack)
+    kd = _weather(c, kd, w[1] * F32(0.5))
+    return Surface(kd, _full3(N, 0.05), _full(N, 0.95 - 0.2 * F32(c.look.weathering)), _full(N, 0.1), 0.004, 0.05)
 
 
 def _mat_ceramic(c: _Ctx) -> Surface:  # celadon glaze
@@ -626,12 +822,11 @@ def _mat_porcelain(c: _Ctx) -> Surface:  # white glaze
 
 def _mat_jade(c: _Ctx) -> Surface:
     p, N = c.p, c.N
-    w = fbm(p, 0.5, 3, c.foot, rot=1, gain=0.4)
-    kd = _mix(_lin(0.36, 0.60, 0.44), _lin(0.44, 0.68, 0.50), _smoothstep(-1.2, 1.2, w[:, 0]))
-    kd = _mix(kd, _lin(0.70, 0.82, 0.70), _smoothstep(0.5, 2.0, w[:, 1]) * F32(0.3))  # cloudy inclusions
-    kd = _mix(kd, _lin(0.24, 0.46, 0.30), _smoothstep(0.7, 2.0, w[:, 2]) * F32(0.25))
-    return Surface(kd, np.full((N, 3), 0.05, F32), _full(N, 0.8), _full(N, 0.7), 0.003, 0.03,
-                   translucency=0.6)
+    w = _fbm(p, 0.5, 3, c.foot, rot=1, gain=0.4, ch=(0, 1, 2))
+    kd = _mix(_lin(0.36, 0.60, 0.44), _lin(0.44, 0.68, 0.50), _smoothstep(-1.2, 1.2, w[0]))
+    kd = _mix(kd, _lin(0.70, 0.82, 0.70), _smoothstep(0.5, 2.0, w[1]) * F32(0.3))  # cloudy inclusions
+    kd = _mix(kd, _lin(0.24, 0.46, 0.30), _smoothstep(0.7, 2.0, w[2]) * F32(0.25))
+    return Surface(kd, _full3(N, 0.05), _full(N, 0.8), _full(N, 0.7), 0.003, 0.03, translucency=0.6)
 
 
 _MATERIAL_FN = {
@@ -661,107 +856,119 @@ def _hash2(ix: np.ndarray, iy: np.ndarray, salt: int) -> np.ndarray:
     h ^= h >> np.uint32(12)
     h *= np.uint32(0x297A2D39)
     h ^= h >> np.uint32(15)
-    return (h >> np.uint32(8)).astype(F32) / F32(1 << 24)
+    return (h >> np.uint32(8)).astype(F32) * F32(1.0 / (1 << 24))
 
 
-def _slabs(p, size_x, size_y, joint, salt, bond=True):
-    """Paving slabs: per-slab random value (N,), joint mask (N,) 1 in the joint."""
-    y = p[:, 1] / F32(size_y)
+def _slabs(x, y, size_x, size_y, joint, salt, bond=True):
+    """Paving slabs at plane coordinates x, y (N,): per-slab random value (N,), distance to the
+    nearest joint (N,)."""
+    y = y * F32(1.0 / size_y)
     iy = np.floor(y)
-    x = p[:, 0] / F32(size_x) + (F32(0.5) * (iy % 2) if bond else 0)
+    x = x * F32(1.0 / size_x)
+    if bond:
+        x += iy * F32(0.5) - np.floor(iy * F32(0.5))  # 0.5 on odd rows
     ix = np.floor(x)
-    fx, fy = (x - ix) * F32(size_x), (y - iy) * F32(size_y)
-    dx = np.minimum(fx, F32(size_x) - fx)
-    dy = np.minimum(fy, F32(size_y) - fy)
-    d = np.minimum(dx, dy)
+    fx = (x - ix) * F32(size_x)
+    fy = (y - iy) * F32(size_y)
+    d = np.minimum(fx, F32(size_x) - fx)
+    np.minimum(d, fy, out=d)
+    np.minimum(d, F32(size_y) - fy, out=d)
     r = _hash2(ix.astype(np.int64), iy.astype(np.int64), salt)
     return r, d
 
 
+_GROUND_W_CH = {"polished": 0, "paving": None, "flagstone": None, "grass": (0, 1), "concrete": (0, 1)}
+
+
 def _ground(kind: str, p, foot, look: Look):
-    """Ground surface at points p (N, 3) (z = 0): (kd, f0, gloss, bump, bump_scale)."""
-    N = len(p)
-    w = fbm(p, 1.5, 3, foot, rot=3)
+    """Ground surface at points p (3, N) (z = 0): (kd (3, N), f0, gloss, bump, bump_scale)."""
+    if kind in _GROUND_W_CH:
+        w = _fbm(p, 1.5, 3, foot, rot=3, ch=_GROUND_W_CH[kind])
     if kind == "polished":
-        kd = _mix(_lin(0.10, 0.10, 0.11), _lin(0.15, 0.15, 0.16), _smoothstep(-1, 1, w[:, 0]))
-        r, d = _slabs(p, 1.2, 1.2, 0.002, 3, bond=False)
-        kd = kd * (F32(0.9) + F32(0.2) * r)[:, None]
-        kd = kd * np.where(d < F32(0.0015), F32(0.5), F32(1.0))[:, None]
+        kd = _mix(_lin(0.10, 0.10, 0.11), _lin(0.15, 0.15, 0.16), _smoothstep(-1, 1, w))
+        r, d = _slabs(p[0], p[1], 1.2, 1.2, 0.002, 3, bond=False)
+        kd = kd * ((F32(0.9) + F32(0.2) * r) * np.where(d < F32(0.0015), F32(0.5), F32(1.0)))
         return kd, 0.05, 0.9, 0.002, 0.2
     if kind in ("paving", "flagstone"):
         size = (0.6, 0.6) if kind == "paving" else (0.9, 0.6)
-        r, d = _slabs(p, size[0], size[1], 0.005, 1 if kind == "paving" else 2)
+        r, d = _slabs(p[0], p[1], size[0], size[1], 0.005, 1 if kind == "paving" else 2)
         base = _lin(0.66, 0.64, 0.60) if kind == "paving" else _lin(0.52, 0.51, 0.50)
-        kd = base * (F32(0.82) + F32(0.3) * r)[:, None]
-        kd = kd * (F32(1.0) + F32(0.12) * w[:, 0] + F32(0.06) * w[:, 1])[:, None]
-        jw = F32(0.006) + F32(0.002) * w[:, 2]
+        m = (F32(0.82) + F32(0.3) * r) * (F32(1.0) + F32(0.12) * w[0] + F32(0.06) * w[1])
+        jw = F32(0.006) + F32(0.002) * w[2]
         joint = _smoothstep(1.0, 0.6, d / jw)
-        kd = _mix(kd, kd * F32(0.35), joint)
-        kd = _mix(kd, _lin(0.35, 0.36, 0.28), _smoothstep(0.8, 1.4, w[:, 3]) * F32(0.5) * F32(look.weathering + 0.3))
+        m *= F32(1.0) - F32(0.65) * joint
+        kd = base * m
+        kd = _mix(kd, _lin(0.35, 0.36, 0.28), _smoothstep(0.8, 1.4, w[3]) * (F32(0.5) * F32(look.weathering + 0.3)))
         return kd, 0.04, 0.2 if kind == "paving" else 0.35, 0.25, 0.01
     if kind == "grass":
-        blades = fbm(p, 0.02, 2, foot, rot=6)
-        kd = _mix(_lin(0.20, 0.34, 0.10), _lin(0.34, 0.45, 0.16), _smoothstep(-1, 1, w[:, 0]))
-        kd = _mix(kd, _lin(0.52, 0.50, 0.28), _smoothstep(0.6, 1.4, w[:, 1]) * F32(0.6))
-        kd = kd * (F32(1.0) + F32(0.35) * blades[:, 0])[:, None]
-        return kd.clip(0, 1), 0.02, 0.05, 0.9, 0.01
+        kd = _mix(_lin(0.20, 0.34, 0.10), _lin(0.34, 0.45, 0.16), _smoothstep(-1, 1, w[0]))
+        kd = _mix(kd, _lin(0.52, 0.50, 0.28), _smoothstep(0.6, 1.4, w[1]) * F32(0.6))
+        blades = _fbm(p, 0.02, 2, foot, rot=6, ch=0)
+        kd = kd * (F32(1.0) + F32(0.35) * blades)
+        return np.clip(kd, F32(0), F32(1), out=kd), 0.02, 0.05, 0.9, 0.01
     if kind == "concrete":
-        fine = fbm(p, 0.01, 2, foot, rot=8)
-        kd = _mix(_lin(0.60, 0.59, 0.57), _lin(0.68, 0.67, 0.65), _smoothstep(-1, 1, w[:, 0]))
-        kd = kd * (F32(1.0) + F32(0.08) * fine[:, 0])[:, None]
-        kd = _mix(kd, _lin(0.40, 0.40, 0.39), _smoothstep(0.8, 1.6, w[:, 1]) * F32(0.5))
-        r, d = _slabs(p, 3.0, 3.0, 0.004, 4, bond=False)
-        kd = kd * np.where(d < F32(0.004), F32(0.45), F32(1.0))[:, None]
+        kd = _mix(_lin(0.60, 0.59, 0.57), _lin(0.68, 0.67, 0.65), _smoothstep(-1, 1, w[0]))
+        fine = _fbm(p, 0.01, 2, foot, rot=8, ch=0)
+        kd = kd * (F32(1.0) + F32(0.08) * fine)
+        kd = _mix(kd, _lin(0.40, 0.40, 0.39), _smoothstep(0.8, 1.6, w[1]) * F32(0.5))
+        r, d = _slabs(p[0], p[1], 3.0, 3.0, 0.004, 4, bond=False)
+        kd = kd * np.where(d < F32(0.004), F32(0.45), F32(1.0))
         return kd, 0.04, 0.15, 0.1, 0.005
     if kind == "rock":
-        r = fbm(p, 0.8, 4, foot, rot=2, gain=0.55)
-        kd = _mix(_lin(0.40, 0.37, 0.33), _lin(0.56, 0.53, 0.49), _smoothstep(-1.2, 1.2, r[:, 0]))
-        crack = _smoothstep(0.08, 0.0, np.abs(r[:, 1]))
-        kd = kd * (F32(1.0) - F32(0.5) * crack)[:, None]
-        kd = _mix(kd, _lin(0.40, 0.45, 0.25), _smoothstep(0.7, 1.3, r[:, 2]) * F32(0.5))
+        r = _fbm(p, 0.8, 4, foot, rot=2, gain=0.55, ch=(0, 1, 2))
+        kd = _mix(_lin(0.40, 0.37, 0.33), _lin(0.56, 0.53, 0.49), _smoothstep(-1.2, 1.2, r[0]))
+        crack = _smoothstep(0.08, 0.0, np.abs(r[1]))
+        kd = kd * (F32(1.0) - F32(0.5) * crack)
+        kd = _mix(kd, _lin(0.40, 0.45, 0.25), _smoothstep(0.7, 1.3, r[2]) * F32(0.5))
         return kd, 0.03, 0.1, 0.6, 0.03
     raise ValueError(kind)
 
 
+_WALL_STREAK = np.array([1 / 0.15, 1 / 0.15, 1 / 1.5], F32)
+
+
 def _wall_albedo(kind: str, s, z, p, foot, height):
-    """Wall texture at arc length s, height z (both (N,)) and 3D point p: kd (N, 3)."""
-    N = len(s)
-    w = fbm(p, 0.8, 2, foot, rot=4)
-    streak = noise(p * np.array([1 / 0.15, 1 / 0.15, 1 / 1.5], F32))[:, 0]
+    """Wall texture at arc length s, height z (both (N,)) and 3D point p (3, N): kd (3, N)."""
+    if kind in ("plaster", "temple"):
+        w = _fbm(p, 0.8, 2, foot, rot=4, ch=(0, 1, 2) if kind == "temple" else (0,))
+        streak = _noise_at(p, _WALL_STREAK, ch=0)
     if kind == "plaster":
-        kd = _mix(_lin(0.80, 0.78, 0.72), _lin(0.86, 0.84, 0.78), _smoothstep(-1, 1, w[:, 0]))
-        kd = kd * (F32(1.0) - F32(0.12) * np.maximum(streak, 0))[:, None]
+        kd = _mix(_lin(0.80, 0.78, 0.72), _lin(0.86, 0.84, 0.78), _smoothstep(-1, 1, w[0]))
+        kd = kd * (F32(1.0) - F32(0.12) * np.maximum(streak, F32(0)))
         brick = z < F32(0.6)
         if np.any(brick):
-            r, d = _slabs(np.stack([s, z, z], 1), 0.24, 0.06, 0.005, 7)
-            bk = _lin(0.42, 0.42, 0.43) * (F32(0.85) + F32(0.3) * r)[:, None]
+            r, d = _slabs(s, z, 0.24, 0.06, 0.005, 7)
+            bk = _lin(0.42, 0.42, 0.43) * (F32(0.85) + F32(0.3) * r)
             bk = _mix(bk, _lin(0.62, 0.61, 0.58), _smoothstep(0.008, 0.004, d))
-            kd = np.where(brick[:, None], bk, kd)
-        kd = np.where((z > F32(height - 0.22))[:, None], _lin(0.25, 0.25, 0.27), kd)
+            kd = np.where(brick, bk, kd)
+        kd = np.where(z > F32(height - 0.22), _lin(0.25, 0.25, 0.27), kd)
         return kd
     if kind == "temple":
-        kd = _mix(_lin(0.62, 0.16, 0.11), _lin(0.70, 0.24, 0.16), _smoothstep(-1, 1, w[:, 0]))
-        kd = kd * (F32(1.0) - F32(0.15) * np.maximum(streak, 0))[:, None]
-        kd = np.where((z < F32(0.5))[:, None], _lin(0.50, 0.49, 0.47) * (1 + 0.1 * w[:, 1:2]), kd)
-        kd = np.where((z > F32(height - 0.35))[:, None], _lin(0.80, 0.62, 0.18) * (1 + 0.2 * w[:, 2:3]), kd)
+        kd = _mix(_lin(0.62, 0.16, 0.11), _lin(0.70, 0.24, 0.16), _smoothstep(-1, 1, w[0]))
+        kd = kd * (F32(1.0) - F32(0.15) * np.maximum(streak, F32(0)))
+        kd = np.where(z < F32(0.5), _lin(0.50, 0.49, 0.47) * (F32(1) + F32(0.1) * w[1]), kd)
+        kd = np.where(z > F32(height - 0.35), _lin(0.80, 0.62, 0.18) * (F32(1) + F32(0.2) * w[2]), kd)
         return kd
     if kind == "hedge":
-        leaves = fbm(p, 0.08, 3, foot, rot=1)
-        kd = _mix(_lin(0.10, 0.22, 0.07), _lin(0.22, 0.40, 0.12), _smoothstep(-0.8, 0.8, leaves[:, 0]))
-        kd = kd * (F32(0.4) + F32(0.6) * _smoothstep(-1.2, 0.2, leaves[:, 1]))[:, None]
+        leaves = _fbm(p, 0.08, 3, foot, rot=1, ch=(0, 1))
+        kd = _mix(_lin(0.10, 0.22, 0.07), _lin(0.22, 0.40, 0.12), _smoothstep(-0.8, 0.8, leaves[0]))
+        kd = kd * (F32(0.4) + F32(0.6) * _smoothstep(-1.2, 0.2, leaves[1]))
         return kd
     if kind == "panel":
-        kd = _mix(_lin(0.13, 0.13, 0.14), _lin(0.16, 0.16, 0.17), _smoothstep(-1, 1, w[:, 0]))
-        joint = np.abs(((s / F32(1.2)) % F32(1.0)) - F32(0.5)) > F32(0.498)
-        return kd * np.where(joint, F32(0.6), F32(1.0))[:, None]
+        w = _fbm(p, 0.8, 2, foot, rot=4, ch=0)
+        kd = _mix(_lin(0.13, 0.13, 0.14), _lin(0.16, 0.16, 0.17), _smoothstep(-1, 1, w))
+        u = s / F32(1.2)
+        u -= np.floor(u)
+        joint = np.abs(u - F32(0.5)) > F32(0.498)
+        return kd * np.where(joint, F32(0.6), F32(1.0))
     raise ValueError(kind)
 
 
 @lru_cache(maxsize=8)
 def _skyline_table(scale: float, rot: int) -> np.ndarray:
     a = np.linspace(-np.pi, np.pi, 4097)
-    ring = np.stack([np.cos(a), np.sin(a), np.zeros_like(a)], 1).astype(F32)
-    return fbm(ring, scale, 5, None, rot=rot)[:, 0]
+    ring = np.stack([np.cos(a), np.sin(a), np.zeros_like(a)], 0).astype(F32)
+    return _fbm(ring, scale, 5, None, rot=rot, ch=0)
 
 
 def _skyline(az: np.ndarray, scale: float, rot: int) -> np.ndarray:
@@ -770,41 +977,46 @@ def _skyline(az: np.ndarray, scale: float, rot: int) -> np.ndarray:
     x = (az + F32(np.pi)) * F32(4096 / (2 * np.pi))
     i = np.clip(x.astype(np.int32), 0, 4095)
     f = x - i
-    return tab[i] + (tab[i + 1] - tab[i]) * f
+    a = tab.take(i)
+    return a + (tab.take(i + 1) - a) * f
 
 
 def _background(st: Setting, d: np.ndarray, sun: np.ndarray, sun_col: np.ndarray, look: Look) -> np.ndarray:
-    """Radiance (N, 3) for rays d (N, 3) that hit nothing."""
-    N = len(d)
-    el = np.clip(d[:, 2], -1.0, 1.0)
-    hor = np.asarray(st.horizon, F32)
-    zen = np.asarray(st.zenith, F32)
+    """Radiance (3, N) for rays d (3, N) that hit nothing."""
+    el = np.clip(d[2], -1.0, 1.0)
+    hor = _col(st.horizon)
+    zen = _col(st.zenith)
     t = np.clip(el, 0, 1) ** F32(0.55)
     col = _mix(hor, zen, t)
+    ds = np.clip(_dot(d, sun), F32(0), F32(1))
     if st.above == "dark":
-        spot = np.clip(d @ sun, 0, 1) ** F32(4) * F32(0.02)
-        return col + spot[:, None] * sun_col
-    glow = st.sun_glow * (np.clip(d @ sun, 0, 1) ** F32(12) * F32(0.6) + np.clip(d @ sun, 0, 1) ** F32(400) * F32(6.0))
-    col = col + (glow * F32(look.sun_intensity))[:, None] * sun_col
+        spot = ds ** F32(4) * F32(0.02)
+        return col + spot * sun_col
+    d12 = ds * ds
+    d12 *= ds  # ^3
+    d12 *= d12  # ^6
+    d12 *= d12  # ^12
+    glow = F32(st.sun_glow) * (d12 * F32(0.6) + ds ** F32(400) * F32(6.0))
+    col = col + (glow * F32(look.sun_intensity)) * sun_col
     # clouds: soft noise on the sky dome
-    dd = d / np.maximum(d[:, 2:3], F32(0.05))
-    cl = fbm(dd * F32(1.0), 1.2, 3, None, rot=6)[:, 0]
+    dd = d / np.maximum(d[2], F32(0.05))
+    cl = _fbm(dd, 1.2, 3, None, rot=6, ch=0)
     cloud = _smoothstep(0.0, 1.2, cl) * F32(0.55) * (el > 0)
     col = _mix(col, hor * F32(1.05), cloud)
-    az = np.arctan2(d[:, 0], -d[:, 1])
+    az = np.arctan2(d[0], -d[1])
     if st.above == "ridges":
         h1 = F32(0.06) + F32(0.05) * _skyline(az, 1.5, 1)
         h2 = F32(0.025) + F32(0.03) * _skyline(az, 1.0, 2)
         far = _mix(hor, _lin(0.45, 0.52, 0.60), F32(0.6))
         near = _mix(hor, _lin(0.28, 0.32, 0.30), F32(0.7))
-        col = np.where((el < h1)[:, None], far, col)
-        col = np.where((el < h2)[:, None], near, col)
+        col = np.where(el < h1, far, col)
+        col = np.where(el < h2, near, col)
     elif st.above == "trees":
         h = F32(0.34) + F32(0.10) * _skyline(az, 0.25, 3)
-        f = fbm(d * F32(6.0), 1.0, 3, None, rot=4)
-        tree = _mix(_lin(0.09, 0.17, 0.06), _lin(0.22, 0.36, 0.12), _smoothstep(-1, 1, f[:, 0]))
-        tree = tree * (F32(0.5) + F32(0.5) * _smoothstep(-1, 0.5, f[:, 1]))[:, None]
-        col = np.where((el < h + F32(0.03) * f[:, 2])[:, None], tree * F32(1.2), col)
+        f = _fbm(d * F32(6.0), 1.0, 3, None, rot=4, ch=(0, 1, 2))
+        tree = _mix(_lin(0.09, 0.17, 0.06), _lin(0.22, 0.36, 0.12), _smoothstep(-1, 1, f[0]))
+        tree = tree * ((F32(0.5) + F32(0.5) * _smoothstep(-1, 0.5, f[1])) * F32(1.2))
+        col = np.where(el < h + F32(0.03) * f[2], tree, col)
     return col
 
 
@@ -814,53 +1026,86 @@ def _background(st: Setting, d: np.ndarray, sun: np.ndarray, sun_col: np.ndarray
 def _corner_normals(V: np.ndarray, F: np.ndarray, crease_deg: float = 35.0) -> np.ndarray:
     """Per (triangle, corner) normals: angle-weighted average over the faces at that vertex whose
     normal is within `crease_deg` of this face's (sharp edges stay sharp). (M, 3, 3) float32."""
-    V = V.astype(np.float64)
+    V = np.asarray(V, dtype=np.float64)
     F = np.asarray(F, dtype=np.int64)
-    fn = np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]])
-    area = np.linalg.norm(fn, axis=1)
-    fu = fn / np.maximum(area, 1e-30)[:, None]
     M = len(F)
+    if M == 0:
+        return np.zeros((0, 3, 3), np.float32)
+    P = V.take(F, axis=0)  # (M, 3 corners, 3)
+    e1 = P.take([1, 2, 0], axis=1) - P  # corner k: edges to the next two corners
+    e2 = P.take([2, 0, 1], axis=1) - P
+    a, b = e1[:, 0], e2[:, 0]
+    fn = np.empty((M, 3))
+    fn[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    fn[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    fn[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    area = np.sqrt(np.einsum("ij,ij->i", fn, fn))
+    fu = fn / np.maximum(area, 1e-30)[:, None]
     # interior angle of each corner: the weight of its face in the vertex normal
-    P = V[F]
-    e1 = P[:, [1, 2, 0]] - P
-    e2 = P[:, [2, 0, 1]] - P
-    cosang = np.einsum("mki,mki->mk", e1, e2) / np.maximum(
-        np.linalg.norm(e1, axis=2) * np.linalg.norm(e2, axis=2), 1e-30)
+    l1 = np.sqrt(np.einsum("mki,mki->mk", e1, e1))
+    l2 = np.sqrt(np.einsum("mki,mki->mk", e2, e2))
+    cosang = np.einsum("mki,mki->mk", e1, e2) / np.maximum(l1 * l2, 1e-30)
     wcorner = np.arccos(np.clip(cosang, -1.0, 1.0)).ravel()  # (3M,) in corner order
     vid = F.ravel()
-    fid = np.repeat(np.arange(M), 3)
-    order = np.argsort(vid, kind="stable")
-    sv = vid[order]
-    starts = np.flatnonzero(np.r_[True, sv[1:] != sv[:-1]])
-    sizes = np.diff(np.r_[starts, len(sv)])
-    out = np.zeros((3 * M, 3))
+    order = np.argsort(vid, kind="stable")  # corners grouped by vertex
+    sv = vid.take(order)
+    first = np.empty(len(sv), bool)
+    first[0] = True
+    np.not_equal(sv[1:], sv[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    sizes = np.diff(starts, append=len(sv))
+    gstart = np.repeat(starts, sizes)  # per sorted corner: its group's first sorted corner
+    gsize = np.repeat(sizes, sizes)
+    # (3, 3M) face normal per sorted corner (float32: half the memory traffic)
+    fus = np.ascontiguousarray(fu.take(order // 3, axis=0).T, dtype=np.float32)
+    ws = wcorner.take(order)
+    wfu = fus * ws.astype(np.float32)  # weighted normals
     cosc = math.cos(math.radians(crease_deg))
-    small = sizes <= 64
-    # small groups: all pairs at once
-    gi = np.flatnonzero(small)
-    if len(gi):
-        gs, gz = starts[gi], sizes[gi]
-        cstart = np.repeat(gs, gz)  # per sorted corner in those groups
-        csize = np.repeat(gz, gz)
-        cidx = cstart + (np.arange(gz.sum()) - np.repeat(np.cumsum(gz) - gz, gz))
-        ii = np.repeat(cidx, csize)
-        jj = np.repeat(cstart, csize) + (np.arange(csize.sum()) - np.repeat(np.cumsum(csize) - csize, csize))
-        fi, fj = fid[order[ii]], fid[order[jj]]
-        ok = np.einsum("ij,ij->i", fu[fi], fu[fj]) >= cosc
-        contrib = fu[fj] * (ok * wcorner[order[jj]])[:, None]
-        acc = np.zeros((3 * M, 3))
-        for k in range(3):
-            acc[:, k] = np.bincount(ii, weights=contrib[:, k], minlength=3 * M)
-        out[order[cidx]] = acc[cidx]
-    for g in np.flatnonzero(~small):  # big fans: one matrix each
-        idx = order[starts[g]:starts[g] + sizes[g]]
-        f = fid[idx]
-        ok = (fu[f] @ fu[f].T) >= cosc
-        out[idx] = ok.astype(np.float64) @ (fu[f] * wcorner[idx][:, None])
-    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-30)
-    bad = ~np.isfinite(out).all(1) | (np.linalg.norm(out, axis=1) < 0.5)
-    out[bad] = np.repeat(fu, 3, axis=0)[bad]
-    return out.reshape(M, 3, 3).astype(F32)
+    # smooth vertices (every face normal within crease/2 of the mean, so every pair within the
+    # crease angle): all their corners get the weighted sum of the whole group
+    gsum = np.add.reduceat(wfu, starts, axis=1)  # (3, G)
+    gdir = np.add.reduceat(fus, starts, axis=1)
+    gdir /= np.maximum(np.sqrt(np.einsum("ij,ij->j", gdir, gdir)), 1e-30)
+    gid = np.repeat(np.arange(len(starts)), sizes)
+    cos_mean = np.einsum("ij,ij->j", fus, gdir.take(gid, axis=1))
+    smooth = np.minimum.reduceat(cos_mean, starts) >= math.cos(math.radians(crease_deg / 2))
+    out_s = gsum.take(gid, axis=1)
+    # the other corners, of groups of up to 64, by decreasing group size: for partner slot j, the
+    # corners whose group has more than j corners are a prefix
+    sel = np.flatnonzero((gsize <= 64) & ~smooth.take(gid))
+    sel = sel.take(np.argsort(-gsize.take(sel), kind="stable"))
+    if len(sel):
+        gs, gz = gstart.take(sel), gsize.take(sel)
+        f_self = fus.take(sel, axis=1)
+        acc = np.zeros((3, len(sel)), np.float32)
+        counts = np.bincount(gz)  # corners per group size
+        n_j = len(sel) - np.cumsum(counts)  # corners with group size > j
+        # reused buffers: fresh temporaries cost page faults
+        buf1, buf2 = np.empty(3 * len(sel), np.float32), np.empty(3 * len(sel), np.float32)
+        for j in range(int(gz[0])):
+            n = int(n_j[j]) if j < len(n_j) else 0
+            if n == 0:
+                break
+            part = gs[:n] + j
+            fp = fus.take(part, axis=1, out=buf1[:3 * n].reshape(3, n), mode="clip")
+            ok = (np.einsum("ij,ij->j", f_self[:, :n], fp) >= cosc).astype(np.float32)
+            wp = wfu.take(part, axis=1, out=buf2[:3 * n].reshape(3, n), mode="clip")
+            wp *= ok
+            acc[:, :n] += wp
+        out_s[:, sel] = acc
+    for g in np.flatnonzero((sizes > 64) & ~smooth):  # big fans: one matrix each
+        s, z = starts[g], sizes[g]
+        f = fus[:, s:s + z]
+        ok = (f.T @ f) >= cosc
+        out_s[:, s:s + z] = (ok.astype(np.float64) @ wfu[:, s:s + z].T).T
+    out = np.empty((3 * M, 3))
+    out[order] = out_s.T
+    nrm = np.sqrt(np.einsum("ij,ij->i", out, out))
+    out /= np.maximum(nrm, 1e-30)[:, None]
+    bad = ~(nrm >= 1e-30)  # (NaN too)
+    if np.any(bad):
+        out[bad] = np.repeat(fu, 3, axis=0)[bad]
+    return out.reshape(M, 3, 3).astype(np.float32)
 
 
 def _dilate_ids(r: np.ndarray, steps: int) -> np.ndarray:
@@ -883,22 +1128,76 @@ def _dilate_ids(r: np.ndarray, steps: int) -> np.ndarray:
     return r
 
 
+_DILATE_OFFSETS = ((0, 1), (1, 0), (0, -1), (-1, 0), (1, 1), (1, -1), (-1, 1), (-1, -1))
+
+
+def _dilated_at(r: np.ndarray, rows: np.ndarray, cols: np.ndarray, steps: int) -> np.ndarray:
+    """`_dilate_ids(r, steps)[rows, cols]`, computed only at those texels (all inside r), from
+    their (2 steps + 1)^2 neighbourhoods."""
+    v = r[rows, cols]
+    todo = np.flatnonzero(v == 0)  # nonzero texels keep their id
+    if steps <= 0 or len(todo) == 0:
+        return v
+    s = int(steps)
+    H, W = r.shape
+    rp = np.pad(r, s).ravel()  # outside the raster: 0
+    base = (rows[todo] + s) * (W + 2 * s) + (cols[todo] + s)
+    cur = {(a, b): rp.take(base + a * (W + 2 * s) + b) for a in range(-s, s + 1) for b in range(-s, s + 1)}
+    for level in range(1, s + 1):
+        rad = s - level
+        new = {}
+        for a in range(-rad, rad + 1):
+            for b in range(-rad, rad + 1):
+                x = cur[(a, b)]
+                for dy, dx in _DILATE_OFFSETS:
+                    x = np.where(x == 0, cur[(a + dy, b + dx)], x)
+                new[(a, b)] = x
+        cur = new
+    v[todo] = cur[(0, 0)]
+    return v
+
+
 # ----------------------------------------------------------------------------------------------
 # renderer
 # ----------------------------------------------------------------------------------------------
+@lru_cache(maxsize=16)
 def _ao_dirs(k: int) -> np.ndarray:
     """k cosine-weighted directions in the local hemisphere (z = normal), a Fibonacci spiral."""
     i = np.arange(k) + 0.5
     r = np.sqrt(i / k)
     phi = i * math.pi * (3 - math.sqrt(5))
-    return np.stack([r * np.cos(phi), r * np.sin(phi), np.sqrt(1 - r * r)], 1).astype(F32)
+    out = np.stack([r * np.cos(phi), r * np.sin(phi), np.sqrt(1 - r * r)], 1).astype(F32)
+    out.flags.writeable = False
+    return out
+
+
+_NB4 = np.array([[1, -1, 0, 0], [0, 0, 1, -1]])[:, :, None]  # 4-neighbour offsets (dx, dy)
 
 
 def _frame(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.where((np.abs(n[:, 2]) < 0.9)[:, None], np.array([0, 0, 1], F32), np.array([1, 0, 0], F32))
-    t1 = _normalize(np.cross(a, n))
-    t2 = np.cross(n, t1)
+    """Two unit tangents (3, N) orthogonal to the unit normals n (3, N)."""
+    nx, ny, nz = n
+    up = np.abs(nz) < F32(0.9)  # cross((0, 0, 1), n) = (-ny, nx, 0); else cross((1, 0, 0), n) = (0, -nz, ny)
+    t1 = np.empty_like(n)
+    t1[0] = np.where(up, -ny, F32(0))
+    t1[1] = np.where(up, nx, -nz)
+    t1[2] = np.where(up, F32(0), ny)
+    t1 = _normalize(t1)
+    t2 = np.empty_like(n)  # n x t1
+    t2[0] = ny * t1[2] - nz * t1[1]
+    t2[1] = nz * t1[0] - nx * t1[2]
+    t2[2] = nx * t1[1] - ny * t1[0]
     return t1, t2
+
+
+@lru_cache(maxsize=8)
+def _vignette(H: int, W: int, amount: float) -> np.ndarray:
+    yy = (np.arange(H, dtype=F32) + F32(0.5) - F32(H / 2)) / F32(max(H, W) / 2)
+    xx = (np.arange(W, dtype=F32) + F32(0.5) - F32(W / 2)) / F32(max(H, W) / 2)
+    r2 = yy[:, None] ** 2 + xx[None, :] ** 2
+    out = (F32(1.0) - F32(amount) * F32(0.5) * r2).astype(F32)
+    out.flags.writeable = False
+    return out
 
 
 class Renderer:
@@ -907,15 +1206,21 @@ class Renderer:
     `threads`: Embree threads for ray casting (0 = all cores; use 1 in a process pool).
     `ao_samples`: ambient-occlusion rays per visible point near the sculpture (0 = off); the
     directions are a function of the 3D point, so occlusion agrees between views.
+    `ao_checkerboard`: trace the occlusion rays for half of the pixels only (a checkerboard) and
+    fill in the others from their neighbours on the same surface (about half the cost).
     """
 
-    def __init__(self, sculpture: Sculpture, *, threads: int = 0, ao_samples: int = 6):
+    AO_FILL_SPREAD = 0.1  # checkerboard AO: neighbours differing more than this → trace the pixel
+
+    def __init__(self, sculpture: Sculpture, *, threads: int = 0, ao_samples: int = 6,
+                 ao_checkerboard: bool = True):
         import open3d as o3d
 
         self._o3d = o3d
         self.sculpture = sculpture
         self.threads = int(threads)
         self.ao_samples = int(ao_samples)
+        self.ao_checkerboard = bool(ao_checkerboard)
         self.timings: dict | None = None  # set to {} to collect per-section times
         self._t_last = 0.0
         V = np.ascontiguousarray(sculpture.vertices, dtype=F32)
@@ -932,16 +1237,28 @@ class Renderer:
         gf = np.array([[0, 1, 2], [0, 2, 3]], np.uint32)
         self.ground_id = scene.add_triangles(o3d.core.Tensor(gv), o3d.core.Tensor(gf))
         self.scene = scene
-        self.cnormals = _corner_normals(V, sculpture.triangles)
+        # per-corner shading normals, component-major: (corner, xyz, triangle)
+        self.cnormals_t = np.ascontiguousarray(_corner_normals(V, sculpture.triangles).transpose(1, 2, 0))
         # glyph lookup
         self.gbox = np.asarray(sculpture.glyph_box, dtype=np.float64)
         ras = np.asarray(sculpture.glyph_raster)
         if ras.ndim != 2 or ras.size == 0:
             ras = np.zeros((1, 1), np.int16)
         self.raster = ras.astype(np.int16)
-        self.raster_dil = _dilate_ids(self.raster, 2)
+        self._raster_dil = None  # the raster dilated by 2 texels (looked up per texel when rendering)
         ext = self.gbox[1::2] - self.gbox[0::2]
         self.geps = float(1e-3 * np.linalg.norm(ext) + 1e-5)
+
+    @property
+    def cnormals(self) -> np.ndarray:
+        """Per (triangle, corner) shading normals (M, 3, 3)."""
+        return self.cnormals_t.transpose(2, 0, 1)
+
+    @property
+    def raster_dil(self) -> np.ndarray:
+        if self._raster_dil is None:
+            self._raster_dil = _dilate_ids(self.raster, 2)
+        return self._raster_dil
 
     def _tick(self, name):
         """Section timer: with `self.timings` a dict, accumulates seconds per section name."""
@@ -953,55 +1270,59 @@ class Renderer:
         self._t_last = now
 
     # -- ray casting helpers -----------------------------------------------------------------
+    @staticmethod
+    def _rays(o: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """(N, 6) float32 rays from origins o (3,) or (3, N) and directions d (3, N)."""
+        rays = np.empty((d.shape[1], 6), F32)
+        rays[:, :3] = o.T if np.ndim(o) == 2 else o
+        rays[:, 3:] = d.T
+        return rays
+
+    def _cast_rays(self, rays: np.ndarray):
+        return self.scene.cast_rays(self._o3d.core.Tensor.from_numpy(rays), nthreads=self.threads)
+
     def _cast(self, o: np.ndarray, d: np.ndarray):
-        o3d = self._o3d
-        rays = np.empty((len(d), 6), F32)
-        rays[:, :3] = o
-        rays[:, 3:] = d
-        ans = self.scene.cast_rays(o3d.core.Tensor(rays), nthreads=self.threads)
-        return ans
+        return self._cast_rays(self._rays(o, d))
 
     def _occluded(self, o: np.ndarray, d: np.ndarray) -> np.ndarray:
-        o3d = self._o3d
-        rays = np.empty((len(d), 6), F32)
-        rays[:, :3] = o
-        rays[:, 3:] = d
-        occ = self.scene.test_occlusions(o3d.core.Tensor(rays), nthreads=self.threads)
+        rays = self._rays(o, d)
+        occ = self.scene.test_occlusions(self._o3d.core.Tensor.from_numpy(rays), nthreads=self.threads)
         return occ.numpy().astype(bool)
 
     def _wall_hits(self, st: Setting, o: np.ndarray, d: np.ndarray, tmax: np.ndarray):
-        """Analytic cylinder wall: (hit (N,) bool, t (N,)), only where the origin is inside it."""
-        N = len(d)
+        """Analytic cylinder wall for rays from o ((3,) or (3, N)) along d (3, N): (hit (N,) bool,
+        t (N,), radius), only where the origin is inside it."""
+        N = d.shape[1]
         if st.wall is None:
             return np.zeros(N, bool), None, 0.0
         Rw = max(st.wall_radius, 3.0 * self.radius)
         c = self.centre[:2].astype(F32)
-        ox = (o[..., 0] - c[0]).astype(F32) * np.ones(N, F32)
-        oy = (o[..., 1] - c[1]).astype(F32) * np.ones(N, F32)
-        if np.any(ox * ox + oy * oy >= F32(Rw * Rw * 0.98)):
-            inside = ox * ox + oy * oy < F32(Rw * Rw * 0.98)
-        else:
-            inside = np.ones(N, bool)
-        a = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
-        b = ox * d[:, 0] + oy * d[:, 1]
-        cc = ox * ox + oy * oy - F32(Rw * Rw)
+        ox = (o[0] - c[0]).astype(F32)
+        oy = (o[1] - c[1]).astype(F32)
+        r2 = ox * ox + oy * oy
+        inside = r2 < F32(Rw * Rw * 0.98)
+        a = d[0] * d[0] + d[1] * d[1]
+        b = ox * d[0] + oy * d[1]
+        cc = r2 - F32(Rw * Rw)
         disc = b * b - a * cc
         with np.errstate(invalid="ignore", divide="ignore"):
-            t = (-b + np.sqrt(np.maximum(disc, 0))) / np.maximum(a, F32(1e-12))
-        oz = (o[..., 2] * np.ones(N)).astype(F32)
-        z = oz + t * d[:, 2]
+            t = (-b + np.sqrt(np.maximum(disc, F32(0)))) / np.maximum(a, F32(1e-12))
+        z = o[2].astype(F32) + t * d[2]
         hit = inside & (a > 1e-9) & (t > 0) & (t < tmax) & (z >= 0) & (z <= F32(st.wall_height))
         return hit, t, Rw
 
     # -- shading -------------------------------------------------------------------------------
     def _surface(self, look, p, n, foot, cav, secondary=False):
+        """Material at world points p (3, N): (Surface, texture-space points (3, N))."""
         R, off = _seed_offset(look.seed)
-        pt = (p @ R.T + off).astype(F32)
+        pt = _mat3(R, p)
+        pt += off[:, None]
         ctx = _Ctx(pt, n, foot, cav, look, secondary)
         s = _MATERIAL_FN[look.material](ctx)
-        s.kd = np.clip(s.kd * np.asarray(look.tint, F32), 0, 1).astype(F32)
+        tint = _col(look.tint)
+        s.kd = np.clip(s.kd * tint, F32(0), F32(1))
         if look.material in ("bronze", "steel"):
-            s.f0 = np.clip(s.f0 * np.asarray(look.tint, F32), 0, 1).astype(F32)
+            s.f0 = np.clip(s.f0 * tint, F32(0), F32(1))
         return s, pt
 
     def albedo(self, points, normals, look: Look, *, footprint=None, cavity=None) -> np.ndarray:
@@ -1011,57 +1332,127 @@ class Renderer:
         (metres per pixel, (N,)) fades unresolvable detail as in `render`; `cavity` (N,) is the
         ambient-occlusion openness (1 = open, the default).
         """
-        p = np.ascontiguousarray(points, dtype=F32).reshape(-1, 3)
-        n = _normalize(np.ascontiguousarray(normals, dtype=F32).reshape(-1, 3))
-        cav = np.ones(len(p), F32) if cavity is None else np.asarray(cavity, F32)
+        p = np.ascontiguousarray(np.asarray(points, dtype=F32).reshape(-1, 3).T)
+        n = _normalize(np.ascontiguousarray(np.asarray(normals, dtype=F32).reshape(-1, 3).T))
+        cav = np.ones(p.shape[1], F32) if cavity is None else np.asarray(cavity, F32)
         foot = None if footprint is None else np.asarray(footprint, F32)
-        return self._surface(look, p, n, foot, cav)[0].kd
+        return np.ascontiguousarray(self._surface(look, p, n, foot, cav)[0].kd.T)
 
     def _glyph_lookup(self, p: np.ndarray, ng: np.ndarray) -> np.ndarray:
-        """Stroke value (N,) int16 of the glyph raster at hit points p (0 = not the glyph)."""
+        """Stroke value (N,) int16 of the glyph raster at hit points p (3, N) (0 = not the glyph)."""
         x0, x1, y0, y1, z0, z1 = self.gbox
         e = self.geps
-        inside = ((p[:, 0] >= x0 - e) & (p[:, 0] <= x1 + e) & (p[:, 1] >= y0 - e) & (p[:, 1] <= y1 + e)
-                  & (p[:, 2] >= z0 - e) & (p[:, 2] <= z1 + e))
-        out = np.zeros(len(p), np.int16)
-        if not np.any(inside):
+        px, py, pz = p
+        inside = ((px >= x0 - e) & (px <= x1 + e) & (py >= y0 - e) & (py <= y1 + e)
+                  & (pz >= z0 - e) & (pz <= z1 + e))
+        out = np.zeros(p.shape[1], np.int16)
+        ii = np.flatnonzero(inside)
+        if len(ii) == 0:
             return out
         Rr = self.raster.shape[0]
         Rc = self.raster.shape[1]
-        q = p[inside].astype(np.float64)
-        u = (q[:, 0] - x0) / max(x1 - x0, 1e-12)
-        v = (q[:, 2] - z0) / max(z1 - z0, 1e-12)
+        u = (px[ii].astype(np.float64) - x0) / max(x1 - x0, 1e-12)
+        v = (pz[ii].astype(np.float64) - z0) / max(z1 - z0, 1e-12)
         col = np.clip(np.floor(u * Rc), 0, Rc - 1).astype(np.int64)
         row = np.clip(np.floor((1.0 - v) * Rr), 0, Rr - 1).astype(np.int64)
-        facing = np.abs(ng[inside, 1]) >= 0.5
-        val = np.where(facing, self.raster[row, col], self.raster_dil[row, col])
-        out[inside] = val
+        val = self.raster[row, col]
+        side = np.flatnonzero(np.abs(ng[1, ii]) < 0.5)  # faces not facing +-y: the dilated raster
+        if len(side):
+            val[side] = _dilated_at(self.raster, row[side], col[side], 2)
+        out[ii] = val
         return out
 
-    def _ao(self, p, ng, ns):
-        """Ambient occlusion (N,) in [0, 1] (1 = open) with a position-seeded direction set."""
+    def _ao(self, p, ng, ns=None):
+        """Ambient occlusion (N,) in [0, 1] (1 = open) at points p (3, N) with geometric normals ng
+        (3, N), with a position-seeded direction set."""
         k = self.ao_samples
-        N = len(p)
+        N = p.shape[1]
         if k <= 0 or N == 0:
             return np.ones(N, F32)
         r_ao = F32(np.clip(0.12 * self.size, 0.03, 0.5))
         t1, t2 = _frame(ng)
-        ang = noise(p * F32(1.0 / 0.004))[:, 0] * F32(4.0)
+        ang = _noise_at(p, 1.0 / 0.004, ch=0)
+        ang *= F32(4.0)
         ca, sa = np.cos(ang), np.sin(ang)
-        dirs = _ao_dirs(k)
-        o = (p + ng * F32(1e-4 + 2e-5 * self.size)).astype(F32)
-        D = np.empty((N, k, 3), F32)
-        for j in range(k):
-            a, b, c = dirs[j]
-            x = a * ca - b * sa
-            y = a * sa + b * ca
-            D[:, j] = x[:, None] * t1 + y[:, None] * t2 + F32(c) * ng
-        D = D.reshape(-1, 3)
-        O = np.repeat(o, k, axis=0)
-        ans = self._cast(O, D)
-        t = ans["t_hit"].numpy().reshape(N, k)
-        occ = np.clip(F32(1.0) - t / r_ao, 0.0, 1.0) ** 2
-        return (F32(1.0) - occ.mean(axis=1)).astype(F32)
+        B = np.empty((3, 3, N), F32)  # the tangent frame rotated by the position's angle, and ng
+        np.multiply(ca, t1, out=B[0])
+        B[0] += sa * t2
+        np.multiply(ca, t2, out=B[1])
+        B[1] -= sa * t1
+        B[2] = ng
+        o = p + ng * F32(1e-4 + 2e-5 * self.size)
+        r0 = np.empty((N, 6), F32)
+        r0[:, :3] = o.T
+        rays = np.tile(r0, (k, 1)).reshape(k, N, 6)  # origins repeated (a strided broadcast is slow)
+        Dj = np.empty((3, N), F32)
+        for j, (a, b, c) in enumerate(_ao_dirs(k)):
+            np.multiply(B[0], a, out=Dj)
+            Dj += B[1] * b
+            Dj += B[2] * c
+            rays[j, :, 3:] = Dj.T
+        rays = rays.reshape(-1, 6)
+        # most rays meet nothing within r_ao (no occlusion): find the others with a cheap
+        # occlusion test limited to r_ao, and cast only those for their distance
+        near = np.flatnonzero(self.scene.test_occlusions(
+            self._o3d.core.Tensor.from_numpy(rays), tfar=float(r_ao), nthreads=self.threads).numpy())
+        occ = np.zeros(k * N, F32)
+        if len(near):
+            t = self._cast_rays(np.ascontiguousarray(rays.take(near, axis=0)))["t_hit"].numpy()
+            o = np.minimum(t, r_ao)
+            o *= F32(-1.0 / r_ao)
+            o += F32(1.0)
+            o *= o
+            occ[near] = o
+        return F32(1.0) - occ.reshape(k, N).sum(axis=0) * F32(1.0 / k)
+
+    def _ao_pixels(self, pix, p, ng, foot, W, H):
+        """Ambient occlusion (N,) at the surface points p (3, N) seen through pixels `pix` (N,
+        increasing flat indices into the W x H image): with `ao_checkerboard`, only the pixels of
+        one checkerboard colour are ray-traced, and a pixel of the other colour takes the mean of
+        its traced 4-neighbours on the same surface (the same facet orientation and plane; a
+        pixel without such a neighbour is traced too). Halves the rays at the cost of a slight
+        blur of the occlusion."""
+        N = len(pix)
+        if not self.ao_checkerboard or self.ao_samples <= 0 or N < 16:
+            return self._ao(p, ng)
+        y = pix // W
+        x = pix - y * W
+        b = np.flatnonzero((x + y) & 1)  # the other colour: filled from neighbours when possible
+        slot = np.full(W * H, -1, np.int32)  # pixel → its index in pix
+        slot[pix] = np.arange(N, dtype=np.int32)
+        # the 4-neighbours (4, len(b)) of those pixels, and whether each is on the same surface
+        xx = x.take(b) + _NB4[0]
+        yy = y.take(b) + _NB4[1]
+        inside = (xx >= 0) & (xx < W) & (yy >= 0) & (yy < H)
+        j = slot.take(np.where(inside, yy * W + xx, 0))
+        ok = inside & (j >= 0)
+        np.maximum(j, 0, out=j)
+        jf = j.ravel()
+        pb, nb = p.take(b, axis=1)[:, None], ng.take(b, axis=1)[:, None]
+        dn = _dot(nb, ng.take(jf, axis=1).reshape(3, 4, -1))
+        pj = p.take(jf, axis=1).reshape(3, 4, -1)
+        pj -= pb
+        dp = _dot(nb, pj)
+        ok &= (dn > F32(0.9)) & (np.abs(dp) < F32(1e-4 * self.size))  # same facet orientation and plane
+        cnt = ok.sum(axis=0)
+        a = np.ones(N, bool)
+        a[b] = False
+        ai = np.flatnonzero(a)
+        cav = np.empty(N, F32)
+        cav[ai] = self._ao(p.take(ai, axis=1), ng.take(ai, axis=1))
+        v = cav.take(j)
+        acc = np.where(ok, v, F32(0)).sum(axis=0)
+        lo = np.where(ok, v, F32(np.inf)).min(axis=0)
+        hi = np.where(ok, v, F32(-np.inf)).max(axis=0)
+        # traced as well: fewer than two neighbours on the same surface (an edge or corner), or
+        # neighbours that disagree (the occlusion changes quickly there)
+        redo = (cnt < 2) | (hi - lo > F32(self.AO_FILL_SPREAD))
+        fill = np.flatnonzero(~redo)
+        cav[b.take(fill)] = acc.take(fill) / cnt.take(fill).astype(F32)
+        ri = b.take(np.flatnonzero(redo))
+        if len(ri):
+            cav[ri] = self._ao(p.take(ri, axis=1), ng.take(ri, axis=1))
+        return cav
 
     def render(self, camera: Camera, look: Look, *, shadows: bool = True) -> Rendered:
         st = _SETTINGS[look.setting]
@@ -1069,9 +1460,9 @@ class Renderer:
         N = W * H
         tm = self._tick
         tm(None)
-        o, d = camera_rays(camera)
+        o, d = _camera_rays_t(camera)  # d: (3, N)
         o32 = o.astype(F32)
-        ans = self._cast(o32[None, :], d)
+        ans = self._cast(o32, d)
         t = ans["t_hit"].numpy()
         gid = ans["geometry_ids"].numpy()
         prim = ans["primitive_ids"].numpy()
@@ -1080,7 +1471,7 @@ class Renderer:
 
         obj = gid == self.obj_id
         gnd = gid == self.ground_id
-        wall, tw, Rw = self._wall_hits(st, o32[None, :], d, np.where(obj, F32(0), t))
+        wall, tw, Rw = self._wall_hits(st, o32, d, np.where(obj, F32(0), t))
         gnd &= ~wall
         bg = ~(obj | gnd | wall)
         tm("cast")
@@ -1089,15 +1480,19 @@ class Renderer:
         fpx = F32(1.0 / float(camera.K[0, 0]))
 
         sun = direction_from_angles(look.azimuth, look.elevation).astype(F32)
-        sun_col = _sun_colour(look.warmth) * F32(look.sun_intensity) * F32(1.05)
+        sun_c = sun[:, None]
+        sun_col = _col(_sun_colour(look.warmth) * F32(look.sun_intensity) * F32(1.05))
         fill_dir = direction_from_angles(look.azimuth + 180.0, 25.0).astype(F32)
-        fill_col = (_sun_colour(-0.3) * F32(0.12) * F32(look.ambient / 0.35)).astype(F32)
-        sky_l = np.asarray(st.sky_light, F32) * F32(look.ambient)
-        gnd_l = np.asarray(st.ground_light, F32) * F32(look.ambient)
+        fill_col = _col(_sun_colour(-0.3) * F32(0.12) * F32(look.ambient / 0.35))
+        sky_l = _col(st.sky_light) * F32(look.ambient)
+        gnd_l = _col(st.ground_light) * F32(look.ambient)
+        hazecol = _col(st.horizon)
+        sig = F32(st.haze) + F32(0.1 * look.fog)
 
-        hdr = np.zeros((N, 3), F32)
+        hdr = np.empty((3, N), F32)
         depth = np.full(N, np.inf, F32)
-        depth[obj | gnd] = t[obj | gnd]
+        hitm = obj | gnd
+        depth[hitm] = t[hitm]
         if np.any(wall):
             depth[wall] = tw[wall]
 
@@ -1107,149 +1502,189 @@ class Renderer:
         idx_w = np.flatnonzero(wall)
         glyph_val = np.zeros(N, np.int16)
 
-        def footprint(idx, tt, nn):
-            cosang = np.abs(np.einsum("ij,ij->i", d[idx], nn))
-            return (tt * fpx / np.maximum(cosang, F32(0.25))).astype(F32)
-
-        parts = []
+        parts = []  # (kind, idx, t, d, p, ng, ns, kd, f0, gloss, wrap, translucency, cavity)
         if len(idx_o):
-            tt = t[idx_o]
-            p = o32 + d[idx_o] * tt[:, None]
-            ng = ngeo[idx_o].astype(F32)
-            flip = np.einsum("ij,ij->i", ng, d[idx_o]) > 0
-            ng[flip] = -ng[flip]
-            cn = self.cnormals[prim[idx_o]]
-            bu, bv = uvs[idx_o, 0:1], uvs[idx_o, 1:2]
-            ns = cn[:, 0] * (F32(1.0) - bu - bv) + cn[:, 1] * bu + cn[:, 2] * bv
+            tt = t.take(idx_o)
+            dd = d.take(idx_o, axis=1)
+            p = dd * tt
+            p += o32[:, None]
+            ng = np.ascontiguousarray(ngeo.take(idx_o, axis=0).T)
+            sgn = np.where(_dot(ng, dd) > 0, F32(-1), F32(1))
+            ng *= sgn
+            cn = self.cnormals_t.take(prim.take(idx_o), axis=2)
+            uv = uvs.take(idx_o, axis=0)
+            bu, bv = uv[:, 0], uv[:, 1]
+            ns = cn[0] * (F32(1.0) - bu - bv)
+            ns += cn[1] * bu
+            ns += cn[2] * bv
             ns = _normalize(ns)
-            ns[flip] = -ns[flip]
+            ns *= sgn
             gv = self._glyph_lookup(p, ng)
             glyph_val[idx_o] = gv
-            foot = footprint(idx_o, tt, ng)
+            foot = tt * fpx / np.maximum(np.abs(_dot(dd, ng)), F32(0.25))
             tm("object")
-            cav = self._ao(p, ng, ns)
+            cav = self._ao_pixels(idx_o, p, ng, foot, W, H)
             tm("ao")
             s, pt = self._surface(look, p, ns, foot, cav)
             ns = self._bump(ns, pt, s.bump, s.bump_scale, foot)
-            gl = gv != 0
-            if look.glyph_paint is not None and np.any(gl):
+            gi = np.flatnonzero(gv)
+            if look.glyph_paint is not None and len(gi):
                 col, f0, gloss, metal = _PAINT[look.glyph_paint]
-                wear = _smoothstep(0.3, 1.2, fbm(pt[gl], 0.02, 2, foot[gl], rot=9)[:, 0] + F32(look.weathering) * 1.2 - 0.6)
+                wear = _smoothstep(0.3, 1.2, _fbm(pt.take(gi, axis=1), 0.02, 2, foot.take(gi), rot=9, ch=0)
+                                   + F32(look.weathering) * 1.2 - 0.6)
                 wear = wear * F32(min(1.0, look.weathering * 2))
                 kdp = col * (F32(1) - F32(0.8) * F32(metal))
-                s.kd[gl] = _mix(np.broadcast_to(kdp, (gl.sum(), 3)), s.kd[gl], wear)
-                s.f0[gl] = _mix(np.broadcast_to(col if metal else np.full(3, f0, F32), (gl.sum(), 3)), s.f0[gl], wear)
-                s.gloss[gl] = F32(gloss) * (1 - wear) + s.gloss[gl] * wear
-                s.wrap[gl] = 0.0
-            parts.append((idx_o, p, ng, ns, s.kd, s.f0, s.gloss, s.wrap, s.translucency, cav))
+                s.kd[:, gi] = _mix(kdp, s.kd[:, gi], wear)
+                s.f0[:, gi] = _mix(col if metal else F32(f0), s.f0[:, gi], wear)
+                s.gloss[gi] = F32(gloss) * (1 - wear) + s.gloss[gi] * wear
+                s.wrap[gi] = 0.0
+            parts.append(("object", idx_o, tt, dd, p, ng, ns, s.kd, s.f0, s.gloss, s.wrap, s.translucency, cav))
             tm("material")
         if len(idx_g):
-            tt = t[idx_g]
-            p = o32 + d[idx_g] * tt[:, None]
-            p[:, 2] = 0.0
-            ng = np.broadcast_to(np.array([0, 0, 1], F32), (len(idx_g), 3)).copy()
-            foot = footprint(idx_g, tt, ng)
+            tt = t.take(idx_g)
+            dd = d.take(idx_g, axis=1)
+            p = dd * tt
+            p += o32[:, None]
+            p[2] = 0.0
+            ng = np.zeros((3, len(idx_g)), F32)
+            ng[2] = 1.0
+            foot = tt * fpx / np.maximum(np.abs(dd[2]), F32(0.25))
             kd, f0, gloss, bump, bscale = _ground(st.ground, p, foot, look)
             # ambient occlusion only near the sculpture
             cav = np.ones(len(idx_g), F32)
-            near = np.flatnonzero(
-                (p[:, 0] > self.lo[0] - self.size * 0.15) & (p[:, 0] < self.hi[0] + self.size * 0.15)
-                & (p[:, 1] > self.lo[1] - self.size * 0.15) & (p[:, 1] < self.hi[1] + self.size * 0.15))
+            m = F32(self.size * 0.15)
+            near = np.flatnonzero((p[0] > self.lo[0] - m) & (p[0] < self.hi[0] + m)
+                                  & (p[1] > self.lo[1] - m) & (p[1] < self.hi[1] + m))
             tm("ground")
             if len(near):
-                cav[near] = self._ao(p[near], ng[near], ng[near])
+                cav[near] = self._ao_pixels(idx_g.take(near), p.take(near, axis=1), ng[:, :len(near)],
+                                            foot.take(near), W, H)
             tm("ao")
             ns = self._bump(ng, p, bump, bscale, foot, octaves=1)
-            n = len(idx_g)
-            parts.append((idx_g, p, ng, ns, kd.astype(F32), np.full((n, 3), f0, F32), _full(n, gloss), _full(n, 0.0),
-                          0.0, cav))
+            parts.append(("ground", idx_g, tt, dd, p, ng, ns, kd, f0, gloss, 0.0, 0.0, cav))
             tm("ground")
         if len(idx_w):
-            tt = tw[idx_w]
-            p = o32 + d[idx_w] * tt[:, None]
+            tt = tw.take(idx_w)
+            dd = d.take(idx_w, axis=1)
+            p = dd * tt
+            p += o32[:, None]
             c = self.centre[:2].astype(F32)
-            ng = np.zeros((len(idx_w), 3), F32)
-            ng[:, :2] = -(p[:, :2] - c) / F32(Rw)
-            ang = np.arctan2(p[:, 1] - c[1], p[:, 0] - c[0]) * F32(Rw)
-            foot = footprint(idx_w, tt, ng)
-            kd = _wall_albedo(st.wall, ang, p[:, 2], p, foot, st.wall_height)
+            ng = np.zeros((3, len(idx_w)), F32)
+            ng[0] = (c[0] - p[0]) / F32(Rw)
+            ng[1] = (c[1] - p[1]) / F32(Rw)
+            ang = np.arctan2(p[1] - c[1], p[0] - c[0]) * F32(Rw)
+            foot = tt * fpx / np.maximum(np.abs(_dot(dd, ng)), F32(0.25))
+            kd = _wall_albedo(st.wall, ang, p[2], p, foot, st.wall_height)
             ns = self._bump(ng, p, 0.15, 0.01, foot, octaves=1)
-            n = len(idx_w)
-            parts.append((idx_w, p, ng, ns, kd.astype(F32), np.full((n, 3), 0.03, F32), _full(n, 0.1), _full(n, 0.0),
-                          0.0, np.ones(n, F32)))
+            parts.append(("wall", idx_w, tt, dd, p, ng, ns, kd, 0.03, 0.1, 0.0, 0.0, None))
             tm("wall")
 
-        for (idx, p, ng, ns, kd, f0, gloss, wrap, tl, cav) in parts:
-            v = -d[idx]
-            ndl = ns @ sun
+        env_avg = sky_l * F32(0.6) + gnd_l * F32(0.4)
+        for (kind, idx, tt, dd, p, ng, ns, kd, f0, gloss, wrap, tl, cav) in parts:
+            n = len(idx)
+            v = -dd
+            ndl = _dot(ns, sun)
+            ngl = _dot(ng, sun)
             # shadows: from the geometric normal side, only where the sun can be facing
-            lit = np.ones(len(idx), F32)
-            front = (ndl > -0.3) & ((ng @ sun) > -0.05)
-            if shadows and np.any(front):
-                fi = np.flatnonzero(front)
-                if idx is idx_w:
-                    pass
-                else:
-                    orig = p[fi] + ng[fi] * F32(2e-4 + 1e-5 * self.size) + sun * F32(1e-4)
+            lit = np.ones(n, F32)
+            if shadows and kind != "wall":
+                # where the sun's light can matter: diffuse (wrapped) and specular need ndl > -wrap,
+                # translucency any ndl > -0.3
+                lo = F32(-0.3) if tl > 0 else np.maximum(-np.asarray(wrap, F32), F32(-0.3))
+                fi = np.flatnonzero((ndl > lo) & (ngl > -0.05))
+                if len(fi):
+                    orig = p.take(fi, axis=1)
+                    orig += ng.take(fi, axis=1) * F32(2e-4 + 1e-5 * self.size)
+                    orig += sun_c * F32(1e-4)
                     tm("shade")
-                    occ = self._occluded(orig, np.broadcast_to(sun, (len(fi), 3)))
+                    occ = self._occluded(orig, np.broadcast_to(sun_c, orig.shape))
                     lit[fi[occ]] = 0.0
                     tm("shadows")
-            lit[(ng @ sun) <= -0.05] = 0.0
-            wrapv = wrap
-            diff = np.clip((ndl + wrapv) / (F32(1.0) + wrapv), 0, 1) * lit
-            hemi = _mix(gnd_l, sky_l, F32(0.5) + F32(0.5) * ns[:, 2]) * cav[:, None]
-            fill = np.clip(ns @ fill_dir, 0, 1)[:, None] * fill_col
-            rad = kd * (diff[:, None] * sun_col + hemi + fill)
+            lit[ngl <= -0.05] = 0.0
+            ndl_c = np.clip(ndl, F32(0), F32(1))
+            if np.ndim(wrap) == 0 and wrap == 0:
+                diff = ndl_c * lit
+            else:
+                diff = np.clip((ndl + wrap) / (F32(1.0) + wrap), F32(0), F32(1)) * lit
+            light = diff * sun_col
+            hemi = _mix(gnd_l, sky_l, F32(0.5) + F32(0.5) * ns[2])
+            if cav is not None:
+                hemi *= cav
+            light += hemi
+            light += np.clip(_dot(ns, fill_dir), F32(0), F32(1)) * fill_col
+            rad = kd * light
             if tl > 0:  # translucency: light leaking through, softened
-                back = np.clip(-ndl, 0, 1) * F32(0.5) + F32(0.5)
-                rim = F32(0.6) + F32(0.8) * (F32(1.0) - np.clip(np.einsum("ij,ij->i", ns, v), 0, 1))
-                glow = (F32(tl) * back * rim * (F32(0.4) + F32(0.6) * lit))[:, None] * sun_col
-                rad += kd * kd * (glow + F32(tl) * F32(0.5) * (sky_l + gnd_l))
+                back = np.clip(-ndl, F32(0), F32(1)) * F32(0.5) + F32(0.5)
+                rim = F32(0.6) + F32(0.8) * (F32(1.0) - np.clip(_dot(ns, v), F32(0), F32(1)))
+                glow = (F32(tl) * back * rim * (F32(0.4) + F32(0.6) * lit)) * sun_col
+                glow += F32(tl) * F32(0.5) * (sky_l + gnd_l)
+                rad += kd * kd * glow
             # specular (normalised Blinn-Phong, Schlick Fresnel)
-            h = _normalize(sun + v)
-            ndh = np.clip(np.einsum("ij,ij->i", ns, h), 0, 1)
-            vdh = np.clip(np.einsum("ij,ij->i", v, h), 0, 1)
-            shin = F32(2.0) ** (F32(2.0) + F32(10.0) * gloss)
-            fres = f0 + (F32(1.0) - f0) * ((F32(1.0) - vdh) ** 5)[:, None]
-            spec = ((shin + F32(8.0)) / F32(8.0)) * ndh ** shin * np.clip(ndl, 0, 1) * lit
-            rad += fres * spec[:, None] * sun_col
+            h = _normalize(sun_c + v)
+            ndh = np.clip(_dot(ns, h), F32(0), F32(1))
+            vdh = np.clip(_dot(v, h), F32(0), F32(1))
+            shin = np.exp((F32(2.0) + F32(10.0) * np.asarray(gloss, F32)) * F32(math.log(2.0)))
+            x = F32(1.0) - vdh
+            x5 = x * x
+            x5 *= x5
+            x5 *= x
+            one_f0 = F32(1.0) - f0
+            with np.errstate(divide="ignore"):  # ndh ** shin as exp(shin log ndh): numpy's float32
+                lg = np.log(ndh)  # power with an array exponent is ~50x slower
+            lg *= shin
+            spec = ((shin + F32(8.0)) * F32(1.0 / 8.0)) * np.exp(lg, out=lg) * ndl_c * lit
+            rad += ((f0 + one_f0 * x5) * spec) * sun_col
             # reflections
-            ndv = np.clip(np.einsum("ij,ij->i", ns, v), 0, 1)
-            fr = f0 + (F32(1.0) - f0) * ((F32(1.0) - ndv) ** 5 * gloss * gloss)[:, None]
-            sharp = _smoothstep(0.45, 0.9, gloss)
-            if idx is idx_g:
-                sharp = np.full(len(idx), F32(st.floor_gloss), F32)
-            env_avg = (sky_l * F32(0.6) + gnd_l * F32(0.4))
-            rad += fr * ((F32(1.0) - sharp) * cav)[:, None] * env_avg
-            want = np.flatnonzero(sharp * fr.max(1) > 0.01)
+            ndv = np.clip(_dot(ns, v), F32(0), F32(1))
+            y = F32(1.0) - ndv
+            y5 = y * y
+            y5 *= y5
+            y5 *= y
+            y5 *= np.asarray(gloss, F32) * np.asarray(gloss, F32)
+            fr = f0 + one_f0 * y5
+            if kind == "ground":
+                sharp = F32(st.floor_gloss)
+            else:
+                sharp = _smoothstep(0.45, 0.9, gloss)
+            amb = F32(1.0) - sharp
+            if cav is not None:
+                amb = amb * cav
+            rad += (fr * amb) * env_avg
+            frmax = fr.max(axis=0) if np.ndim(fr) == 2 else fr
+            want = np.flatnonzero(sharp * frmax > 0.01)
             if len(want):
-                rdir = _normalize(F32(2.0) * ndv[want, None] * ns[want] - v[want])
-                rdir[:, 2] = np.where((idx is idx_g) & (rdir[:, 2] < 0.01), F32(0.01), rdir[:, 2])
-                ro = p[want] + ng[want] * F32(3e-4 + 1e-5 * self.size)
+                nsw = ns.take(want, axis=1)
+                rdir = F32(2.0) * ndv.take(want) * nsw
+                rdir += dd.take(want, axis=1)
+                rdir = _normalize(rdir)
+                if kind == "ground":
+                    np.maximum(rdir[2], F32(0.01), out=rdir[2])
+                ro = p.take(want, axis=1)
+                ro += ng.take(want, axis=1) * F32(3e-4 + 1e-5 * self.size)
                 tm("shade")
                 rc = self._secondary(ro, rdir, st, look, sun, sun_col, sky_l, gnd_l)
                 tm("reflections")
-                rad[want] += fr[want] * (sharp[want] * cav[want])[:, None] * rc
-            hdr[idx] = rad
+                wgt = np.broadcast_to(sharp, (n,)).take(want)
+                if cav is not None:
+                    wgt = wgt * cav.take(want)
+                frw = fr.take(want, axis=1) if np.ndim(fr) == 2 else fr.take(want)
+                rad[:, want] += frw * wgt * rc
+            # haze and fog
+            att = np.exp(-sig * tt)
+            rad *= att
+            rad += hazecol * (F32(1.0) - att)
+            hdr[:, idx] = rad
             tm("shade")
 
         if np.any(bg):
-            hdr[bg] = _background(st, d[bg], sun, sun_col, look)
+            ib = np.flatnonzero(bg)
+            col = _background(st, d.take(ib, axis=1), sun, sun_col, look)
+            if look.fog > 0:
+                col = _mix(col, hazecol, F32(min(1.0, look.fog)) * F32(0.6))
+            hdr[:, ib] = col
         tm("background")
 
-        # haze and fog
-        hit = ~bg
-        if np.any(hit):
-            sig = F32(st.haze) + F32(0.1 * look.fog)
-            tt = depth[hit]
-            att = np.exp(-sig * tt)[:, None]
-            hazecol = np.asarray(st.horizon, F32)
-            hdr[hit] = hdr[hit] * att + hazecol * (F32(1.0) - att)
-        if look.fog > 0 and np.any(bg):
-            hdr[bg] = _mix(hdr[bg], np.asarray(st.horizon, F32), F32(min(1.0, look.fog)) * F32(0.6))
-
-        img = self._finish(hdr.reshape(H, W, 3), look, camera)
+        img = self._finish(hdr.reshape(3, H, W), look, camera)
         tm("finish")
         obj2 = obj.reshape(H, W)
         gv2 = glyph_val.reshape(H, W)
@@ -1262,20 +1697,31 @@ class Renderer:
         )
 
     def _bump(self, n, p, amp, scale, foot, octaves=2):
+        """Normals n (3, N) perturbed by noise of period `scale` at points p (3, N), where the
+        pixel footprint resolves it."""
         if amp <= 0:
             return n
-        g = fbm(p, scale * 4, octaves, foot, rot=11, gain=0.55)[:, :3]
-        g = g - np.einsum("ij,ij->i", g, n)[:, None] * n
-        return _normalize(n + F32(amp) * g)
+        sel = np.flatnonzero(_fade(scale * 4, foot))
+        if len(sel) == 0:
+            return n
+        if len(sel) < 0.9 * len(foot):
+            out = n.copy()
+            out[:, sel] = self._bump(n.take(sel, axis=1), p.take(sel, axis=1), amp, scale, foot.take(sel), octaves)
+            return out
+        g = _fbm(p, scale * 4, octaves, foot, rot=11, gain=0.55, ch=(0, 1, 2))
+        g -= _dot(g, n) * n
+        g *= F32(amp)
+        g += n
+        return _normalize(g)
 
     def _secondary(self, o, dirs, st, look, sun, sun_col, sky_l, gnd_l):
-        """Cheap radiance along reflected rays: flat-lit sculpture (material's coarse albedo),
-        ground (coarse texture, lit by sun and sky), wall, or background."""
+        """Cheap radiance (3, N) along reflected rays o + t dirs (3, N): flat-lit sculpture
+        (material's coarse albedo), ground (coarse texture, lit by sun and sky), wall, or
+        background."""
         ans = self._cast(o, dirs)
         t = ans["t_hit"].numpy()
         gid = ans["geometry_ids"].numpy()
-        ng = ans["primitive_normals"].numpy()
-        out = np.zeros((len(dirs), 3), F32)
+        out = np.empty((3, dirs.shape[1]), F32)
         obj = gid == self.obj_id
         gnd = gid == self.ground_id
         wall, tw, Rw = self._wall_hits(st, o, dirs, np.where(obj, F32(0), t))
@@ -1284,65 +1730,82 @@ class Renderer:
         big = lambda n: np.full(n, F32(0.05))  # noqa: E731 large footprint → coarse octaves only
         if np.any(obj):
             i = np.flatnonzero(obj)
-            p = o[i] + dirs[i] * t[i, None]
-            n = ng[i].astype(F32)
-            n = np.where((np.einsum("ij,ij->i", n, dirs[i]) > 0)[:, None], -n, n)
+            di = dirs.take(i, axis=1)
+            p = o.take(i, axis=1) + di * t.take(i)
+            n = np.ascontiguousarray(ans["primitive_normals"].numpy().take(i, axis=0).T)
+            n *= np.where(_dot(n, di) > 0, F32(-1), F32(1))
             s, _ = self._surface(look, p, n, big(len(i)), np.ones(len(i), F32), secondary=True)
-            light = np.clip(n @ sun, 0, 1)[:, None] * sun_col + _mix(gnd_l, sky_l, 0.5 + 0.5 * n[:, 2])
-            out[i] = (s.kd + s.f0 * F32(0.5)) * light
+            light = np.clip(_dot(n, sun), F32(0), F32(1)) * sun_col + _mix(gnd_l, sky_l, F32(0.5) + F32(0.5) * n[2])
+            out[:, i] = (s.kd + s.f0 * F32(0.5)) * light
         if np.any(gnd):
             i = np.flatnonzero(gnd)
-            p = o[i] + dirs[i] * t[i, None]
-            p[:, 2] = 0
+            p = o.take(i, axis=1) + dirs.take(i, axis=1) * t.take(i)
+            p[2] = 0
             kd, *_ = _ground(st.ground, p, big(len(i)), look)
-            out[i] = kd * (F32(max(sun[2], 0)) * sun_col + sky_l)
+            out[:, i] = kd * (F32(max(sun[2], 0)) * sun_col + sky_l)
         if np.any(wall):
             i = np.flatnonzero(wall)
-            p = o[i] + dirs[i] * tw[i, None]
+            p = o.take(i, axis=1) + dirs.take(i, axis=1) * tw.take(i)
             c = self.centre[:2].astype(F32)
-            nn = np.zeros((len(i), 3), F32)
-            nn[:, :2] = -(p[:, :2] - c) / F32(Rw)
-            ang = np.arctan2(p[:, 1] - c[1], p[:, 0] - c[0]) * F32(Rw)
-            kd = _wall_albedo(st.wall, ang, p[:, 2], p, big(len(i)), st.wall_height)
-            out[i] = kd * (np.clip(nn @ sun, 0, 1)[:, None] * sun_col + sky_l)
+            nx = (c[0] - p[0]) / F32(Rw)
+            ny = (c[1] - p[1]) / F32(Rw)
+            ang = np.arctan2(p[1] - c[1], p[0] - c[0]) * F32(Rw)
+            kd = _wall_albedo(st.wall, ang, p[2], p, big(len(i)), st.wall_height)
+            out[:, i] = kd * (np.clip(nx * sun[0] + ny * sun[1], F32(0), F32(1)) * sun_col + sky_l)
         if np.any(bg):
-            out[bg] = _background(st, dirs[bg], sun, sun_col, look)
+            i = np.flatnonzero(bg)
+            out[:, i] = _background(st, dirs.take(i, axis=1), sun, sun_col, look)
         return out
 
     def _finish(self, hdr: np.ndarray, look: Look, camera: Camera) -> np.ndarray:
-        H, W = hdr.shape[:2]
+        """Tone mapping, gamma, vignette, blur, sensor noise: (3, H, W) linear → (H, W, 3) uint8."""
+        H, W = hdr.shape[1:]
         x = hdr * F32(look.exposure)
         # ACES filmic fit (Narkowicz)
-        x = (x * (F32(2.51) * x + F32(0.03))) / (x * (F32(2.43) * x + F32(0.59)) + F32(0.14))
-        x = np.clip(x, 0.0, 1.0)
-        x = _SRGB_LUT[(x * F32(_LUT_N - 1) + F32(0.5)).astype(np.int32)]
+        num = F32(2.51) * x
+        num += F32(0.03)
+        num *= x
+        den = F32(2.43) * x
+        den += F32(0.59)
+        den *= x
+        den += F32(0.14)
+        num /= den
+        x = np.clip(num, F32(0.0), F32(1.0), out=num)
+        x *= F32(_LUT_N - 1)
+        x += F32(0.5)
+        x = _SRGB_LUT.take(x.astype(np.int32))
         if look.vignette > 0:
-            yy = (np.arange(H, dtype=F32) + F32(0.5) - F32(H / 2)) / F32(max(H, W) / 2)
-            xx = (np.arange(W, dtype=F32) + F32(0.5) - F32(W / 2)) / F32(max(H, W) / 2)
-            r2 = yy[:, None] ** 2 + xx[None, :] ** 2
-            x = x * (F32(1.0) - F32(look.vignette) * F32(0.5) * r2)[:, :, None]
+            x *= _vignette(H, W, float(look.vignette))
         if look.blur > 0:
             b = F32(min(look.blur, 1.0))
-            xp = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
-            bx = xp[:, :-2] * F32(0.25) + xp[:, 1:-1] * F32(0.5) + xp[:, 2:] * F32(0.25)
-            by = bx[:-2] * F32(0.25) + bx[1:-1] * F32(0.5) + bx[2:] * F32(0.25)
-            x = x + (by - x) * b
+            xp = np.pad(x, ((0, 0), (1, 1), (1, 1)), mode="edge")
+            bx = xp[:, :, :-2] + xp[:, :, 2:]
+            bx *= F32(0.25)
+            bx += xp[:, :, 1:-1] * F32(0.5)
+            by = bx[:, :-2] + bx[:, 2:]
+            by *= F32(0.25)
+            by += bx[:, 1:-1] * F32(0.5)
+            by -= x
+            by *= b
+            x += by
         if look.noise_sigma > 0:
             # a window of a fixed noise tile at a position drawn from (seed, camera): cheap and
             # different in every view
-            tile = _noise_tile()
-            T = tile.shape[0]
+            tile = _noise_tile_t()
+            T = tile.shape[1]
             rng = np.random.default_rng([int(look.seed) & 0xFFFFFFFF, _camera_key(camera)])
             oy, ox = (int(v) for v in rng.integers(0, T, 2))
-            if H > T or W > T:
-                reps = (-(-(H + oy) // T), -(-(W + ox) // T), 1)
-                tile = np.tile(tile, reps)
-            else:
-                tile = np.pad(tile, ((0, H), (0, W), (0, 0)), mode="wrap")
-            nz = tile[oy:oy + H, ox:ox + W]
-            sig = F32(look.noise_sigma) * (F32(0.5) + F32(0.7) * np.sqrt(np.clip(x, 0, 1)))
-            x = x + sig * nz
-        return np.clip(x * F32(255.0) + F32(0.5), 0, 255).astype(np.uint8)
+            nz = _wrapped_window(tile, oy, ox, H, W)
+            sig = np.clip(x, F32(0), F32(1))
+            np.sqrt(sig, out=sig)
+            sig *= F32(0.7) * F32(look.noise_sigma)
+            sig += F32(look.noise_sigma) * F32(0.5)
+            sig *= nz
+            x += sig
+        x *= F32(255.0)
+        x += F32(0.5)
+        np.clip(x, F32(0), F32(255), out=x)
+        return np.ascontiguousarray(x.astype(np.uint8).transpose(1, 2, 0))
 
 
 @lru_cache(maxsize=1)
@@ -1352,6 +1815,31 @@ def _noise_tile() -> np.ndarray:
     lum = rng.standard_normal((512, 512, 1), dtype=F32)
     chroma = rng.standard_normal((512, 512, 3), dtype=F32)
     return np.ascontiguousarray(F32(0.8) * lum + F32(0.45) * chroma)
+
+
+def _wrapped_window(tile: np.ndarray, oy: int, ox: int, H: int, W: int) -> np.ndarray:
+    """tile[:, oy:oy + H, ox:ox + W] of the periodic extension of tile (C, T, T)."""
+    T = tile.shape[1]
+    if H > T or W > T:
+        return tile.take(np.arange(oy, oy + H), axis=1, mode="wrap").take(np.arange(ox, ox + W), axis=2, mode="wrap")
+    out = np.empty((tile.shape[0], H, W), tile.dtype)
+    h1, w1 = min(H, T - oy), min(W, T - ox)
+    out[:, :h1, :w1] = tile[:, oy:oy + h1, ox:ox + w1]
+    if w1 < W:
+        out[:, :h1, w1:] = tile[:, oy:oy + h1, :W - w1]
+    if h1 < H:
+        out[:, h1:, :w1] = tile[:, :H - h1, ox:ox + w1]
+        if w1 < W:
+            out[:, h1:, w1:] = tile[:, :H - h1, :W - w1]
+    return out
+
+
+@lru_cache(maxsize=1)
+def _noise_tile_t() -> np.ndarray:
+    """`_noise_tile` as (3, 512, 512)."""
+    out = np.ascontiguousarray(_noise_tile().transpose(2, 0, 1))
+    out.flags.writeable = False
+    return out
 
 
 _LUT_N = 16384
