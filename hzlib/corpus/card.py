@@ -70,10 +70,24 @@ def table1(df: pd.DataFrame) -> pd.DataFrame:
     return t.fillna("")
 
 
+# Target bands of the calibration (the foundation issue): room for better models, but learnable.
+COLOUR_BAND = (0.40, 0.75)
+TEXT_CEILING = 0.90
+SEPARABLE = 0.90  # a single factor reaching this macro accuracy would separate the classes
+
+
 def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
     p = meta["params"]
     cal = calib
     single = ", ".join(f"{k} {v['macro_accuracy']:.2f}" for k, v in cal["single_factor_lr"].items())
+    best_factor, best = max(((k, v["macro_accuracy"]) for k, v in cal["single_factor_lr"].items()), key=lambda kv: kv[1])
+    colour = cal["colour_histogram_lr"]["macro_accuracy"]
+    text = cal["bag_of_characters_lr"]["macro_accuracy"]
+    colour_ok = "inside" if COLOUR_BAND[0] <= colour <= COLOUR_BAND[1] else "**outside**"
+    text_ok = "below" if text < TEXT_CEILING else "**not below**"
+    separable = (f"No single factor separates the classes (the best, `{best_factor}`, reaches {best:.2f})."
+                 if best < SEPARABLE else f"**Warning: `{best_factor}` alone reaches {best:.2f}: the classes are "
+                 f"nearly separable by one factor.**")
     strokes = int((df["stroke_mask"].fillna("") != "").sum()) if "stroke_mask" in df else 0
     lines = [
         "# The corpus card",
@@ -102,7 +116,9 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         table1(df).to_markdown(index=False),
         "",
         "## Calibration: how hard is the task?",
-        "Five-fold stratified cross-validation, fixed hyperparameters, nothing tuned on these numbers.",
+        "Five-fold stratified cross-validation with fixed hyperparameters. The generator's `overlap` and "
+        "`cue_prob` were set once so that these baselines land in the target bands: a property of the data, "
+        "chosen before any model of the later chapters was trained.",
         "",
         "| baseline | accuracy | macro accuracy (mean per-class recall) |",
         "|---|---|---|",
@@ -111,8 +127,10 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         f"| bag of characters of the paired description + logistic regression | "
         f"{cal['bag_of_characters_lr']['accuracy']:.3f} | {cal['bag_of_characters_lr']['macro_accuracy']:.3f} |",
         "",
-        f"One factor alone (macro accuracy, one-hot + logistic regression): {single}. "
-        "No single factor separates the classes.",
+        f"Targets: the colour baseline's macro accuracy is {colour_ok} the band {COLOUR_BAND[0]:.2f}–{COLOUR_BAND[1]:.2f}; "
+        f"the text baseline's is {text_ok} {TEXT_CEILING:.2f}.",
+        "",
+        f"One factor alone (macro accuracy, one-hot + logistic regression): {single}. {separable}",
         "",
         "## Ground truth per image",
         f"- labels: class, region, period, art movement; factors: character, glyph style, form, material, paint, setting, "
