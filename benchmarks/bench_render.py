@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -84,6 +85,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=40, help="images per measurement")
     ap.add_argument("--ao", type=int, default=None, help="ambient-occlusion rays (default: Renderer's)")
+    ap.add_argument("--corpus", type=int, default=400, help="images for the end-to-end corpus rate (0: skip)")
     a = ap.parse_args(argv)
     ao = a.ao if a.ao is not None else R.Renderer.__init__.__kwdefaults__["ao_samples"]
 
@@ -171,6 +173,31 @@ def main(argv=None):
     for k, v in sorted(sections.items(), key=lambda kv: -kv[1]):
         print(f"| {k} | {v * 1e3:.1f} |")
     print(f"| total | {sum(sections.values()) * 1e3:.1f} |")
+    if a.corpus:
+        corpus_rate(a.corpus)
+
+
+def corpus_rate(n_images: int) -> None:
+    """End to end, as the corpus is built: plan, glyph, mesh, render, PNGs and checkpoint rows for real
+    corpus samples (every form, style and material), 224x224, 1 and 2 worker processes, no orbits."""
+    import tempfile
+    from dataclasses import replace
+
+    from hzlib.config import load_profile
+    from hzlib.corpus.build import build_corpus
+
+    base = replace(load_profile("default"), corpus_scale=n_images / 1850, image_size=224, orbit_forms=())
+    rates = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            build_corpus(replace(base, workers=workers), Path(tmp) / "c", progress=False)
+            rates[workers] = (sum(1 for _ in (Path(tmp) / "c" / "images").iterdir()), time.perf_counter() - t)
+    print("\nEnd to end, real corpus samples (glyph + mesh + render + PNGs + manifest and descriptions):\n")
+    print("| workers | images | seconds | images/s | ratio to 1 worker |")
+    print("| --- | --- | --- | --- | --- |")
+    for w, (n, sec) in rates.items():
+        print(f"| {w} | {n} | {sec:.1f} | {n / sec:.1f} | {(n / sec) / (rates[1][0] / rates[1][1]):.2f} |")
 
 
 if __name__ == "__main__":
