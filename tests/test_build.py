@@ -84,7 +84,7 @@ def test_a_partial_build_with_other_parameters_is_refused(tmp_path, tiny, hanzi_
     out = tmp_path / "c"
     (out / "rows").mkdir(parents=True)
     (out / "build.json").write_text(json.dumps({"fingerprint": "something-else"}))
-    with pytest.raises(RuntimeError, match="other parameters.*--force"):
+    with pytest.raises(RuntimeError, match=r"partial corpus built with other parameters.*--force"):
         B.build_corpus(tiny, out, hanzi_dir=hanzi_dir, progress=False)
 
 

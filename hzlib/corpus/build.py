@@ -203,7 +203,12 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
     if rows_dir.exists():  # a started build: only resume it if it was started with the same parameters
         started = json.loads((out / "build.json").read_text()).get("fingerprint") if (out / "build.json").exists() else None
         if started != fingerprint:
-            raise RuntimeError(f"{out} holds a partial corpus built with other parameters; rebuild with --force")
+            state = "a corpus" if meta_path.exists() else "a partial corpus"
+            raise RuntimeError(
+                f"{out} holds {state} built with other parameters (fingerprint {started}, this profile's "
+                f"{fingerprint}); rebuild it with `hz corpus build --profile {profile.profile} --force` "
+                f"(or the parameter force=True), or delete the folder"
+            )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "build.json", {"fingerprint": fingerprint, "params": params})
 
