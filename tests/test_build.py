@@ -121,3 +121,19 @@ def test_orbit_has_images_true_cameras_and_a_watertight_mesh(tmp_path, tiny, han
         p = np.array(c["K"]) @ (np.array(c["world_to_cam"]) @ np.append(target, 1))[:3]
         u, v = p[:2] / p[2]
         assert 0 < u < 64 and 0 < v < 48 and p[2] > 0
+
+
+def test_manifest_row_regenerates_the_image_exactly(corpus, hanzi_dir):
+    """Meshes are not stored per image: the row's factors, geometry, look and camera must rebuild the
+    very same picture (and so the mesh the picture shows)."""
+    from hzlib.corpus import render as R
+    from hzlib.corpus.types import Camera
+
+    df = read_manifest(corpus / "manifest.csv")
+    row = df.iloc[3].to_dict()
+    sculpture, geometry = B.sculpture_for(row, hanzi_dir)
+    assert geometry == pytest.approx(json.loads(row["geometry"]))
+    cam = json.loads(row["camera"])
+    camera = Camera(np.array(cam["K"]), np.array(cam["world_to_cam"]), 48, 48)
+    image = R.Renderer(sculpture, threads=1).render(camera, R.Look.from_dict(json.loads(row["look"]))).image
+    np.testing.assert_array_equal(image, np.asarray(Image.open(corpus / row["image"])))

@@ -32,13 +32,14 @@ from .manifest import write_manifest
 STREAM_FACTORS, STREAM_GEOMETRY, STREAM_LOOK, STREAM_TEXT = 0, 1, 2, 3
 ORBIT_MATERIALS = ("granite", "bronze", "marble", "sandstone", "wood", "jade")
 FALLBACK_STYLES = ("strokes", "kai", "song", "hei")
+CORPUS_FORMAT = 2  # bump when the layout or the generator changes, so older corpora are not taken as current
 
 
 def corpus_params(profile: Profile) -> dict:
     """The parameters that determine the corpus (its fingerprint ignores chapter-only keys)."""
     keys = ("seed", "corpus_scale", "image_size", "overlap", "cue_prob", "orbit_forms", "orbit_views",
             "orbit_width", "orbit_height")
-    return {k: profile.as_dict()[k] for k in keys}
+    return {k: profile.as_dict()[k] for k in keys} | {"format": CORPUS_FORMAT}
 
 
 def sample_rng(seed: int, index: int, stream: int) -> np.random.Generator:
@@ -119,6 +120,7 @@ def render_sample(row: dict, out: Path, size: int, hanzi_dir: Path) -> dict:
              "stroke_types": "".join(sculpture.glyph.stroke_types or []),
              "glyph_fraction": float(res.glyph_mask.mean()), "object_fraction": float(res.object_mask.mean()),
              "camera_fov": cam_info["fov"], "camera_distance": cam_info["distance"],
+             "camera": json.dumps({"K": cam.K.tolist(), "world_to_cam": cam.world_to_cam.tolist()}),
              "look": json.dumps(look.to_dict(), ensure_ascii=False), "geometry": json.dumps(geometry, default=float)}
     if sculpture.glyph.has_strokes:
         _save_png(np.clip(res.stroke_mask, 0, None).astype(np.uint16), out / "masks" / f"{sid}_strokes.png")
@@ -237,7 +239,7 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
     bar.close()
     records = [done[r["id"]] for r in rows]
     describe_rows(records, profile)
-    df = pd.DataFrame(records).drop(columns=["index", "seed"])
+    df = pd.DataFrame(records)  # keeps index and seed: with them a row rebuilds its mesh (sculpture_for)
     write_manifest(df, out / "manifest.csv")
     atomic_write_json(meta_path, {"source": "generated", "fingerprint": fingerprint, "params": params,
                                   "profile": profile.profile, "n_images": len(df), "orbits": orbits,
