@@ -27,7 +27,6 @@ import shutil
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,6 +35,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
+
+from ..config import atomic_open
 
 REQUIRED = ("id", "image", "label", "text")
 OPTIONAL = (
@@ -114,19 +115,8 @@ def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     if missing:
         raise ManifestError(f"{path}: cannot write a manifest without required column(s) {missing}")
     out = order_columns(df).reset_index(drop=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # mkstemp would give 0600
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            out.to_csv(f, index=False, lineterminator="\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, newline="") as f:
+        out.to_csv(f, index=False, lineterminator="\n")
     return path
 
 
