@@ -15,6 +15,9 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
 # --- system packages ---------------------------------------------------------------------------
+# npm fetches the pinned data packages; Debian's Python needs python3-venv for `python3 -m venv`
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
+"$PY" -c 'import ensurepip' 2>/dev/null || APT_PACKAGES+=(python3-venv)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
