@@ -1,0 +1,179 @@
+"""SfM on rendered orbits and its evaluation (hzlib.sfm)."""
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from hzlib import assets, sfm
+from hzlib.config import load_profile
+from hzlib.corpus import build as B
+
+# ------------------------------------------------------------------------------------------ metrics
+
+CUBE_V = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=np.float64)
+CUBE_T = np.array([[0, 1, 3], [0, 3, 2], [4, 6, 7], [4, 7, 5],  # x = 0, x = 1
+                   [0, 4, 5], [0, 5, 1], [2, 3, 7], [2, 7, 6],  # y = 0, y = 1
+                   [0, 2, 6], [0, 6, 4], [1, 5, 7], [1, 7, 3]])  # z = 0, z = 1
+DIAG = np.sqrt(3.0)
+
+
+def test_surface_sampling_is_seeded_and_on_the_surface():
+    a = sfm.sample_surface(CUBE_V, CUBE_T, 5000, seed=3)
+    np.testing.assert_array_equal(a, sfm.sample_surface(CUBE_V, CUBE_T, 5000, seed=3))
+    assert not np.array_equal(a, sfm.sample_surface(CUBE_V, CUBE_T, 5000, seed=4))
+    assert np.abs(sfm.distance_to_mesh(a, CUBE_V, CUBE_T)).max() < 1e-6
+    # uniform by area: each of the six faces gets about a sixth
+    on_top = np.isclose(a[:, 2], 1.0)
+    assert abs(on_top.mean() - 1 / 6) < 0.02
+
+
+def test_exact_cloud_scores_perfectly():
+    pts = sfm.sample_surface(CUBE_V, CUBE_T, 5000, seed=2)  # the very samples the evaluation draws
+    m = sfm.evaluate_points(pts, CUBE_V, CUBE_T, n_samples=5000, seed=2)
+    assert m.diagonal == pytest.approx(DIAG)
+    assert m.accuracy_mean < 1e-6
+    assert m.precision == (1.0, 1.0) and m.recall == (1.0, 1.0) and m.fscore == (1.0, 1.0)
+    assert m.chamfer < 1e-6 and m.completeness_mean == 0.0
+    assert set(m.as_dict()) >= {"accuracy_median", "completeness_median", "fscore", "chamfer"}
+
+
+def test_shifted_cloud_has_accuracy_equal_to_the_shift():
+    top = sfm.sample_surface(CUBE_V, CUBE_T, 20_000, seed=1)
+    top = top[np.isclose(top[:, 2], 1.0)]
+    for d in (0.005, 0.03):
+        m = sfm.evaluate_points(top + [0, 0, d], CUBE_V, CUBE_T, n_samples=2000)
+        assert m.accuracy_mean == pytest.approx(d / DIAG, rel=1e-4)
+        assert m.accuracy_median == pytest.approx(d / DIAG, rel=1e-4)
+    m = sfm.evaluate_points(top + [0, 0, 0.025], CUBE_V, CUBE_T, n_samples=2000, thresholds=(0.01, 0.02))
+    assert m.precision == (0.0, 1.0)  # 1.44% of the diagonal: inside 2%, outside 1%
+
+
+def test_half_cloud_is_incomplete_on_the_missing_half():
+    pts = sfm.sample_surface(CUBE_V, CUBE_T, 20_000, seed=1)
+    half = pts[pts[:, 0] < 0.5]
+    m = sfm.evaluate_points(half, CUBE_V, CUBE_T, n_samples=10_000, seed=5)
+    assert m.precision == (1.0, 1.0)
+    assert 0.4 < m.recall[0] < 0.6 and m.fscore[0] < 0.8
+    q = sfm.sample_surface(CUBE_V, CUBE_T, 2000, seed=6)
+    far = q[:, 0] > 0.75
+    assert (sfm.nearest_distance(q[far], half) > 0.2).all()
+    assert (sfm.nearest_distance(q[q[:, 0] < 0.45], half) < 0.05).all()
+
+
+def test_empty_cloud_and_crop():
+    m = sfm.evaluate_points(np.zeros((0, 3)), CUBE_V, CUBE_T, n_samples=100)
+    assert m.n_points == 0 and m.recall == (0.0, 0.0) and m.completeness_mean == np.inf
+    pts = np.vstack([sfm.sample_surface(CUBE_V, CUBE_T, 500, seed=1), [[5.0, 5.0, 5.0]]])
+    assert sfm.evaluate_points(pts, CUBE_V, CUBE_T, n_samples=100, crop=0.02).n_points == 500
+
+
+# ---------------------------------------------------------------------------------------- alignment
+
+def _rot(axis, deg):
+    import cv2
+
+    return cv2.Rodrigues(np.asarray(axis, float) / np.linalg.norm(axis) * np.radians(deg))[0]
+
+
+def test_umeyama_recovers_a_similarity():
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(12, 3))
+    R, s, t = _rot([1, 2, 3], 70), 2.5, np.array([0.3, -1.0, 4.0])
+    s2, R2, t2 = sfm.umeyama(src, s * src @ R.T + t)
+    assert s2 == pytest.approx(s) and np.allclose(R2, R) and np.allclose(t2, t)
+
+
+def test_align_to_truth_recovers_poses_of_a_transformed_copy(tmp_path):
+    """Fake an SfM result: true cameras seen in a frame scaled, rotated and shifted."""
+    rng = np.random.default_rng(1)
+    cams, poses = [], {}
+    R, s, t = _rot([0, 1, 1], 40), 0.3, np.array([1.0, 2.0, -0.5])  # world -> reconstruction: y = s R x + t
+    for i in range(8):
+        Rc = _rot(rng.normal(size=3), rng.uniform(10, 170))
+        c = rng.normal(size=3) * 2
+        T = np.eye(4)
+        T[:3, :3], T[:3, 3] = Rc, -Rc @ c
+        cams.append({"image": f"images/{i:03d}.png", "K": np.eye(3).tolist(), "world_to_cam": T.tolist(),
+                     "width": 4, "height": 4})
+        Tr = np.eye(4)  # the same camera in the reconstruction frame
+        Tr[:3, :3] = Rc @ R.T
+        Tr[:3, 3] = -Tr[:3, :3] @ (s * R @ c + t)
+        poses[f"{i:03d}.png"] = Tr
+    (tmp_path / "cameras.json").write_text(json.dumps({"info": {}, "cameras": cams}))
+    import open3d as o3d
+
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(CUBE_V), o3d.utility.Vector3iVector(CUBE_T))
+    o3d.io.write_triangle_mesh(str(tmp_path / "mesh.ply"), mesh)
+    world_pts = rng.normal(size=(50, 3))
+    res = sfm.SfmResult(True, "", 8, 8, s * world_pts @ R.T + t, np.zeros((50, 3), np.uint8), 0.1, poses)
+    a = sfm.align_to_truth(res, tmp_path / "cameras.json")
+    assert a.diagonal == pytest.approx(DIAG)
+    assert a.centre_error.max() < 1e-9 and a.rotation_error_deg.max() < 1e-5
+    np.testing.assert_allclose(a.points, world_pts, atol=1e-9)
+    assert a.scale == pytest.approx(1 / s)
+    res.poses = {k: poses[k] for k in list(poses)[:2]}
+    with pytest.raises(ValueError):
+        sfm.align_to_truth(res, tmp_path / "cameras.json")
+
+
+# ------------------------------------------------------------------------------------- reconstruction
+
+@pytest.fixture(scope="module")
+def orbit(tmp_path_factory):
+    """A small relief orbit: 24 views (two interleaved rings) at 320x240. 12 views register only 10/12
+    (granite at this size gives few stable features), so the test uses 24."""
+    try:
+        hanzi_dir = assets.asset_dir("hanzi-writer-data")
+    except assets.AssetError as e:
+        pytest.skip(str(e))
+    prof = replace(load_profile("smoke"), orbit_views=24, orbit_width=320, orbit_height=240)
+    out = tmp_path_factory.mktemp("orbit")
+    info = B.render_orbit(prof, 0, "relief", out, hanzi_dir)
+    return out / "orbits" / info["name"]
+
+
+@pytest.fixture(scope="module")
+def result(orbit, tmp_path_factory):
+    return sfm.reconstruct(orbit, tmp_path_factory.mktemp("sfm") / "work")
+
+
+def test_orbit_reconstructs_and_aligns_to_the_truth(orbit, result):
+    assert result.ok, result.reason
+    assert result.registered_fraction >= 0.9
+    assert len(result.points) > 200 and result.mean_reprojection_error < 1.0
+    assert set(result.times) == {"features", "matching", "mapping"}
+    a = sfm.align_to_truth(result, orbit / "cameras.json")
+    assert np.median(a.centre_error) < 0.05 and np.median(a.rotation_error_deg) < 2.0
+    v, t = sfm.load_mesh(orbit / "mesh.ply")
+    m = sfm.evaluate_points(a.points, v, t, crop=0.02)
+    assert m.n_points >= 20
+    assert m.accuracy_median < 0.01
+    assert m.precision[1] > 0.8
+
+
+def test_two_views_fail_gracefully(orbit, tmp_path):
+    r = sfm.reconstruct(orbit, tmp_path / "w", images=["000.png", "006.png"])  # front and back
+    assert not r.ok and r.reason and r.n_images == 2
+    r = sfm.reconstruct(orbit, tmp_path / "w", images=["000.png"])
+    assert not r.ok and "at least 2" in r.reason
+    r = sfm.reconstruct(orbit, tmp_path / "w", images=["000.png", "nope.png"])
+    assert not r.ok and "nope.png" in r.reason
+    r = sfm.reconstruct(tmp_path / "no_such_orbit", tmp_path / "w")
+    assert not r.ok and "cameras.json" in r.reason
+
+
+def test_unrelated_views_fail_gracefully(orbit, tmp_path):
+    """Pure noise images share no features: no model, ok=False, no exception."""
+    import cv2
+
+    bad = tmp_path / "bad"
+    (bad / "images").mkdir(parents=True)
+    shutil.copy(orbit / "cameras.json", bad / "cameras.json")
+    rng = np.random.default_rng(0)
+    names = [f"{i:03d}.png" for i in range(4)]
+    for nm in names:
+        cv2.imwrite(str(bad / "images" / nm), rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+    r = sfm.reconstruct(bad, tmp_path / "w", images=names)
+    assert not r.ok and r.reason and r.n_registered < 4
