@@ -156,3 +156,75 @@ def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
         axes[0, c].set_title(t)
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------------- Figure 2 (SfM)
+
+def sfm_matches(orbit_dir: Path, model_dir: Path, ax=None, max_lines: int = 80, seed: int = 0):
+    """Figure 2(a): the two registered views sharing the most 3D points, with their correspondences."""
+    import pycolmap
+
+    rec = pycolmap.Reconstruction(str(model_dir))
+    obs = {}
+    for img in rec.images.values():
+        if img.has_pose:
+            obs[img.name] = {p.point3D_id: p.xy for p in img.points2D if p.has_point3D()}
+    names = sorted(obs)
+    best = max(((a, b) for i, a in enumerate(names) for b in names[i + 1:]),
+               key=lambda ab: len(obs[ab[0]].keys() & obs[ab[1]].keys()))
+    a, b = best
+    shared = sorted(obs[a].keys() & obs[b].keys())
+    ia, ib = (np.asarray(Image.open(Path(orbit_dir) / "images" / n).convert("RGB")) for n in (a, b))
+    canvas = np.concatenate([ia, ib], axis=1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 4))
+    ax.imshow(canvas)
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(len(shared))[:max_lines]
+    for k in pick:
+        (xa, ya), (xb, yb) = obs[a][shared[k]], obs[b][shared[k]]
+        ax.plot([xa, xb + ia.shape[1]], [ya, yb], lw=0.6, alpha=0.8)
+    ax.set_title(f"(a) {len(shared)} matched features triangulated from views {a} and {b}")
+    ax.axis("off")
+    return ax
+
+
+def points_on_view(image: np.ndarray, camera: dict, points: np.ndarray, values: np.ndarray, ax=None,
+                   title: str = "", vmax: float = 0.02):
+    """Points (world frame) projected into a true view, coloured by their error (fraction of the diagonal)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    ax.imshow(image, alpha=0.45)
+    T, K = np.asarray(camera["world_to_cam"]), np.asarray(camera["K"])
+    cam = points @ T[:3, :3].T + T[:3, 3]
+    front = cam[:, 2] > 1e-6
+    uv = cam[front] @ K.T
+    uv = uv[:, :2] / uv[:, 2:3]
+    sc = ax.scatter(uv[:, 0] - 0.5, uv[:, 1] - 0.5, c=np.asarray(values)[front], s=1.5, cmap="viridis_r",
+                    vmin=0, vmax=vmax)
+    ax.set_xlim(0, image.shape[1])
+    ax.set_ylim(image.shape[0], 0)
+    ax.set_title(title)
+    ax.axis("off")
+    plt.colorbar(sc, ax=ax, fraction=0.035, label="distance to true mesh / diagonal")
+    return ax
+
+
+def mesh_view(vertices: np.ndarray, triangles: np.ndarray, camera: dict, ax=None, title: str = "",
+              material: str = "marble"):
+    """A triangle mesh rendered from a true camera with the corpus renderer (neutral material, no glyph)."""
+    from .corpus import render as R
+    from .corpus.types import Camera, Glyph, Sculpture
+
+    sculpture = Sculpture(np.asarray(vertices, np.float32), np.asarray(triangles, np.int32), "reconstruction",
+                          Glyph("", "", []), (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), np.zeros((1, 1), np.int16))
+    cam = Camera(np.asarray(camera["K"]), np.asarray(camera["world_to_cam"]), int(camera["width"]),
+                 int(camera["height"]))
+    look = R.Look(material=material, setting="museum", weathering=0.0, noise_sigma=0.0)
+    img = R.Renderer(sculpture, threads=1).render(cam, look).image
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    ax.imshow(img)
+    ax.set_title(title)
+    ax.axis("off")
+    return ax
