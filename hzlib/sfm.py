@@ -322,3 +322,307 @@ def align_to_truth(result: SfmResult, cameras_json: str | Path, mesh_path: str |
                      for nm in names])
     pts = s * result.points @ R.T + t if len(result.points) else np.zeros((0, 3))
     return Alignment(s, R, t, diag, names, cerr, rerr, pts)
+
+
+# ------------------------------------------------------------------------------------- densification
+#
+# CPU multi-view stereo from the *registered* views: every selected pair of neighbouring views is
+# stereo-rectified with the SfM poses and the known K (cv2.stereoRectify), matched with semi-global
+# block matching (cv2.StereoSGBM, built-in left-right check, uniqueness and speckle filtering) in both
+# directions, so each pair yields a depth map for both of its views; depths outside the range of the
+# sparse points seen by that view are dropped. The depth maps are fused in an open3d UniformTSDFVolume
+# (ScalableTSDFVolume and the tensor VoxelBlockGrid integrate nothing with open3d 0.20 here) with the
+# SfM extrinsics, over a cube around the sparse points near the orbit centre; marching cubes gives the
+# surface. Everything is computed in SfM coordinates (the voxel size is relative to the orbit radius, in
+# pixel footprints); an Alignment, if given, maps the results to the true world frame afterwards.
+
+@dataclass
+class DenseResult:
+    ok: bool
+    reason: str  # "" when ok
+    frame: str  # "sfm" (reconstruction coordinates) or "world" (mapped by an Alignment)
+    points: np.ndarray = field(repr=False)  # (N, 3) TSDF point cloud
+    colors: np.ndarray = field(repr=False)  # (N, 3) uint8
+    mesh_vertices: np.ndarray = field(repr=False)  # (V, 3) marching-cubes surface
+    mesh_triangles: np.ndarray = field(repr=False)  # (F, 3)
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    n_depth_maps: int = 0
+    valid_fraction: float = 0.0  # mean share of pixels with a kept depth
+    voxel: float = float("nan")  # voxel edge, in the units of ``frame``
+    times: dict[str, float] = field(default_factory=dict)
+
+
+def _dense_failed(reason: str, times: dict | None = None, pairs=None) -> DenseResult:
+    z = np.zeros((0, 3))
+    return DenseResult(False, reason, "sfm", z, np.zeros((0, 3), np.uint8), z, np.zeros((0, 3), np.int64),
+                       list(pairs or []), times=dict(times or {}))
+
+
+def _centre(T: np.ndarray) -> np.ndarray:
+    return -T[:3, :3].T @ T[:3, 3]
+
+
+def orbit_centre(poses: dict[str, np.ndarray]) -> tuple[np.ndarray, float]:
+    """Least-squares point closest to every optical axis, and the median camera distance to it."""
+    A, b = np.zeros((3, 3)), np.zeros(3)
+    cs = []
+    for T in poses.values():
+        c, d = _centre(T), T[2, :3]  # optical axis: c + s d
+        P = np.eye(3) - np.outer(d, d)
+        A += P
+        b += P @ c
+        cs.append(c)
+    p = np.linalg.lstsq(A, b, rcond=None)[0]
+    return p, float(np.median(np.linalg.norm(np.array(cs) - p, axis=1)))
+
+
+def select_pairs(poses: dict[str, np.ndarray], neighbours: int = 2, min_angle: float = 5.0,
+                 max_angle: float = 45.0) -> list[tuple[str, str]]:
+    """Unordered stereo pairs: each view with its ``neighbours`` nearest views by optical-axis angle
+    (within [min_angle, max_angle] degrees) whose baseline is mostly horizontal in the view (so that
+    rectification is horizontal)."""
+    names = sorted(poses)
+    pairs = set()
+    for a in names:
+        Ta = poses[a]
+        cand = []
+        for b in names:
+            if b == a:
+                continue
+            Tb = poses[b]
+            ang = rotation_angle_deg(Ta[:3, :3], Tb[:3, :3])
+            base = Ta[:3, :3] @ (_centre(Tb) - _centre(Ta))  # b's centre in a's camera frame
+            if min_angle <= ang <= max_angle and abs(base[0]) > abs(base[1]):
+                cand.append((ang, b))
+        for _, b in sorted(cand)[:neighbours]:
+            pairs.add(tuple(sorted((a, b))))
+    return sorted(pairs)
+
+
+def _view_depth_range(points: np.ndarray, T: np.ndarray, K: np.ndarray, w: int, h: int,
+                      pct: float = 1.0, margin: float = 0.1) -> tuple[float, float] | None:
+    """Depth range of the sparse points inside a view (percentiles, grown by ``margin``)."""
+    if len(points) == 0:
+        return None
+    x = points @ T[:3, :3].T + T[:3, 3]
+    z = x[:, 2]
+    front = z > 1e-9
+    uv = (x[front] @ K.T)
+    uv = uv[:, :2] / uv[:, 2:]
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+    zz = z[front][inside]
+    if len(zz) < 10:
+        return None
+    lo, hi = np.percentile(zz, [pct, 100 - pct])
+    return float(lo * (1 - margin)), float(hi * (1 + margin))
+
+
+def _pair_depths(img_a, img_b, Ta, Tb, Kcv, size, zr_a, zr_b, sgbm_opts: dict):
+    """Depth maps (original pixel grids) of both views of one pair, NaN where unknown; None when the
+    pair rectifies vertically or its disparity range is unusable."""
+    import cv2
+
+    w, h = size
+    R = Tb[:3, :3] @ Ta[:3, :3].T
+    t = Tb[:3, 3] - R @ Ta[:3, 3]
+    R1, R2, P1, P2 = cv2.stereoRectify(Kcv, None, Kcv, None, (w, h), R, t.reshape(3, 1),
+                                                flags=cv2.CALIB_ZERO_DISPARITY, alpha=-1)[:4]
+    if abs(P2[1, 3]) > abs(P2[0, 3]):
+        return None  # vertical rectification
+    f, cx, cy = P1[0, 0], P1[0, 2], P1[1, 2]
+    B = -P2[0, 3] / P2[0, 0]  # > 0: b is right of a in the rectified frame
+    swap = B < 0
+    if swap:  # make "left" the view on the left
+        return tuple(reversed(_pair_depths(img_b, img_a, Tb, Ta, Kcv, size, zr_b, zr_a, sgbm_opts) or ()))\
+            or None
+    zmin = min(zr_a[0], zr_b[0])
+    zmax = max(zr_a[1], zr_b[1])
+    dmin, dmax = f * B / zmax, f * B / max(zmin, 1e-9)
+    min_disp = int(np.floor(dmin)) - 2
+    num = int(np.ceil((dmax - min_disp + 2) / 16.0)) * 16
+    if num > 2 * w or num <= 0:
+        return None
+    maps = [cv2.initUndistortRectifyMap(Kcv, None, Rr, Pr, (w, h), cv2.CV_32FC1) for Rr, Pr in ((R1, P1), (R2, P2))]
+    ra = cv2.remap(img_a, *maps[0], cv2.INTER_LINEAR)
+    rb = cv2.remap(img_b, *maps[1], cv2.INTER_LINEAR)
+    bs = sgbm_opts.get("block_size", 5)
+    ch = 1 if ra.ndim == 2 else ra.shape[2]
+    sgbm = cv2.StereoSGBM_create(minDisparity=min_disp, numDisparities=num, blockSize=bs,
+                                 P1=8 * ch * bs * bs, P2=32 * ch * bs * bs,
+                                 disp12MaxDiff=sgbm_opts.get("disp12_max_diff", 1),
+                                 uniquenessRatio=sgbm_opts.get("uniqueness", 10),
+                                 speckleWindowSize=sgbm_opts.get("speckle_window", 100),
+                                 speckleRange=sgbm_opts.get("speckle_range", 2),
+                                 mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY)
+    pad = max(0, min_disp + num)  # SGBM leaves the first minDisparity+numDisparities columns empty
+
+    def match(left, right):
+        if pad:
+            left = cv2.copyMakeBorder(left, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
+            right = cv2.copyMakeBorder(right, 0, 0, pad, 0, cv2.BORDER_REPLICATE)
+        return sgbm.compute(left, right)[:, pad:].astype(np.float32) / 16.0
+
+    da = match(ra, rb)
+    db = cv2.flip(match(cv2.flip(rb, 1), cv2.flip(ra, 1)), 1)
+    out = []
+    uu, vv = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    pix = np.stack([uu.ravel(), vv.ravel()], axis=1).reshape(-1, 1, 2)
+    for disp, Rr, Pr, zr in ((da, R1, P1, zr_a), (db, R2, P2, zr_b)):
+        disp[disp < min_disp] = np.nan
+        rect = cv2.undistortPoints(pix, Kcv, None, R=Rr, P=Pr).reshape(h, w, 2)
+        d = cv2.remap(disp, rect[..., 0], rect[..., 1], cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+                      borderValue=np.nan)
+        zr_rect = f * B / d
+        ray = np.stack([(rect[..., 0] - cx) / f, (rect[..., 1] - cy) / f, np.ones_like(d)], axis=-1)
+        depth = (ray @ Rr[:, 2]) * zr_rect  # z of R^T X_rect
+        depth[~np.isfinite(depth) | (depth < zr[0]) | (depth > zr[1]) | (d <= 0)] = np.nan
+        out.append(depth.astype(np.float32))
+    return out[0], out[1]
+
+
+def densify(result: SfmResult, orbit_dir: str | Path, alignment: Alignment | None = None, *,
+            neighbours: int = 2, pairs: list[tuple[str, str]] | None = None, voxel_px: float = 1.0,
+            sdf_trunc_voxels: float = 4.0, block_size: int = 5, uniqueness: int = 30,
+            speckle_window: int = 100, speckle_range: int = 2, depth_margin: float = 0.1,
+            volume_radius: float = 0.5, volume_margin: float = 0.1, max_resolution: int = 320) -> DenseResult:
+    """Dense cloud and surface of an orbit from the registered SfM views (not from the true cameras).
+
+    Pairs: each view with its ``neighbours`` nearest views by viewing direction (or the given ``pairs``
+    of image names). Voxel edge = ``voxel_px`` times the footprint of one pixel at the orbit radius (the
+    median camera distance to the point nearest all optical axes), in SfM units, but at most
+    ``max_resolution`` voxels along the cube that bounds (1st-99th percentile, grown by
+    ``volume_margin`` each side) the sparse points within ``volume_radius`` orbit radii of the centre;
+    TSDF truncation ``sdf_trunc_voxels`` voxels. SGBM: ``block_size``, ``uniqueness`` (percent), ``speckle_window``
+    (pixels), ``speckle_range`` (disparity). Depths outside the percentile range of the sparse points
+    seen by each view (grown by ``depth_margin``) are dropped. With an ``alignment`` the cloud and mesh
+    are mapped to the world frame (``frame="world"``, ``voxel`` in metres); otherwise they stay in SfM
+    coordinates. Never raises on poor input: ``ok=False`` with a ``reason``."""
+    times: dict[str, float] = {}
+    try:
+        import cv2
+        import open3d as o3d
+
+        if not result.ok:
+            return _dense_failed(f"SfM result is not ok: {result.reason or 'unknown'}", times)
+        orbit_dir = Path(orbit_dir)
+        try:
+            cams = load_orbit_cameras(orbit_dir / "cameras.json")
+        except (OSError, KeyError, ValueError) as e:
+            return _dense_failed(f"cannot read cameras.json: {e}", times)
+        poses = {nm: T for nm, T in result.poses.items() if nm in cams}
+        if len(poses) < 2:
+            return _dense_failed(f"{len(poses)} registered view(s) with a camera: densification needs 2", times)
+        c0 = cams[next(iter(poses))]
+        K, w, h = c0["K"], c0["width"], c0["height"]
+        Kcv = K.copy()
+        Kcv[0, 2] -= 0.5  # cameras.json follows COLMAP (pixel centres at +0.5); OpenCV/open3d use 0
+        Kcv[1, 2] -= 0.5
+
+        t0 = time.perf_counter()
+        pairs = select_pairs(poses, neighbours) if pairs is None else \
+            [p for p in pairs if p[0] in poses and p[1] in poses]
+        if not pairs:
+            return _dense_failed("no usable stereo pair among the registered views", times)
+        centre, radius = orbit_centre(poses)
+        voxel = float(voxel_px * radius / K[0, 0])
+        zr = {nm: _view_depth_range(result.points, T, K, w, h, margin=depth_margin) for nm, T in poses.items()}
+        imgs = {}
+        for nm in {n for p in pairs for n in p}:
+            im = cv2.imread(str(orbit_dir / "images" / nm), cv2.IMREAD_COLOR)
+            if im is None or im.shape[:2] != (h, w):
+                return _dense_failed(f"cannot read image {nm} at {w}x{h}", times, pairs)
+            imgs[nm] = im
+        opts = dict(block_size=block_size, uniqueness=uniqueness, speckle_window=speckle_window,
+                    speckle_range=speckle_range)
+        depths: list[tuple[str, np.ndarray]] = []
+        used = []
+        for a, b in pairs:
+            if zr[a] is None or zr[b] is None:
+                continue
+            gray = [cv2.cvtColor(imgs[n], cv2.COLOR_BGR2GRAY) for n in (a, b)]
+            dd = _pair_depths(gray[0], gray[1], poses[a], poses[b], Kcv, (w, h), zr[a], zr[b], opts)
+            if dd is None:
+                continue
+            depths += [(a, dd[0]), (b, dd[1])]
+            used.append((a, b))
+        times["stereo"] = time.perf_counter() - t0
+        if not depths:
+            return _dense_failed("no pair gave a depth map (vertical baselines or no sparse depth range)",
+                                 times, pairs)
+        valid = float(np.mean([np.isfinite(d).mean() for _, d in depths]))
+
+        t0 = time.perf_counter()
+        # open3d 0.20's ScalableTSDFVolume (and the tensor VoxelBlockGrid) integrate nothing on this
+        # build (0 points even for a flat synthetic depth map), so a UniformTSDFVolume is bounded by
+        # the sparse points near the orbit centre instead
+        near = result.points[np.linalg.norm(result.points - centre, axis=1) < volume_radius * radius]
+        if len(near) < 10:
+            return _dense_failed(f"only {len(near)} sparse points near the orbit centre", times, used)
+        lo, hi = np.percentile(near, [1, 99], axis=0)
+        mid, side = (lo + hi) / 2, float((hi - lo).max() * (1 + 2 * volume_margin))
+        res_ = int(min(max_resolution, max(16, np.ceil(side / voxel))))
+        voxel = side / res_
+        vol = o3d.pipelines.integration.UniformTSDFVolume(
+            length=side, resolution=res_, sdf_trunc=sdf_trunc_voxels * voxel,
+            color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8, origin=mid - side / 2)
+        intr = o3d.camera.PinholeCameraIntrinsic(w, h, Kcv[0, 0], Kcv[1, 1], Kcv[0, 2], Kcv[1, 2])
+        for nm, d in depths:
+            dz = np.nan_to_num(d, nan=0.0).astype(np.float32)
+            rgb = np.ascontiguousarray(imgs[nm][..., ::-1])
+            rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
+                o3d.geometry.Image(rgb), o3d.geometry.Image(dz), depth_scale=1.0,
+                depth_trunc=float(zr[nm][1]) + 1.0, convert_rgb_to_intensity=False)
+            vol.integrate(rgbd, intr, poses[nm])
+        times["fusion"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        pcd = vol.extract_point_cloud()
+        mesh = vol.extract_triangle_mesh()
+        pts = np.asarray(pcd.points, dtype=np.float64).reshape(-1, 3)
+        cols = (np.asarray(pcd.colors).reshape(-1, 3) * 255).round().astype(np.uint8)
+        mv = np.asarray(mesh.vertices, dtype=np.float64).reshape(-1, 3)
+        mt = np.asarray(mesh.triangles, dtype=np.int64).reshape(-1, 3)
+        times["extract"] = time.perf_counter() - t0
+        frame = "sfm"
+        if alignment is not None:
+            pts = alignment.apply(pts) if len(pts) else pts
+            mv = alignment.apply(mv) if len(mv) else mv
+            voxel *= alignment.scale
+            frame = "world"
+        res = DenseResult(True, "", frame, pts, cols, mv, mt, used, len(depths), valid, voxel, times)
+        if len(pts) == 0:
+            res.ok, res.reason = False, "TSDF fusion produced no points"
+        return res
+    except Exception as e:  # never raise on poor input
+        return _dense_failed(f"densification failed: {type(e).__name__}: {e}", times)
+
+
+def crop_mesh(vertices: np.ndarray, triangles: np.ndarray, lo: np.ndarray, hi: np.ndarray):
+    """Triangles whose three vertices lie inside the box [lo, hi] (vertices not re-indexed)."""
+    v = np.asarray(vertices, dtype=np.float64)
+    t = np.asarray(triangles, dtype=np.int64).reshape(-1, 3)
+    if len(t) == 0:
+        return v, t
+    inside = np.all((v >= lo) & (v <= hi), axis=1)
+    return v, t[inside[t].all(axis=1)]
+
+
+def evaluate_dense(dense: DenseResult, alignment: Alignment, mesh_path: str | Path, *, crop: float = 0.02,
+                   n_surface: int = 100_000, **kw) -> dict[str, PointMetrics]:
+    """Sparse (aligned SfM points), dense (TSDF cloud) and surface (``n_surface`` uniform samples of the
+    TSDF mesh, restricted to the true mesh's bbox grown by ``crop``) against the true mesh; all clouds
+    cropped to that box. ``dense`` must be in the world frame (densify with the alignment)."""
+    v, t = load_mesh(mesh_path)
+    out = {"sparse": evaluate_points(alignment.points, v, t, crop=crop, **kw)}
+    if dense.frame != "world":
+        raise ValueError("evaluate_dense needs a DenseResult in the world frame (pass the alignment to densify)")
+    out["dense"] = evaluate_points(dense.points, v, t, crop=crop, **kw)
+    diag = mesh_diagonal(v)
+    lo, hi = v.min(axis=0) - crop * diag, v.max(axis=0) + crop * diag
+    mv, mt = crop_mesh(dense.mesh_vertices, dense.mesh_triangles, lo, hi)
+    if len(mt):
+        area = 0.5 * np.linalg.norm(np.cross(mv[mt[:, 1]] - mv[mt[:, 0]], mv[mt[:, 2]] - mv[mt[:, 0]]), axis=1)
+        mt = mt[area > 0]
+    surf = sample_surface(mv, mt, n_surface, seed=1) if len(mt) else np.zeros((0, 3))
+    out["surface"] = evaluate_points(surf, v, t, crop=crop, **kw)
+    return out
