@@ -208,7 +208,8 @@ def _failed(reason: str, n_images: int, times: dict, n_registered: int = 0) -> S
                      times=times)
 
 
-def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: int = 8192, threads: int = 2,
+def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: int = 8192, threads: int = 1,
+                seed: int = 0,
                 affine: bool = True, min_registered: float = 0.5, refine_intrinsics: bool = False,
                 images: list[str] | None = None) -> SfmResult:
     """Sparse SfM of one orbit with pycolmap. ``work_dir`` is emptied and receives a copy of the images,
@@ -218,6 +219,9 @@ def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: in
     The result is ``ok`` when the largest model registers at least ``min_registered`` of the images and
     has points; otherwise ``ok=False`` with a ``reason`` (it never raises for a failed reconstruction)."""
     import pycolmap
+
+    pycolmap.logging.minloglevel = 2  # warnings and errors only: INFO is thousands of lines per orbit
+    pycolmap.set_random_seed(seed)  # RANSAC and the mapper draw random samples
 
     orbit_dir, work_dir = Path(orbit_dir), Path(work_dir)
     times: dict[str, float] = {}
@@ -261,13 +265,13 @@ def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: in
 
         t0 = time.perf_counter()
         mo = pycolmap.FeatureMatchingOptions()
-        mo.num_threads = threads
+        mo.num_threads = 1  # with several threads RANSAC's draws depend on scheduling: not reproducible
         pycolmap.match_exhaustive(db, matching_options=mo, device=pycolmap.Device.cpu)
         times["matching"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         po = pycolmap.IncrementalPipelineOptions()
-        po.num_threads = threads
+        po.num_threads = 1  # likewise (bundle adjustment and registration order)
         po.ba_refine_focal_length = refine_intrinsics
         po.ba_refine_principal_point = False
         po.ba_refine_extra_params = False
@@ -626,3 +630,92 @@ def evaluate_dense(dense: DenseResult, alignment: Alignment, mesh_path: str | Pa
     surf = sample_surface(mv, mt, n_surface, seed=1) if len(mt) else np.zeros((0, 3))
     out["surface"] = evaluate_points(surf, v, t, crop=crop, **kw)
     return out
+
+
+# ------------------------------------------------------------------------------------------ per orbit
+
+ORBIT_STAGE_VERSION = 1  # bump when the pipeline changes, so cached orbit results are recomputed
+POSE_TOLERANCE = 0.05  # median camera-centre error (fraction of the diagonal) above which a model is wrong
+
+
+def evaluate_orbit(orbit_dir: str | Path, work_dir: str | Path, *, force: bool = False, threads: int = 1) -> dict:
+    """Everything the chapter reports for one orbit: reconstruct, align, densify, and evaluate the
+    sparse cloud, the dense cloud and the surface against the true mesh.
+
+    Cached in ``work_dir/metrics.json`` (aligned clouds in ``clouds.npz`` and the surface in
+    ``surface.ply`` beside it) and loaded when current. A failed step is a result, not an exception:
+    ``ok`` is False and ``reason`` says why; the sparse metrics are kept when only densification failed."""
+    from .config import atomic_write_json
+
+    orbit_dir, work_dir = Path(orbit_dir), Path(work_dir)
+    info = json.loads((orbit_dir / "cameras.json").read_text())["info"]
+    params = {"orbit": info, "version": ORBIT_STAGE_VERSION}
+    cache = work_dir / "metrics.json"
+    if cache.exists() and not force:
+        rec = json.loads(cache.read_text())
+        if rec.get("params") == params:
+            return rec
+    if work_dir.exists():
+        shutil.rmtree(work_dir)
+    res = reconstruct(orbit_dir, work_dir / "sparse", threads=threads)
+    rec = {"params": params, "orbit": info["name"], "form": info["form"], "material": info["material"],
+           "views": res.n_images, "registered": res.n_registered, "ok": res.ok, "reason": res.reason,
+           "reprojection_px": res.mean_reprojection_error, "times": dict(res.times), "metrics": {}}
+    if res.ok:
+        try:
+            al = align_to_truth(res, orbit_dir / "cameras.json")
+        except ValueError as e:
+            rec |= {"ok": False, "reason": str(e)}
+        else:
+            rec |= {"centre_error_median": float(np.median(al.centre_error)),
+                    "rotation_error_median_deg": float(np.median(al.rotation_error_deg)),
+                    "model_dir": str(res.model_dir) if res.model_dir else None}
+            if rec["centre_error_median"] > POSE_TOLERANCE:  # registered is not the same as right
+                rec |= {"ok": False, "reason": f"poses disagree with the true cameras (median centre error "
+                                              f"{100 * rec['centre_error_median']:.1f}% of the diagonal)"}
+            dense = densify(res, orbit_dir, al)
+            rec["times"] |= {f"dense_{k}": v for k, v in dense.times.items()}
+            v, t = load_mesh(orbit_dir / "mesh.ply")
+            if dense.ok:
+                metrics = evaluate_dense(dense, al, orbit_dir / "mesh.ply")
+                _save_surface(work_dir / "surface.ply", dense.mesh_vertices, dense.mesh_triangles)
+            else:
+                metrics = {"sparse": evaluate_points(al.points, v, t, crop=0.02)}
+                rec |= {"ok": False, "reason": f"densification failed: {dense.reason}"}
+            rec["metrics"] = {k: m.as_dict() for k, m in metrics.items()}
+            np.savez_compressed(work_dir / "clouds.npz", sparse=al.points.astype(np.float32),
+                                dense=(dense.points if dense.ok else np.zeros((0, 3))).astype(np.float32))
+    atomic_write_json(cache, rec)
+    return rec
+
+
+def _save_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> None:
+    import open3d as o3d
+
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(vertices, np.float64)),
+                                     o3d.utility.Vector3iVector(np.asarray(triangles, np.int32)))
+    tmp = path.with_name(f".{path.name}.tmp.ply")
+    o3d.io.write_triangle_mesh(str(tmp), mesh)
+    tmp.replace(path)
+
+
+def metrics_table(records: list[dict]):
+    """One row per orbit: registration, pose errors, and accuracy / completeness / F-score per cloud."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        row = {"orbit": r["orbit"], "form": r["form"], "material": r["material"],
+               "registered": f"{r['registered']}/{r['views']}", "reprojection (px)": r["reprojection_px"],
+               "centre error (% diag)": 100 * r.get("centre_error_median", float("nan")),
+               "rotation error (°)": r.get("rotation_error_median_deg", float("nan"))}
+        for cloud, m in r["metrics"].items():
+            row[f"{cloud}: points"] = m["n_points"]
+            row[f"{cloud}: accuracy median (% diag)"] = 100 * m["accuracy_median"]
+            row[f"{cloud}: completeness median (% diag)"] = 100 * m["completeness_median"]
+            for th, p, rc, f in zip(m["thresholds"], m["precision"], m["recall"], m["fscore"]):
+                row[f"{cloud}: P/R/F @{100 * th:g}%"] = f"{p:.2f} / {rc:.2f} / {f:.2f}"
+            row[f"{cloud}: Chamfer (% diag)"] = 100 * m["chamfer"]
+        row["status"] = "ok" if r["ok"] else r["reason"]
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("orbit")

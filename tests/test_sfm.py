@@ -218,3 +218,38 @@ def test_densify_fails_gracefully(orbit, result, tmp_path):
     empty = replace(result, points=np.zeros((0, 3)))  # no sparse depth range in any view
     d = sfm.densify(empty, orbit)
     assert not d.ok and d.reason
+
+
+def test_reconstruction_is_reproducible(orbit, result, tmp_path):
+    again = sfm.reconstruct(orbit, tmp_path / "again")
+    assert again.n_registered == result.n_registered
+    np.testing.assert_array_equal(again.points, result.points)
+
+
+def test_evaluate_orbit_reports_caches_and_tabulates(orbit, tmp_path):
+    work = tmp_path / "orbit_eval"
+    rec = sfm.evaluate_orbit(orbit, work)
+    assert rec["ok"], rec["reason"]
+    assert set(rec["metrics"]) == {"sparse", "dense", "surface"}
+    assert rec["metrics"]["dense"]["recall"][1] > rec["metrics"]["sparse"]["recall"][1]
+    assert (work / "clouds.npz").exists() and (work / "surface.ply").exists()
+    mtime = (work / "metrics.json").stat().st_mtime_ns
+    assert sfm.evaluate_orbit(orbit, work) == rec  # loaded, not recomputed
+    assert (work / "metrics.json").stat().st_mtime_ns == mtime
+    table = sfm.metrics_table([rec])
+    assert table.loc[rec["orbit"], "registered"] == f"{rec['registered']}/{rec['views']}"
+    assert table.loc[rec["orbit"], "status"] == "ok"
+
+
+def test_wrong_poses_are_reported_not_trusted(orbit, tmp_path, monkeypatch):
+    """A model whose cameras disagree with the truth is a failure even when every image registered."""
+    real_align = sfm.align_to_truth
+
+    def shifted(result, cameras_json, mesh_path=None):
+        a = real_align(result, cameras_json, mesh_path)
+        a.centre_error = a.centre_error + 0.5
+        return a
+
+    monkeypatch.setattr(sfm, "align_to_truth", shifted)
+    rec = sfm.evaluate_orbit(orbit, tmp_path / "w")
+    assert not rec["ok"] and "disagree with the true cameras" in rec["reason"]
