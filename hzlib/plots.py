@@ -228,3 +228,34 @@ def mesh_view(vertices: np.ndarray, triangles: np.ndarray, camera: dict, ax=None
     ax.set_title(title)
     ax.axis("off")
     return ax
+
+
+def figure2(orbit_dir: Path, work_dir: Path, record: dict, view: str = "000.png"):
+    """Figure 2: (a) correspondences, (b) sparse and dense clouds on a true view, (c) surface vs truth."""
+    from . import sfm
+
+    orbit_dir, work_dir = Path(orbit_dir), Path(work_dir)
+    cams = sfm.load_orbit_cameras(orbit_dir / "cameras.json")
+    cam = cams[view]
+    image = np.asarray(Image.open(orbit_dir / "images" / view).convert("RGB"))
+    v, t = sfm.load_mesh(orbit_dir / "mesh.ply")
+    diag = sfm.mesh_diagonal(v)
+    clouds = np.load(work_dir / "clouds.npz")
+    fig = plt.figure(figsize=(12, 12))
+    grid = fig.add_gridspec(3, 2, height_ratios=[1.1, 1, 1])
+    if record.get("model_dir"):
+        sfm_matches(orbit_dir, Path(record["model_dir"]), ax=fig.add_subplot(grid[0, :]))
+    for col, name in enumerate(("sparse", "dense")):
+        pts = clouds[name]
+        err = sfm.distance_to_mesh(pts, v, t) / diag if len(pts) else np.zeros(0)
+        points_on_view(image, cam, pts, err, ax=fig.add_subplot(grid[1, col]),
+                       title=f"(b) {name} cloud, {len(pts):,} points")
+    surface = work_dir / "surface.ply"
+    if surface.exists():
+        sv, st = sfm.load_mesh(surface)
+        mesh_view(sv, st, cam, ax=fig.add_subplot(grid[2, 0]), title="(c) reconstructed surface (TSDF)")
+    mesh_view(v, t, cam, ax=fig.add_subplot(grid[2, 1]), title="true mesh")
+    fig.suptitle(f"Figure 2 — {record['orbit']}: {record['form']}, {record['material']}, "
+                 f"{record['registered']}/{record['views']} views registered")
+    fig.tight_layout()
+    return fig

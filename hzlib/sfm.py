@@ -719,3 +719,32 @@ def metrics_table(records: list[dict]):
         row["status"] = "ok" if r["ok"] else r["reason"]
         rows.append(row)
     return pd.DataFrame(rows).set_index("orbit")
+
+
+def summary_table(records: list[dict]):
+    """Per cloud (sparse, dense, surface): medians over the orbits whose poses agree with the truth."""
+    import pandas as pd
+
+    good = [r for r in records if r["ok"]]
+    rows = {}
+    for cloud in ("sparse", "dense", "surface"):
+        ms = [r["metrics"][cloud] for r in good if cloud in r["metrics"]]
+        if not ms:
+            continue
+        k = list(ms[0]["thresholds"]).index(0.02) if 0.02 in ms[0]["thresholds"] else -1
+        rows[cloud] = {"orbits": len(ms),
+                       "points (median)": float(np.median([m["n_points"] for m in ms])),
+                       "accuracy median, % diag (median over orbits)": 100 * float(np.median([m["accuracy_median"] for m in ms])),
+                       "completeness median, % diag (median over orbits)": 100 * float(np.median([m["completeness_median"] for m in ms])),
+                       "precision @2% (median over orbits)": float(np.median([m["precision"][k] for m in ms])),
+                       "recall @2% (median over orbits)": float(np.median([m["recall"][k] for m in ms])),
+                       "F-score @2% (median over orbits)": float(np.median([m["fscore"][k] for m in ms]))}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def best_orbit(records: list[dict]) -> dict | None:
+    """The orbit to draw Figure 2 from: the best dense F-score among correct models, else any model."""
+    good = [r for r in records if r["ok"] and "dense" in r["metrics"]]
+    if good:
+        return max(good, key=lambda r: r["metrics"]["dense"]["fscore"][-1])
+    return next((r for r in records if r.get("model_dir")), None)
