@@ -41,6 +41,12 @@ ASSETS: dict[str, Asset] = {
         "Arphic Public License (Make Me a Hanzi)",
         "per-stroke outlines and medians of 9,574 characters: stroke-level ground truth",
     ),
+    "chinese-poetry": Asset(
+        "chinese-poetry", "2.0.1",
+        "sha512-KtYARvV7CWNtax0na9+Jn6PlhGgSoid7PWyDzXI4KsCEm2odZcqEQyval5koaLygZnM/EQ3lfJ//25K8p3uHNg==",
+        "MIT",
+        "Tang/Song shi, ci, yuanqu and classics (≈22.8 M 汉字, traditional): FastText pretraining corpus",
+    ),
 }
 
 
