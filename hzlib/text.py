@@ -45,6 +45,7 @@ import random
 import re
 import tempfile
 import time
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -298,19 +299,28 @@ def train_fasttext(sentences: Iterable[str], out_path: str | os.PathLike, *, dim
         corpus = Path(tmp) / "corpus.txt"
         counts = write_training_file(sentences, corpus, processes=processes or thread)
         t1 = time.perf_counter()
-        model = _train_unsupervised(str(corpus), verbose=0, **p)
-        t2 = time.perf_counter()
         tmp_model = Path(tmp) / "model.bin"
-        model.save_model(str(tmp_model))
+        # In a fresh process: its heap hands FastText zeroed pages (see _zero_fresh_allocations), which
+        # a long-lived process (a notebook, the test run) cannot promise once memory has been recycled.
+        with get_context("spawn").Pool(1) as pool:
+            n_words = pool.apply(_train_and_save, (str(corpus), str(tmp_model), p))
+        t2 = time.perf_counter()
         meta = {"params": p, "extra": extra or {}, "corpus": counts, "sha256": _sha256(tmp_model),
                 "segment_seconds": round(t1 - t0, 3), "train_seconds": round(t2 - t1, 3),
                 "tokens_per_second": round(counts["tokens"] * p["epoch"] / max(t2 - t1, 1e-9)),
-                "fasttext_words": len(model.words)}
+                "fasttext_words": n_words}
         tmp_meta = Path(tmp) / "meta.json"
         tmp_meta.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp_model, out_path)
         os.replace(tmp_meta, _params_path(out_path))
-    return model
+    return load_model(out_path)
+
+
+def _train_and_save(corpus: str, model_path: str, params: dict) -> int:
+    """Train and save (run in a spawned child process); returns the vocabulary size."""
+    model = _train_unsupervised(corpus, verbose=0, **params)
+    model.save_model(model_path)
+    return len(model.words)
 
 
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
