@@ -88,17 +88,24 @@ def text_lengths(df: pd.DataFrame):
     return fig
 
 
+STAGES = (("original", "original"), ("resized", "resized (Eq 1)"), ("standardized", "z-score (Eq 2)"),
+          ("equalized", "equalised (Eq 3)"))
+
+
+def stage_images(stages: dict[str, np.ndarray], display=None) -> list[np.ndarray]:
+    """The four stages of the normalisation as displayable images in [0, 1] (Figure 1's panels);
+    ``display`` maps the z-scored image to [0, 1] (default: normalize.to_display)."""
+    from . import normalize as N
+
+    display = display or N.to_display
+    return [stages["original"], np.clip(stages["resized"] / 255.0, 0, 1), display(stages["standardized"]),
+            stages["equalized"]]
+
+
 def figure1(stages: dict[str, np.ndarray], title: str = "", display=None):
     """Figure 1: original, resized (Eq 1), standardised (Eq 2), equalised (Eq 3)."""
-    names = [("original", "original"), ("resized", "resized (Eq 1)"), ("standardized", "z-score (Eq 2)"),
-             ("equalized", "equalised (Eq 3)")]
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
-    for ax, (k, label) in zip(axes, names):
-        img = stages[k]
-        if display is not None and k == "standardized":
-            img = display(img)
-        elif k == "resized":
-            img = np.clip(img / 255.0, 0, 1)
+    for ax, (k, label), img in zip(axes, STAGES, stage_images(stages, display)):
         ax.imshow(img)
         ax.set_title(f"{label}\n{stages[k].shape[1]}×{stages[k].shape[0]}", fontsize=9)
         ax.axis("off")
@@ -147,8 +154,7 @@ def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
     for r, key in enumerate(keys):
         row = df[df["label"] == key].sample(1, random_state=seed).iloc[0]
         st = N.normalize(np.asarray(Image.open(Path(root) / row["image"]).convert("RGB")), cfg)
-        panels = [st["original"], np.clip(st["resized"] / 255, 0, 1), N.to_display(st["standardized"]), st["equalized"]]
-        for c, img in enumerate(panels):
+        for c, img in enumerate(stage_images(st)):
             axes[r, c].imshow(img)
             axes[r, c].axis("off")
         axes[r, 0].text(-0.05, 0.5, C.BY_KEY[key].name_zh, transform=axes[r, 0].transAxes, ha="right", va="center")

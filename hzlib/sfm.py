@@ -675,12 +675,11 @@ def evaluate_orbit(orbit_dir: str | Path, work_dir: str | Path, *, force: bool =
                                               f"{100 * rec['centre_error_median']:.1f}% of the diagonal)"}
             dense = densify(res, orbit_dir, al)
             rec["times"] |= {f"dense_{k}": v for k, v in dense.times.items()}
-            v, t = load_mesh(orbit_dir / "mesh.ply")
             if dense.ok:
                 metrics = evaluate_dense(dense, al, orbit_dir / "mesh.ply")
                 _save_surface(work_dir / "surface.ply", dense.mesh_vertices, dense.mesh_triangles)
             else:
-                metrics = {"sparse": evaluate_points(al.points, v, t, crop=0.02)}
+                metrics = {"sparse": evaluate_points(al.points, *load_mesh(orbit_dir / "mesh.ply"), crop=0.02)}
                 rec |= {"ok": False, "reason": f"densification failed: {dense.reason}"}
             rec["metrics"] = {k: m.as_dict() for k, m in metrics.items()}
             np.savez_compressed(work_dir / "clouds.npz", sparse=al.points.astype(np.float32),
