@@ -40,6 +40,8 @@ class Profile:
     orbit_width: int = 640
     orbit_height: int = 480
     norm_size: int = 128
+    poetry_chars: int = 0  # FastText pretraining text: 0 = all of chinese-poetry, else a seeded subset of N 汉字
+    fasttext_epochs: int = 3
     workers: int = 2
     force: bool = False
 
@@ -71,6 +73,9 @@ class Profile:
             raise ValueError(f"cue_prob={self.cue_prob} must lie in [0, 1]")
         if self.corpus_scale <= 0:
             raise ValueError(f"corpus_scale={self.corpus_scale} must be positive")
+        if self.poetry_chars < 0 or self.fasttext_epochs < 1:
+            raise ValueError(f"poetry_chars={self.poetry_chars} must be >= 0 (0 = all) and "
+                             f"fasttext_epochs={self.fasttext_epochs} >= 1")
         if self.image_size < 16 or self.norm_size < 8:
             raise ValueError(f"image_size={self.image_size} / norm_size={self.norm_size} too small")
 

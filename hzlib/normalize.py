@@ -89,3 +89,37 @@ def corpus_statistics(paths, cfg: NormalizeConfig = NormalizeConfig()):
         rows.append({"z_mean": float(z.mean()), "z_std_min": float(z.std(axis=(0, 1)).min()),
                      "z_std_max": float(z.std(axis=(0, 1)).max()), "eq_ks_uniform": ks})
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class DescriptorConfig:
+    """A fixed, hand-designed image descriptor (no learning): the image space that text is mapped into
+    before a CLIP image tower exists, and the pixel baseline of the evaluation."""
+    size: int = 64  # Eq 1 side before the descriptor
+    hog_cell: int = 8
+    hog_orientations: int = 9
+    colour_bins: int = 8  # per HSV channel
+
+
+def descriptor(image: np.ndarray, cfg: DescriptorConfig = DescriptorConfig()) -> np.ndarray:
+    """HOG of the Eq 1-resized grey image (shape) concatenated with HSV colour histograms (material,
+    palette, setting), each part L2-normalised so neither dominates by its length."""
+    from skimage import color, feature
+
+    img = resize(np.asarray(image, dtype=np.float64) / 255.0, cfg.size, "bilinear").clip(0, 1)
+    hog = feature.hog(color.rgb2gray(img), orientations=cfg.hog_orientations,
+                      pixels_per_cell=(cfg.hog_cell, cfg.hog_cell), cells_per_block=(2, 2), feature_vector=True)
+    hsv = color.rgb2hsv(img)
+    hist = np.concatenate([np.histogram(hsv[..., c], bins=cfg.colour_bins, range=(0, 1))[0] for c in range(3)])
+    parts = [hog, hist.astype(np.float64)]
+    return np.concatenate([p / max(np.linalg.norm(p), 1e-12) for p in parts])
+
+
+def descriptors(paths, cfg: DescriptorConfig = DescriptorConfig()) -> np.ndarray:
+    """:func:`descriptor` of each image file, stacked (n, d)."""
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    paths = list(paths)
+    return np.stack([descriptor(np.asarray(Image.open(p).convert("RGB")), cfg)
+                     for p in tqdm(paths, desc="image descriptors", unit="img", leave=False)])

@@ -47,15 +47,20 @@ import tempfile
 import time
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "POETRY_SOURCES", "ModelError", "poetry_files", "poetry_sentences", "t2s", "segment",
     "train_fasttext", "load_or_train", "load_model", "eq4_word_vector", "fasttext_word_vector",
     "sentence_embedding", "sentence_embeddings", "DEFAULT_PARAMS", "split_clauses", "write_training_file",
-    "model_info",
+    "model_info", "Mapping", "map_text_to_images", "text_statistics", "neighbours",
+    "eq4_against_fasttext", "table2",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -466,3 +471,120 @@ def sentence_embeddings(model, texts: Sequence[str]) -> np.ndarray:
     if not texts:
         return np.zeros((0, model.get_dimension()))
     return np.stack([sentence_embedding(model, t) for t in texts])
+
+
+# --------------------------------------------------------------------------------------------------
+# Text -> image space: the paper's "weight matrix is adjusted" so text lands beside its image
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Mapping:
+    """Out-of-fold results of :func:`map_text_to_images`; row i belongs to fold ``fold[i]`` and every
+    similarity is measured in that fold's image space, against that fold's held-out images only."""
+
+    fold: np.ndarray  # (n,) fold index
+    paired: np.ndarray  # (n,) cos(mapped text i, image i)
+    unpaired: np.ndarray  # (n,) mean over held-out images j != i of cos(mapped text i, image j)
+    rank: np.ndarray  # (n,) rank of image i among the fold's images for text i (1 = nearest)
+    fold_size: np.ndarray  # (n,) number of held-out images ranked for row i
+    alpha: list  # ridge penalty chosen inside each training fold
+    n_components: int
+
+    @property
+    def gap(self) -> np.ndarray:
+        return self.paired - self.unpaired
+
+
+def map_text_to_images(text_emb: np.ndarray, image_emb: np.ndarray, labels: Sequence, *, n_splits: int = 5,
+                       n_components: int = 64, alphas: Sequence[float] = tuple(np.logspace(-2, 4, 13)),
+                       seed: int = 0) -> Mapping:
+    """Learn a linear map W from text embeddings to an image embedding space and measure it out of fold.
+
+    Stratified ``n_splits``-fold by ``labels``. In each training fold only: the image embeddings are
+    standardised and reduced by PCA to ``n_components`` (the image space), and a ridge regression
+    text -> image space is fitted, its penalty chosen among ``alphas`` by efficient leave-one-out on
+    the training fold (``RidgeCV``). The held-out texts are then mapped, and each is compared by cosine
+    with its own image and with the other held-out images. Nothing about a held-out pair is seen
+    before it is scored."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, Y, y = np.asarray(text_emb, np.float64), np.asarray(image_emb, np.float64), np.asarray(labels)
+    if len(X) != len(Y) or len(X) != len(y):
+        raise ValueError(f"text_emb ({len(X)}), image_emb ({len(Y)}) and labels ({len(y)}) differ in length")
+    n = len(X)
+    fold, paired, unpaired = np.empty(n, int), np.empty(n), np.empty(n)
+    rank, size, chosen = np.empty(n, int), np.empty(n, int), []
+    skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for k, (tr, te) in enumerate(skf.split(X, y)):
+        k_comp = min(n_components, len(tr) - 1, Y.shape[1])
+        space = make_pipeline(StandardScaler(), PCA(k_comp, random_state=seed)).fit(Y[tr])
+        ridge = RidgeCV(alphas=alphas).fit(X[tr], space.transform(Y[tr]))
+        chosen.append(float(ridge.alpha_))
+        t, im = _unit(ridge.predict(X[te])), _unit(space.transform(Y[te]))
+        S = t @ im.T  # S[a, b] = cos(mapped text a, image b), held-out rows only
+        diag = np.diag(S)
+        fold[te], paired[te] = k, diag
+        unpaired[te] = (S.sum(1) - diag) / max(len(te) - 1, 1)
+        rank[te] = 1 + (S > diag[:, None]).sum(1)
+        size[te] = len(te)
+    return Mapping(fold, paired, unpaired, rank, size, chosen, n_components)
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    return a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+
+
+def text_statistics(model, text: str) -> dict:
+    """Length and vocabulary of one description: 汉字 count, jieba tokens (punctuation dropped),
+    distinct tokens (the text's vocabulary size) and how many of those FastText knows as whole words
+    (the rest get vectors from their characters and bigrams only)."""
+    toks = [t for t in segment(text) if _has_word_char(t)]
+    distinct = set(toks)
+    known = sum(1 for t in distinct if model.get_word_id(t) >= 0)
+    return {"characters": len(_NON_HAN.sub("", text)), "tokens": len(toks), "vocabulary": len(distinct),
+            "in_fasttext_vocabulary": known}
+
+
+def neighbours(model, words: Sequence[str], k: int = 6) -> "pd.DataFrame":
+    """FastText's nearest neighbours (cosine) of each word, one row per (word, rank)."""
+    import pandas as pd
+
+    rows = [{"word": w, "rank": r + 1, "neighbour": nb, "cosine": float(s)}
+            for w in words for r, (s, nb) in enumerate(model.get_nearest_neighbors(w, k))]
+    return pd.DataFrame(rows)
+
+
+def eq4_against_fasttext(model, words: Sequence[str]) -> "pd.DataFrame":
+    """Cosine between Eq 4's vector and FastText's own subword vector for each word (1.0 for a single
+    character, where the two coincide)."""
+    import pandas as pd
+
+    rows = []
+    for w in words:
+        a, b = eq4_word_vector(model, w), fasttext_word_vector(model, w)
+        cos = float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+        rows.append({"word": w, "characters": len(w), "in_vocabulary": model.get_word_id(w) >= 0,
+                     "cosine_eq4_fasttext": cos})
+    return pd.DataFrame(rows)
+
+
+def table2(df: "pd.DataFrame", model, mapping: Mapping, coords: np.ndarray, rows: Sequence[int]) -> "pd.DataFrame":
+    """The columns of the paper's Table 2 for the given row positions of ``df`` (its ``text`` column):
+    the text, its 2-D position (``coords``), the out-of-fold similarity to its own image against the
+    mean over the fold's other images, the rank of its image, the text's vocabulary size and length."""
+    import pandas as pd
+
+    out = []
+    for i in rows:
+        st = text_statistics(model, df["text"].iloc[i])
+        out.append({"id": df["id"].iloc[i], "class": df["label"].iloc[i], "text": df["text"].iloc[i],
+                    "x": float(coords[i, 0]), "y": float(coords[i, 1]),
+                    "similarity_paired": float(mapping.paired[i]), "similarity_unpaired_mean": float(mapping.unpaired[i]),
+                    "image_rank": f"{int(mapping.rank[i])}/{int(mapping.fold_size[i])}",
+                    "vocabulary": st["vocabulary"], "in_fasttext_vocabulary": st["in_fasttext_vocabulary"],
+                    "length_characters": st["characters"]})
+    return pd.DataFrame(out)

@@ -4,7 +4,7 @@ import random
 import numpy as np
 import pytest
 
-from hzlib import assets, text
+from hzlib import assets, stats, text
 
 WORDS = ["花岗岩", "大理石", "青铜", "木材", "雕塑", "楷书", "行书", "草书", "庭院", "广场", "博物馆",
          "传统", "文化", "作品", "字形", "笔画", "山水", "明月", "春风", "石头"]
@@ -141,3 +141,66 @@ def test_poetry_subset_is_simplified_and_deterministic():
     joined = "".join(a)
     assert text.t2s(joined) == joined  # already simplified
     assert all(text._NON_HAN.search(s) is None for s in a)
+
+
+# --- the text -> image map (Table 2's similarity column) ---------------------------------------------
+
+def _paired_data(n=120, d_text=12, d_img=30, noise=0.05, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d_text))
+    Y = X @ rng.normal(size=(d_text, d_img)) + noise * rng.normal(size=(n, d_img))
+    return X, Y, np.arange(n) % 4
+
+
+def test_map_finds_a_linear_relation_out_of_fold():
+    X, Y, y = _paired_data()
+    m = text.map_text_to_images(X, Y, y, n_splits=4, n_components=10, seed=1)
+    # an exact linear relation: every held-out text is nearest its own image
+    assert (m.rank == 1).mean() > 0.9 and m.paired.mean() > 0.9
+    assert (m.gap > 0).all() and len(m.alpha) == 4
+    assert sorted(np.bincount(m.fold)) == [30, 30, 30, 30] and (m.fold_size == 30).all()
+
+
+def test_map_of_unrelated_pairs_has_no_gap():
+    X, Y, y = _paired_data(n=200)
+    Y = np.random.default_rng(5).permutation(Y)  # pairs broken
+    m = text.map_text_to_images(X, Y, y, n_splits=4, n_components=10, seed=1)
+    mean, lo, hi = stats.mean_ci(m.gap, seed=0)
+    assert lo < 0 < hi or abs(mean) < 0.05
+    assert 0.3 < np.median(m.rank / m.fold_size) < 0.7  # the own image sits mid-list
+
+
+def test_map_unpaired_mean_matches_direct_formula():
+    X, Y, y = _paired_data(n=40, noise=1.0)
+    m = text.map_text_to_images(X, Y, y, n_splits=2, n_components=5, seed=3)
+    # the unpaired mean and the paired value put back together give the row mean of the fold's matrix:
+    # (paired + (k - 1) * unpaired) / k lies between the min and max similarity, and rank >= 1
+    assert ((m.rank >= 1) & (m.rank <= m.fold_size)).all()
+    assert np.all(np.abs(m.paired) <= 1 + 1e-12) and np.all(np.abs(m.unpaired) <= 1 + 1e-12)
+
+
+def test_map_rejects_misaligned_inputs():
+    X, Y, y = _paired_data()
+    with pytest.raises(ValueError, match="differ in length"):
+        text.map_text_to_images(X, Y[:-1], y)
+
+
+def test_text_statistics_counts(tiny):
+    model, _ = tiny
+    st = text.text_statistics(model, "花岗岩雕塑，花岗岩！abc")
+    # jieba: 花岗岩 / 雕塑 / 花岗岩 / abc -> 4 tokens, 3 distinct; 5 distinct 汉字 counted with repeats = 8
+    assert st["tokens"] == 4 and st["vocabulary"] == 3 and st["characters"] == 8
+    assert st["in_fasttext_vocabulary"] == 2  # 花岗岩 and 雕塑 are in the tiny model, abc is not
+
+
+def test_eq4_against_fasttext_single_character_coincides(tiny):
+    model, _ = tiny
+    t = text.eq4_against_fasttext(model, ["石", "花岗岩"])
+    assert t.loc[0, "cosine_eq4_fasttext"] == pytest.approx(1.0, abs=1e-6)
+    assert t.loc[1, "cosine_eq4_fasttext"] < 1 - 1e-6
+    # FastText's own vector is the mean of the input rows of the word and its n-grams (the docstring's
+    # claim), which Eq 4 does not reproduce for a multi-character word
+    subwords, ids = model.get_subwords("花岗岩")
+    assert "花岗岩" in subwords and "<花" in subwords
+    direct = np.mean([model.get_input_vector(i) for i in ids], axis=0)
+    np.testing.assert_allclose(text.fasttext_word_vector(model, "花岗岩"), direct, rtol=1e-5, atol=1e-6)
