@@ -301,8 +301,8 @@ def stroke_clusters_vs_components(result: StrokeAttention, components: Mapping[i
     X = StandardScaler().fit_transform(present[list(features)].to_numpy(dtype=np.float64))
     labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(X)
     out.update(ari=float(adjusted_rand_score(truth, labels)), k=k,
-               clusters=dict(zip(present["stroke"].astype(int), labels.astype(int))),
-               components=dict(zip(present["stroke"].astype(int), truth)))
+               clusters=dict(zip(present["stroke"].astype(int).tolist(), labels.astype(int).tolist())),
+               components=dict(zip(present["stroke"].astype(int).tolist(), truth)))
     return out
 
 
@@ -317,23 +317,29 @@ def figure6(cam: np.ndarray, stroke_mask: np.ndarray, result: StrokeAttention, t
     _use_cjk_font()
     if not result.ok and result.per_stroke.empty:
         raise ValueError(f"result: nothing to plot ({result.reason})")
+    sm = np.asarray(stroke_mask)
+    palette = dict(zip(STROKE_TYPES, sns.color_palette("tab10", len(STROKE_TYPES))))  # same colours in both bars
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 1.4, 1]})
     ax = axes[0]
-    ax.imshow(np.asarray(stroke_mask) > 0, cmap="gray_r", alpha=0.35)
-    ax.imshow(np.ma.masked_where(np.asarray(stroke_mask) <= 0, cam), cmap="jet", vmin=0, vmax=max(cam.max(), 1e-12))
+    ax.imshow(np.ma.masked_where(sm <= 0, cam), cmap="jet", vmin=0, vmax=max(float(np.max(cam)), 1e-12))
     h, w = np.shape(cam)
     for _, r in result.per_stroke[result.per_stroke["pixels"] > 0].iterrows():
-        ax.text(r.x * w, r.y * h, str(int(r.stroke)), fontsize=7, ha="center", va="center",
+        ax.text(r.x * w - 0.5, r.y * h - 0.5, str(int(r.stroke)), fontsize=7, ha="center", va="center",
                 bbox=dict(boxstyle="round,pad=0.1", fc="white", alpha=0.7, lw=0))
+    rows, cols = np.nonzero(sm > 0)
+    pad = max(2, int(0.1 * max(np.ptp(rows), np.ptp(cols))))  # zoom on the glyph: it may be small in the image
+    ax.set_xlim(cols.min() - pad, cols.max() + pad), ax.set_ylim(rows.max() + pad, rows.min() - pad)
     ax.set_xticks([]), ax.set_yticks([])
     ax.set_title(f"{title}: 笔画注意力 stroke attention", fontsize=9)
     ps = result.per_stroke.assign(label=result.per_stroke["stroke"].astype(str) + " " + result.per_stroke["type"].fillna(""))
-    hue = "type" if result.per_stroke["type"].notna().all() else None
-    sns.barplot(ps, x="label", y="share", hue=hue, dodge=False, ax=axes[1], palette="tab10" if hue else None)
+    if ps["type"].notna().all():
+        sns.barplot(ps, x="label", y="share", hue="type", dodge=False, ax=axes[1], palette=palette)
+    else:
+        sns.barplot(ps, x="label", y="share", ax=axes[1], color="grey")
     axes[1].set_xlabel("笔画 stroke"), axes[1].set_ylabel("注意力占比 share of the map")
-    axes[1].set_title(f"in glyph {result.in_glyph:.2f}, unassigned {result.unassigned:.2f}", fontsize=9)
+    axes[1].set_title(f"in glyph {result.in_glyph:.3f}, unassigned {result.unassigned:.3f}", fontsize=9)
     if not result.per_type.empty:
-        sns.barplot(result.per_type, x="type", y="share", hue="type", ax=axes[2], palette="tab10", legend=False)
+        sns.barplot(result.per_type, x="type", y="share", hue="type", ax=axes[2], palette=palette, legend=False)
         axes[2].set_xlabel("笔画类型 stroke type")
     else:
         axes[2].text(0.5, 0.5, result.reason or "", ha="center", va="center", wrap=True)

@@ -193,7 +193,8 @@ def compute_cams(scorer: ClassScores, images: torch.Tensor | Iterable[torch.Tens
 @torch.no_grad()
 def predict(scorer: ClassScores, images: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     """Class scores (N, C) without gradients."""
-    return np.concatenate([scorer(b).numpy() for b in _batches(images, batch_size)])
+    dev = next(scorer.parameters()).device
+    return np.concatenate([scorer(b.to(dev)).cpu().numpy() for b in _batches(images, batch_size)])
 
 
 # ----------------------------------------------------------------- Eq 8-11 with plain torch hooks
@@ -241,9 +242,11 @@ def gradcam_direct(scorer: ClassScores, images: torch.Tensor, classes: Sequence[
                    grid: tuple[int, int] | None = None) -> np.ndarray:
     """Grad-CAM (N, H, W) by Eq 8-11 directly, for checking the library's maps."""
     scorer.eval()
+    images = images.to(next(scorer.parameters()).device)
     A, dA = feature_map_and_gradient(scorer, images, classes, layer, grid)
     cam = eq9_class_map(eq8_channel_weights(dA), A)
-    return eq11_normalise(eq10_upsample(cam, tuple(images.shape[-2:]))).numpy().astype(np.float32)
+    scorer.zero_grad(set_to_none=True)
+    return eq11_normalise(eq10_upsample(cam, tuple(images.shape[-2:]))).cpu().numpy().astype(np.float32)
 
 
 # ---------------------------------------------------------------------- ground-truth agreement
