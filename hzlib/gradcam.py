@@ -87,6 +87,11 @@ class ClassScores(torch.nn.Module):
         return F.normalize(self.visual_projection(pooled), dim=-1)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and not pixel_values.requires_grad and \
+                not any(p.requires_grad for p in self.vision_model.parameters()):
+            # A frozen tower (e.g. under a linear probe) builds no graph, so Grad-CAM would find no
+            # gradient at the target layer: let the graph start at the pixels instead.
+            pixel_values = pixel_values.detach().requires_grad_(True)
         z = self.embed(pixel_values)
         return self.logit_scale * (z @ self.head.T) + self.bias
 
@@ -164,6 +169,7 @@ def compute_cams(scorer: ClassScores, images: torch.Tensor | Iterable[torch.Tens
     if batch_size < 1:
         raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
     n_classes = scorer.head.shape[0]
+    classes = None if classes is None else [int(c) for c in classes]  # a Series or array slices by position too
     out, start = [], 0
     with open_gradcam(scorer, layer, grid) as cam:
         for batch in _batches(images, batch_size):
@@ -171,7 +177,7 @@ def compute_cams(scorer: ClassScores, images: torch.Tensor | Iterable[torch.Tens
             if classes is None:
                 targets = None
             else:
-                cls = [int(c) for c in classes[start:start + b]]
+                cls = classes[start:start + b]
                 if len(cls) != b:
                     raise ValueError(f"classes: {len(classes)} given, fewer than the images")
                 bad = [c for c in cls if not 0 <= c < n_classes]

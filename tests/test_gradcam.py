@@ -51,6 +51,20 @@ def test_default_target_is_top_class(clip, images):
     np.testing.assert_allclose(G.compute_cams(scorer, images), G.gradcam_direct(scorer, images, top), atol=1e-5)
 
 
+def test_frozen_tower(images):
+    torch.manual_seed(5)
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=100,
+                max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=32, patch_size=8)
+    model = transformers.CLIPModel(transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+    model.requires_grad_(False)  # a linear probe on a frozen backbone
+    scorer = G.ClassScores(model, probe_weight=torch.randn(3, 16), probe_bias=torch.zeros(3))
+    lib = G.compute_cams(scorer, images[:3], [0, 1, 2])
+    assert (lib > 0).mean() > 0.2
+    np.testing.assert_allclose(lib, G.gradcam_direct(scorer, images[:3], [0, 1, 2]), atol=1e-5)
+
+
 def test_final_layer_output_has_no_patch_gradient(clip, images):
     """Why the target is layer_norm1: CLIP pools the last layer's CLS token only."""
     scorer = G.ClassScores(clip, torch.randn(3, 16))
