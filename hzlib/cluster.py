@@ -1,0 +1,393 @@
+"""Clustering (paper §7): K-means traced iteration by iteration (Figure 5), the stroke-level analysis
+of a character's attention (Figure 6), and corpus-level K-means over embeddings against the labels.
+
+Conventions followed from the corpus (:mod:`hzlib.corpus.build`, :mod:`hzlib.corpus.types`):
+
+* stroke-id mask: 0 background (or glyph pixels of no known stroke), k >= 1 stroke k in writing
+  order (1-based); a glyph mask is a separate 0/255 image.
+* manifest column ``stroke_types``: the types concatenated, one character each from
+  ``STROKE_TYPES`` = 横 竖 撇 点 折 (e.g. 真: "横竖竖折横横横横撇点"); "" when unknown. char-similar's
+  digit code (1 横, 2 竖, 3 撇, 4 点, 5 折) is accepted too.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, pairwise_distances_argmin, silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+from .corpus.glyphs import ORDER_DIGITS
+from .corpus.types import STROKE_TYPES
+
+# 真 (strokes 横 竖 竖 折 横 横 横 横 撇 点) by the paper's components 十 / 目 / 八: 十 = strokes 1-2,
+# 目 = 3-7; the base 一 (8) goes with 八 (9-10), the bottom of 具-like characters, giving three parts.
+ZHEN_COMPONENTS = {1: "十", 2: "十", 3: "目", 4: "目", 5: "目", 6: "目", 7: "目", 8: "八", 9: "八", 10: "八"}
+
+
+# ------------------------------------------------------------------------ K-means, traced (Fig 5)
+
+
+@dataclass
+class KMeansTrace:
+    """Every step of Lloyd's K-means. Index t = 0 is the initial centres, t >= 1 the centres after t
+    updates; ``labels[t]`` is the assignment of each point to ``centres[t]`` and ``inertia[t]`` its
+    sum of squared distances (non-increasing in t)."""
+
+    centres: np.ndarray  # (T + 1, k, d)
+    labels: np.ndarray  # (T + 1, n) int
+    inertia: np.ndarray  # (T + 1,)
+    converged: bool
+
+    @property
+    def n_iter(self) -> int:
+        return len(self.centres) - 1
+
+    @property
+    def final_centres(self) -> np.ndarray:
+        return self.centres[-1]
+
+    @property
+    def final_labels(self) -> np.ndarray:
+        return self.labels[-1]
+
+
+def kmeans_trace(X: np.ndarray, k: int = 3, init: np.ndarray | None = None, max_iter: int = 100,
+                 tol: float = 1e-4, seed: int = 0) -> KMeansTrace:
+    """K-means recording each iteration: scikit-learn's ``KMeans(max_iter=1, n_init=1)`` restarted
+    from the previous centres, until the assignment stops changing, the centre shift falls within
+    ``tol`` (scaled as scikit-learn does, by the mean feature variance), or ``max_iter`` updates.
+    This stops where ``KMeans(k, init=init, n_init=1, max_iter=max_iter, tol=tol).fit(X)`` stops, with
+    the same centres. ``init`` defaults to seeded k-means++ (scikit-learn's ``kmeans_plusplus``)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or len(X) < k:
+        raise ValueError(f"X: expected (n >= k, d) points, got shape {X.shape} for k={k}")
+    if k < 1 or max_iter < 1:
+        raise ValueError(f"k and max_iter: must be >= 1, got k={k}, max_iter={max_iter}")
+    if init is None:
+        init, _ = kmeans_plusplus(X, k, random_state=seed)
+    init = np.asarray(init, dtype=np.float64)
+    if init.shape != (k, X.shape[1]):
+        raise ValueError(f"init: expected shape {(k, X.shape[1])}, got {init.shape}")
+    tol_scaled = float(np.mean(np.var(X, axis=0)) * tol)
+
+    def inertia_of(c, lab):
+        return float(((X - c[lab]) ** 2).sum())
+
+    lab0 = pairwise_distances_argmin(X, init)
+    centres, labels, inertia = [init], [lab0], [inertia_of(init, lab0)]
+    converged = False
+    for _ in range(max_iter):
+        # One Lloyd step: assign to the current centres, move them to the means (scikit-learn then
+        # reassigns to the moved centres, which is labels[t]).
+        km = KMeans(n_clusters=k, init=centres[-1], n_init=1, max_iter=1, tol=tol, random_state=seed).fit(X)
+        centres.append(km.cluster_centers_.copy())
+        labels.append(km.labels_.astype(int))
+        inertia.append(float(km.inertia_))
+        if np.array_equal(labels[-1], labels[-2]) or ((centres[-1] - centres[-2]) ** 2).sum() <= tol_scaled:
+            converged = True
+            break
+    return KMeansTrace(np.stack(centres), np.stack(labels), np.asarray(inertia), converged)
+
+
+def attention_features(image: np.ndarray, cam: np.ndarray, quantile: float = 0.8,
+                       glyph_mask: np.ndarray | None = None, max_points: int | None = 5000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Features of a map's high-attention pixels (``cam >= its quantile``): position ``x, y`` (in
+    [0, 1], x right, y down), colour ``r, g, b`` (in [0, 1]), ``attention``, and ``in_glyph`` when a
+    glyph mask is given. At most ``max_points`` pixels, a seeded random subset (for plotting speed)."""
+    cam = np.asarray(cam, dtype=np.float64)
+    img = np.asarray(image)
+    if img.shape[:2] != cam.shape or img.ndim != 3 or img.shape[2] < 3:
+        raise ValueError(f"image: expected (H, W, 3) matching the map {cam.shape}, got {img.shape}")
+    if not 0 <= quantile < 1:
+        raise ValueError(f"quantile: must be in [0, 1), got {quantile}")
+    ys, xs = np.nonzero(cam >= np.quantile(cam, quantile))
+    if max_points is not None and len(ys) > max_points:
+        keep = np.sort(np.random.default_rng(seed).choice(len(ys), max_points, replace=False))
+        ys, xs = ys[keep], xs[keep]
+    scale = 255.0 if img.dtype == np.uint8 else 1.0
+    h, w = cam.shape
+    df = pd.DataFrame({"x": (xs + 0.5) / w, "y": (ys + 0.5) / h,
+                       "r": img[ys, xs, 0] / scale, "g": img[ys, xs, 1] / scale, "b": img[ys, xs, 2] / scale,
+                       "attention": cam[ys, xs]})
+    if glyph_mask is not None:
+        gm = np.asarray(glyph_mask)
+        if gm.shape != cam.shape:
+            raise ValueError(f"glyph_mask: shape {gm.shape} differs from the map's {cam.shape}")
+        df["in_glyph"] = gm[ys, xs] > 0
+    return df
+
+
+def reduce_2d(features: pd.DataFrame | np.ndarray, columns: Sequence[str] | None = None,
+              seed: int = 0) -> tuple[np.ndarray, PCA]:
+    """Standardise (zero mean, unit variance per feature, so that position and colour weigh alike)
+    and project onto the first two principal components. Returns the (n, 2) points and the PCA."""
+    if isinstance(features, pd.DataFrame):
+        cols = list(columns) if columns is not None else [c for c in features.columns if c != "in_glyph"]
+        X = features[cols].to_numpy(dtype=np.float64)
+    else:
+        X = np.asarray(features, dtype=np.float64)
+    if X.ndim != 2 or X.shape[0] < 2 or X.shape[1] < 2:
+        raise ValueError(f"features: need at least 2 points and 2 features, got shape {X.shape}")
+    pca = PCA(n_components=2, random_state=seed)
+    return pca.fit_transform(StandardScaler().fit_transform(X)), pca
+
+
+def figure5_data(image: np.ndarray, cam: np.ndarray, quantile: float = 0.8, k: int = 3, max_iter: int = 100,
+                 glyph_mask: np.ndarray | None = None, max_points: int | None = 5000,
+                 seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, KMeansTrace]:
+    """Figure 5's pipeline for one image: high-attention features, 2-D reduction, traced K-means."""
+    feats = attention_features(image, cam, quantile, glyph_mask, max_points, seed)
+    Z, _ = reduce_2d(feats, seed=seed)
+    return feats, Z, kmeans_trace(Z, k, max_iter=max_iter, seed=seed)
+
+
+def figure5(Z: np.ndarray, trace: KMeansTrace, panels: int = 6):
+    """Figure 5: the 2-D points coloured by cluster at successive iterations (up to ``panels``, the
+    last one the final state), with each centre's path so far."""
+    import matplotlib.pyplot as plt
+
+    from .plots import _use_cjk_font
+
+    _use_cjk_font()
+    steps = np.unique(np.linspace(0, trace.n_iter, min(panels, trace.n_iter + 1)).round().astype(int))
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.6 * len(steps), 2.8), squeeze=False, sharex=True, sharey=True)
+    for ax, t in zip(axes[0], steps):
+        ax.scatter(Z[:, 0], Z[:, 1], c=trace.labels[t], cmap="tab10", vmin=0, vmax=9, s=3, alpha=0.5, linewidths=0)
+        for j in range(trace.centres.shape[1]):
+            path = trace.centres[: t + 1, j]
+            ax.plot(path[:, 0], path[:, 1], "-", color="black", linewidth=0.8)
+            ax.plot(path[-1, 0], path[-1, 1], "X", color="black", markersize=8, markeredgecolor="white")
+        ax.set_title(f"迭代 iteration {t}\ninertia {trace.inertia[t]:.0f}", fontsize=8)
+        ax.set_xlabel("PC1")
+    axes[0, 0].set_ylabel("PC2")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------- stroke-level analysis (Fig 6)
+
+
+def parse_stroke_types(value) -> list[str] | None:
+    """Stroke types as a list of ``STROKE_TYPES`` values, from a list, the manifest's concatenated
+    string ("横竖撇"), or char-similar's digits ("123"); None for missing data ("", None, NaN)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    items = list(value)  # a string splits into characters: every type is a single character
+    if not items:
+        return None
+    out = [ORDER_DIGITS.get(str(t), str(t)) for t in items]
+    bad = sorted({t for t in out if t not in STROKE_TYPES})
+    if bad:
+        raise ValueError(f"stroke_types: unknown type(s) {bad}; expected {STROKE_TYPES} or digits 1-5")
+    return out
+
+
+@dataclass
+class StrokeAttention:
+    """Attention on a character's strokes. Shares are of the whole map's total, so
+    ``per_stroke.share.sum() + unassigned == in_glyph`` (``unassigned``: glyph pixels of no known
+    stroke). ``reason`` says what could not be computed (None when everything was)."""
+
+    in_glyph: float
+    unassigned: float
+    per_stroke: pd.DataFrame  # stroke (1-based), type, pixels, heat, share, mean_attention, x, y
+    per_type: pd.DataFrame  # type, n_strokes, pixels, share
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+_STROKE_COLS = ["stroke", "type", "pixels", "heat", "share", "mean_attention", "x", "y"]
+_TYPE_COLS = ["type", "n_strokes", "pixels", "share"]
+
+
+def stroke_attention(cam: np.ndarray, stroke_mask: np.ndarray | None, stroke_types=None,
+                     glyph_mask: np.ndarray | None = None) -> StrokeAttention:
+    """Attention share per stroke and per stroke type of one map.
+
+    ``stroke_mask``: the stroke-id mask (0 none, k stroke k) or None; ``stroke_types``: see
+    :func:`parse_stroke_types`; ``glyph_mask``: the glyph (defaults to the strokes' union; give it
+    when part of the glyph has no stroke id). Missing stroke data gives a result with ``reason`` set
+    and empty tables rather than an error; types that do not match the strokes leave ``per_type``
+    empty with a reason."""
+    cam = np.asarray(cam, dtype=np.float64)
+    if cam.ndim != 2 or (cam < 0).any() or np.isnan(cam).any():
+        raise ValueError("cam: expected a 2-D, finite, non-negative map")
+    total = cam.sum()
+    if total <= 0:
+        raise ValueError("cam: the map is all zero, shares are undefined")
+    glyph = None
+    if glyph_mask is not None:
+        glyph = np.asarray(glyph_mask) > 0
+        if glyph.shape != cam.shape:
+            raise ValueError(f"glyph_mask: shape {glyph.shape} differs from the map's {cam.shape}")
+    empty = StrokeAttention(float(cam[glyph].sum() / total) if glyph is not None else float("nan"),
+                            float("nan"), pd.DataFrame(columns=_STROKE_COLS), pd.DataFrame(columns=_TYPE_COLS))
+    if stroke_mask is None:
+        empty.reason = "no stroke mask (the glyph source has no per-stroke outlines)"
+        return empty
+    sm = np.asarray(stroke_mask).astype(np.int64)
+    if sm.shape != cam.shape:
+        raise ValueError(f"stroke_mask: shape {sm.shape} differs from the map's {cam.shape}")
+    sm[sm < 0] = 0  # the renderer's -1 (glyph, unknown stroke) counts as unassigned glyph
+    n = int(sm.max())
+    if n == 0:
+        empty.reason = "the stroke mask holds no strokes"
+        return empty
+    if glyph is None:
+        glyph = sm > 0
+    if (sm[~glyph] > 0).any():
+        raise ValueError("stroke_mask: stroke pixels outside glyph_mask")
+    h, w = cam.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    ids = np.arange(1, n + 1)
+    pixels = np.bincount(sm.ravel(), minlength=n + 1)[1:]
+    heat = np.bincount(sm.ravel(), weights=cam.ravel(), minlength=n + 1)[1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = np.bincount(sm.ravel(), weights=(xs.ravel() + 0.5) / w, minlength=n + 1)[1:] / pixels
+        cy = np.bincount(sm.ravel(), weights=(ys.ravel() + 0.5) / h, minlength=n + 1)[1:] / pixels
+        mean_att = heat / pixels
+    types = parse_stroke_types(stroke_types)
+    reason = None
+    if types is None:
+        reason = "no stroke types"
+    elif len(types) != n:
+        reason = f"{len(types)} stroke types for {n} strokes in the mask"
+    per_stroke = pd.DataFrame({"stroke": ids, "type": types if reason is None else [None] * n,
+                               "pixels": pixels, "heat": heat, "share": heat / total,
+                               "mean_attention": mean_att, "x": cx, "y": cy})
+    if reason is None:
+        g = per_stroke.groupby("type", sort=False)
+        per_type = pd.DataFrame({"n_strokes": g.size(), "pixels": g["pixels"].sum(), "share": g["share"].sum()})
+        per_type = per_type.reindex([t for t in STROKE_TYPES if t in per_type.index]).rename_axis("type").reset_index()
+    else:
+        per_type = pd.DataFrame(columns=_TYPE_COLS)
+    in_glyph = float(cam[glyph].sum() / total)
+    unassigned = float(cam[glyph & (sm == 0)].sum() / total)
+    return StrokeAttention(in_glyph, unassigned, per_stroke, per_type, reason)
+
+
+def stroke_clusters_vs_components(result: StrokeAttention, components: Mapping[int, str] | Sequence[str],
+                                  features: Sequence[str] = ("x", "y", "mean_attention"), k: int | None = None,
+                                  seed: int = 0) -> dict:
+    """Cluster the strokes (K-means on standardised ``features`` of :func:`stroke_attention`'s
+    per-stroke table; ``k`` defaults to the number of components) and compare the clusters with the
+    character's components by adjusted Rand index. ``components``: stroke index (1-based) ->
+    component, as a mapping or a sequence in stroke order. A result without strokes, or strokes
+    missing from ``components``, gives ``ari`` NaN and a ``reason``."""
+    out = {"ari": float("nan"), "k": k, "clusters": None, "components": None, "reason": None}
+    if result.per_stroke.empty:
+        out["reason"] = result.reason or "no strokes"
+        return out
+    comp = dict(components) if isinstance(components, Mapping) else dict(enumerate(components, start=1))
+    present = result.per_stroke[result.per_stroke["pixels"] > 0]  # a stroke hidden by later ones has no pixels
+    missing = [int(s) for s in present["stroke"] if int(s) not in comp]
+    if missing:
+        out["reason"] = f"strokes {missing} have no component"
+        return out
+    truth = [comp[int(s)] for s in present["stroke"]]
+    k = k if k is not None else len(set(truth))
+    if not 1 <= k <= len(present):
+        out["reason"] = f"k={k} for {len(present)} strokes"
+        return out
+    X = StandardScaler().fit_transform(present[list(features)].to_numpy(dtype=np.float64))
+    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(X)
+    out.update(ari=float(adjusted_rand_score(truth, labels)), k=k,
+               clusters=dict(zip(present["stroke"].astype(int).tolist(), labels.astype(int).tolist())),
+               components=dict(zip(present["stroke"].astype(int).tolist(), truth)))
+    return out
+
+
+def figure6(cam: np.ndarray, stroke_mask: np.ndarray, result: StrokeAttention, title: str = "真"):
+    """Figure 6: the map over the strokes (numbered), attention share per stroke (coloured by type)
+    and per stroke type."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from .plots import _use_cjk_font
+
+    _use_cjk_font()
+    if not result.ok and result.per_stroke.empty:
+        raise ValueError(f"result: nothing to plot ({result.reason})")
+    sm = np.asarray(stroke_mask)
+    palette = dict(zip(STROKE_TYPES, sns.color_palette("tab10", len(STROKE_TYPES))))  # same colours in both bars
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 1.4, 1]})
+    ax = axes[0]
+    ax.imshow(np.ma.masked_where(sm <= 0, cam), cmap="jet", vmin=0, vmax=max(float(np.max(cam)), 1e-12))
+    h, w = np.shape(cam)
+    for _, r in result.per_stroke[result.per_stroke["pixels"] > 0].iterrows():
+        ax.text(r.x * w - 0.5, r.y * h - 0.5, str(int(r.stroke)), fontsize=7, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.1", fc="white", alpha=0.7, lw=0))
+    rows, cols = np.nonzero(sm > 0)
+    pad = max(2, int(0.1 * max(np.ptp(rows), np.ptp(cols))))  # zoom on the glyph: it may be small in the image
+    ax.set_xlim(cols.min() - pad, cols.max() + pad), ax.set_ylim(rows.max() + pad, rows.min() - pad)
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(f"{title}: 笔画注意力 stroke attention", fontsize=9)
+    ps = result.per_stroke.assign(label=result.per_stroke["stroke"].astype(str) + " " + result.per_stroke["type"].fillna(""))
+    if ps["type"].notna().all():
+        sns.barplot(ps, x="label", y="share", hue="type", dodge=False, ax=axes[1], palette=palette)
+    else:
+        sns.barplot(ps, x="label", y="share", ax=axes[1], color="grey")
+    axes[1].set_xlabel("笔画 stroke"), axes[1].set_ylabel("注意力占比 share of the map")
+    axes[1].set_title(f"in glyph {result.in_glyph:.3f}, unassigned {result.unassigned:.3f}", fontsize=9)
+    if not result.per_type.empty:
+        sns.barplot(result.per_type, x="type", y="share", hue="type", ax=axes[2], palette=palette, legend=False)
+        axes[2].set_xlabel("笔画类型 stroke type")
+    else:
+        axes[2].text(0.5, 0.5, result.reason or "", ha="center", va="center", wrap=True)
+    axes[2].set_ylabel("")
+    fig.tight_layout()
+    return fig
+
+
+# ------------------------------------------------------------------- corpus level: embeddings
+
+
+def choose_k(X: np.ndarray, ks: Sequence[int] = range(2, 16), seed: int = 0, n_init: int = 10) -> pd.DataFrame:
+    """K-means for each k: ``inertia`` (the elbow curve) and ``silhouette`` (Euclidean)."""
+    X = np.asarray(X, dtype=np.float64)
+    rows = []
+    for k in ks:
+        if not 2 <= k < len(X):
+            raise ValueError(f"ks: k={k} outside 2..{len(X) - 1} (silhouette needs 2 <= k < n)")
+        km = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(X)
+        rows.append({"k": int(k), "inertia": float(km.inertia_), "silhouette": float(silhouette_score(X, km.labels_))})
+    return pd.DataFrame(rows)
+
+
+def cluster_vs_labels(X: np.ndarray, labels: Sequence, k: int, seed: int = 0, n_init: int = 10) -> dict:
+    """K-means with k clusters compared with the true labels: ARI, NMI, silhouette."""
+    X = np.asarray(X, dtype=np.float64)
+    if len(labels) != len(X):
+        raise ValueError(f"labels: {len(labels)} given for {len(X)} points")
+    pred = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(X)
+    return {"k": int(k), "ari": float(adjusted_rand_score(labels, pred)),
+            "nmi": float(normalized_mutual_info_score(labels, pred)),
+            "silhouette": float(silhouette_score(X, pred)) if 2 <= k < len(X) else float("nan"),
+            "clusters": pred}
+
+
+def corpus_clustering(X: np.ndarray, labels: Sequence, ks: Sequence[int] = range(2, 16), seed: int = 0,
+                      normalise: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Embeddings (n, d) against labels: the k curve (:func:`choose_k`) and a table comparing the
+    silhouette-best k and k = number of classes by ARI and NMI. ``normalise``: unit-norm rows first,
+    so Euclidean K-means follows the cosine geometry that CLIP is trained in."""
+    X = np.asarray(X, dtype=np.float64)
+    if normalise:
+        X = X / np.clip(np.linalg.norm(X, axis=1, keepdims=True), 1e-12, None)
+    curve = choose_k(X, ks, seed)
+    best = int(curve.loc[curve["silhouette"].idxmax(), "k"])
+    n_classes = len(set(labels))
+    rows = []
+    for name, k in (("silhouette-best k", best), ("k = classes", n_classes)):
+        r = cluster_vs_labels(X, labels, k, seed)
+        rows.append({"choice": name, "k": k, "ari": r["ari"], "nmi": r["nmi"], "silhouette": r["silhouette"]})
+    return curve, pd.DataFrame(rows)

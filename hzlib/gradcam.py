@@ -1,0 +1,447 @@
+"""Grad-CAM on the CLIP vision tower (paper §6, Eq 8-11, Figure 4) and its check against the true
+glyph mask.
+
+Two routes to the same map:
+
+* :func:`compute_cams`: the grad-cam library (``pytorch_grad_cam.GradCAM``) on a :class:`ClassScores`
+  wrapper, batched, hooks released after each use (:func:`open_gradcam`).
+* :func:`gradcam_direct`: Eq 8-11 written out with plain torch hooks, one short function per equation;
+  a test checks that both agree (allclose) on a small model.
+
+What Eq 10/11 do here: the ReLU'd map on the token grid (Eq 9) is upsampled to the input size by
+bilinear interpolation with pixel-centre alignment (torch ``align_corners=False``, the same as the
+library's ``cv2.resize``) (Eq 10), then min-max normalised per image to [0, 1] (Eq 11); an all-zero
+map stays zero.
+
+Ground truth: :func:`pointing_game` and :func:`energy_in_mask` against the glyph mask, beside three
+baseline maps (uniform, seeded random, centre Gaussian) in :func:`evaluate_maps`; per-class means with
+bootstrap intervals in :func:`class_summary`; Figure 4's framed focus regions from
+:func:`focus_regions`.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+BASELINES = ("uniform", "random", "centre")
+METHOD = "gradcam"
+
+
+# ------------------------------------------------------------------------------ the model wrapper
+
+
+class ClassScores(torch.nn.Module):
+    """Images in, class scores out: the shape the grad-cam library expects (it calls ``model(x)`` and
+    picks ``output[:, c]``), which CLIP's own forward (images *and* texts) is not.
+
+    Scores are either the cosine similarity of the image embedding to each class's text embedding
+    (``class_embeddings``, (C, D) in the projection space; the zero-shot score, times
+    ``logit_scale``), or a linear probe's logits on the normalised image embedding (``probe_weight``
+    (C, D), ``probe_bias`` (C,)). ``model`` is a transformers ``CLIPModel`` (anything with
+    ``vision_model`` and ``visual_projection``).
+    """
+
+    def __init__(self, model: torch.nn.Module, class_embeddings: torch.Tensor | None = None, *,
+                 probe_weight: torch.Tensor | None = None, probe_bias: torch.Tensor | None = None,
+                 logit_scale: float = 1.0):
+        super().__init__()
+        for attr in ("vision_model", "visual_projection"):
+            if not hasattr(model, attr):
+                raise TypeError(f"model: expected a CLIPModel with .{attr}, got {type(model).__name__}")
+        if (class_embeddings is None) == (probe_weight is None):
+            raise ValueError("give exactly one of class_embeddings and probe_weight")
+        if probe_weight is None and probe_bias is not None:
+            raise ValueError("probe_bias needs probe_weight")
+        self.vision_model = model.vision_model
+        self.visual_projection = model.visual_projection
+        self.logit_scale = float(logit_scale)
+        dim = self.visual_projection.out_features
+        head = class_embeddings if class_embeddings is not None else probe_weight
+        name = "class_embeddings" if class_embeddings is not None else "probe_weight"
+        head = torch.as_tensor(head, dtype=torch.float32).detach()
+        if head.ndim != 2 or head.shape[1] != dim:
+            raise ValueError(f"{name}: expected shape (n_classes, {dim}), got {tuple(head.shape)}")
+        self.cosine = class_embeddings is not None
+        # Buffers, not parameters: the targets are fixed, only the image path carries gradients.
+        self.register_buffer("head", F.normalize(head, dim=-1) if self.cosine else head)
+        if probe_bias is not None:
+            bias = torch.as_tensor(probe_bias, dtype=torch.float32).detach()
+            if bias.shape != (head.shape[0],):
+                raise ValueError(f"probe_bias: expected shape ({head.shape[0]},), got {tuple(bias.shape)}")
+        else:
+            bias = torch.zeros(head.shape[0])
+        self.register_buffer("bias", bias)
+
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Unit-norm image embeddings (B, D)."""
+        pooled = self.vision_model(pixel_values=pixel_values).pooler_output
+        return F.normalize(self.visual_projection(pooled), dim=-1)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and not pixel_values.requires_grad and \
+                not any(p.requires_grad for p in self.vision_model.parameters()):
+            # A frozen tower (e.g. under a linear probe) builds no graph, so Grad-CAM would find no
+            # gradient at the target layer: let the graph start at the pixels instead.
+            pixel_values = pixel_values.detach().requires_grad_(True)
+        z = self.embed(pixel_values)
+        return self.logit_scale * (z @ self.head.T) + self.bias
+
+
+def target_layer(scorer: ClassScores, layer: int = -1) -> torch.nn.Module:
+    """The module whose output is Grad-CAM's feature map A: ``layer_norm1`` of an encoder layer (the
+    last by default), as grad-cam's docs recommend for ViTs.
+
+    Why not the last layer's output: CLIP pools only the CLS token of the last layer, so the patch
+    tokens of the last layer's *output* get zero gradient and the map would be empty. The input of the
+    last layer (seen through its ``layer_norm1``) still reaches the CLS token through that layer's
+    attention, so its patch tokens carry gradients and are still spatial.
+    """
+    layers = scorer.vision_model.encoder.layers
+    if not -len(layers) <= layer < len(layers):
+        raise ValueError(f"layer: {layer} outside the {len(layers)} encoder layers")
+    return layers[layer].layer_norm1
+
+
+def vit_reshape_transform(tokens: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
+    """ViT tokens (B, 1 + h*w, D) -> a CNN-like feature map (B, D, h, w): the CLS token (first) is
+    dropped, the patch tokens are laid out row by row. ``grid`` defaults to the square from the patch
+    count."""
+    if tokens.ndim != 3:
+        raise ValueError(f"tokens: expected (batch, tokens, channels), got shape {tuple(tokens.shape)}")
+    n = tokens.shape[1] - 1
+    if grid is None:
+        side = math.isqrt(n)
+        if side * side != n:
+            raise ValueError(f"tokens: {n} patch tokens do not form a square grid; pass grid=(h, w)")
+        grid = (side, side)
+    if grid[0] * grid[1] != n:
+        raise ValueError(f"grid: {grid} does not hold {n} patch tokens")
+    return tokens[:, 1:, :].reshape(tokens.shape[0], grid[0], grid[1], tokens.shape[2]).permute(0, 3, 1, 2)
+
+
+@contextlib.contextmanager
+def open_gradcam(scorer: ClassScores, layer: int = -1, grid: tuple[int, int] | None = None) -> Iterator[GradCAM]:
+    """The library's GradCAM on ``scorer``, hooks released on exit.
+
+    Use this rather than ``with GradCAM(...)``: the library's ``__exit__`` prints and *swallows* an
+    IndexError raised inside the block; here every error propagates.
+    """
+    cam = GradCAM(model=scorer, target_layers=[target_layer(scorer, layer)],
+                  reshape_transform=partial(vit_reshape_transform, grid=grid))
+    try:
+        yield cam
+    finally:
+        cam.activations_and_grads.release()
+
+
+def _batches(images: torch.Tensor | Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4:
+            raise ValueError(f"images: expected (N, 3, H, W), got shape {tuple(images.shape)}")
+        for i in range(0, len(images), batch_size):
+            yield images[i:i + batch_size]
+    else:
+        yield from images
+
+
+def compute_cams(scorer: ClassScores, images: torch.Tensor | Iterable[torch.Tensor],
+                 classes: Sequence[int] | None = None, *, layer: int = -1, batch_size: int = 16,
+                 grid: tuple[int, int] | None = None) -> np.ndarray:
+    """Grad-CAM maps (N, H, W) float32 in [0, 1] with the grad-cam library, batch by batch.
+
+    ``images``: preprocessed pixel values, a tensor (N, 3, H, W) (cut into ``batch_size`` batches) or
+    an iterable of batch tensors (e.g. a DataLoader's images). ``classes``: the target class of each
+    image in order, or None for each image's top-scoring class.
+
+    Memory stays flat over many batches: one set of hooks for the whole run, and after each batch
+    the library's stored activations, gradients and output graph (kept by its
+    ``backward(retain_graph=True)``) and the parameters' gradients are dropped.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+    n_classes = scorer.head.shape[0]
+    classes = None if classes is None else [int(c) for c in classes]  # a Series or array slices by position too
+    out, start = [], 0
+    with open_gradcam(scorer, layer, grid) as cam:
+        for batch in _batches(images, batch_size):
+            b = len(batch)
+            if classes is None:
+                targets = None
+            else:
+                cls = classes[start:start + b]
+                if len(cls) != b:
+                    raise ValueError(f"classes: {len(classes)} given, fewer than the images")
+                bad = [c for c in cls if not 0 <= c < n_classes]
+                if bad:
+                    raise ValueError(f"classes: {bad[0]} outside 0..{n_classes - 1}")
+                targets = [ClassifierOutputTarget(c) for c in cls]
+            out.append(cam(input_tensor=batch, targets=targets))
+            cam.activations_and_grads.clear()
+            cam.outputs = None
+            scorer.zero_grad(set_to_none=True)
+            start += b
+    if classes is not None and start != len(classes):
+        raise ValueError(f"classes: {len(classes)} given for {start} images")
+    if not out:
+        raise ValueError("images: empty")
+    return np.concatenate(out).astype(np.float32)
+
+
+@torch.no_grad()
+def predict(scorer: ClassScores, images: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Class scores (N, C) without gradients."""
+    dev = next(scorer.parameters()).device
+    return np.concatenate([scorer(b.to(dev)).cpu().numpy() for b in _batches(images, batch_size)])
+
+
+# ----------------------------------------------------------------- Eq 8-11 with plain torch hooks
+
+
+def feature_map_and_gradient(scorer: ClassScores, images: torch.Tensor, classes: Sequence[int],
+                             layer: int = -1, grid: tuple[int, int] | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A^k (B, K, h, w) and ∂y^c/∂A^k for each image's class c, from a forward hook on the target
+    layer (removed before returning)."""
+    captured = []
+    handle = target_layer(scorer, layer).register_forward_hook(lambda m, i, o: captured.append(o))
+    try:
+        scores = scorer(images)
+    finally:
+        handle.remove()
+    tokens = captured[0]
+    y = scores[torch.arange(len(images)), torch.as_tensor(list(classes))]
+    (grad,) = torch.autograd.grad(y.sum(), tokens)  # images are independent: sum = per-image grads
+    return vit_reshape_transform(tokens.detach(), grid), vit_reshape_transform(grad, grid)
+
+
+def eq8_channel_weights(grad: torch.Tensor) -> torch.Tensor:
+    """Eq 8: α_k^c = (1/Z) Σ_i Σ_j ∂y^c/∂A^k_ij, the spatial mean of the gradient (B, K)."""
+    return grad.mean(dim=(2, 3))
+
+
+def eq9_class_map(alpha: torch.Tensor, feature_map: torch.Tensor) -> torch.Tensor:
+    """Eq 9: L^c = ReLU(Σ_k α_k^c A^k) on the token grid (B, h, w)."""
+    return torch.relu((alpha[:, :, None, None] * feature_map).sum(dim=1))
+
+
+def eq10_upsample(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Eq 10: bilinear upsampling of the grid map to the image (B, H, W), pixel centres aligned."""
+    return F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def eq11_normalise(cam: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Eq 11: per-image min-max normalisation to [0, 1] (an all-zero map stays zero)."""
+    lo = cam.amin(dim=(1, 2), keepdim=True)
+    return (cam - lo) / ((cam - lo).amax(dim=(1, 2), keepdim=True) + eps)
+
+
+def gradcam_direct(scorer: ClassScores, images: torch.Tensor, classes: Sequence[int], layer: int = -1,
+                   grid: tuple[int, int] | None = None) -> np.ndarray:
+    """Grad-CAM (N, H, W) by Eq 8-11 directly, for checking the library's maps."""
+    scorer.eval()
+    images = images.to(next(scorer.parameters()).device)
+    A, dA = feature_map_and_gradient(scorer, images, classes, layer, grid)
+    cam = eq9_class_map(eq8_channel_weights(dA), A)
+    scorer.zero_grad(set_to_none=True)
+    return eq11_normalise(eq10_upsample(cam, tuple(images.shape[-2:]))).cpu().numpy().astype(np.float32)
+
+
+# ---------------------------------------------------------------------- ground-truth agreement
+
+
+def _check_pair(cam: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    cam, mask = np.asarray(cam, dtype=np.float64), np.asarray(mask).astype(bool)
+    if cam.ndim != 2:
+        raise ValueError(f"cam: expected a 2-D map, got shape {cam.shape}")
+    if cam.shape != mask.shape:
+        raise ValueError(f"mask: shape {mask.shape} differs from the map's {cam.shape} "
+                         "(resize one with resize_map first)")
+    if np.isnan(cam).any() or (cam < 0).any():
+        raise ValueError("cam: values must be finite and non-negative")
+    return cam, mask
+
+
+def pointing_game(cam: np.ndarray, mask: np.ndarray, rtol: float = 1e-6) -> float:
+    """Is the map's maximum inside the mask? 1.0 or 0.0 for a single peak; with tied maxima (within
+    ``rtol`` of the peak), the share of them inside the mask, i.e. the expected hit under random
+    tie-breaking (so a uniform map scores the mask's area fraction, not whatever pixel argmax finds
+    first). NaN for an all-zero map."""
+    cam, mask = _check_pair(cam, mask)
+    peak = cam.max()
+    if peak <= 0:
+        return float("nan")
+    top = cam >= peak * (1 - rtol)
+    return float((top & mask).sum() / top.sum())
+
+
+def energy_in_mask(cam: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the map's energy (sum of its values) inside the mask; NaN for an all-zero map."""
+    cam, mask = _check_pair(cam, mask)
+    total = cam.sum()
+    return float(cam[mask].sum() / total) if total > 0 else float("nan")
+
+
+def baseline_map(kind: str, shape: tuple[int, int], rng: np.random.Generator | None = None,
+                 centre_sigma: float = 0.25) -> np.ndarray:
+    """A reference map of ``shape``: ``uniform`` (ones), ``random`` (uniform noise from ``rng``), or
+    ``centre`` (a Gaussian at the image centre, σ = ``centre_sigma`` × the shorter side: the photographer's
+    centre bias that a model could exploit without looking at the glyph)."""
+    h, w = shape
+    if kind == "uniform":
+        return np.ones(shape)
+    if kind == "random":
+        if rng is None:
+            raise ValueError("rng: the random baseline needs a seeded numpy Generator")
+        return rng.random(shape)
+    if kind == "centre":
+        if centre_sigma <= 0:
+            raise ValueError(f"centre_sigma: must be > 0, got {centre_sigma}")
+        y, x = np.mgrid[0:h, 0:w]
+        s = centre_sigma * min(h, w)
+        return np.exp(-(((x - (w - 1) / 2) ** 2 + (y - (h - 1) / 2) ** 2) / (2 * s * s)))
+    raise ValueError(f"kind: {kind!r} not one of {BASELINES}")
+
+
+def resize_map(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a map to ``shape`` (rows, cols), e.g. a model-input-size map to the mask."""
+    t = torch.as_tensor(np.asarray(cam, dtype=np.float32))[None]
+    return eq10_upsample(t, tuple(shape))[0].numpy() if t.shape[-2:] != tuple(shape) else t[0].numpy()
+
+
+def evaluate_maps(cams: Sequence[np.ndarray] | np.ndarray, masks: Sequence[np.ndarray], *,
+                  ids: Sequence | None = None, labels: Sequence | None = None,
+                  baselines: Sequence[str] = BASELINES, seed: int = 0,
+                  centre_sigma: float = 0.25) -> pd.DataFrame:
+    """One row per image and method (``gradcam`` and each baseline): ``pointing`` (pointing game),
+    ``energy`` (share of the map inside the mask) and ``mask_fraction`` (the mask's area share, the
+    uniform map's expected score). Maps and masks must have equal shapes (see :func:`resize_map`).
+    The random baseline draws from one Generator seeded by ``seed``, image by image in order."""
+    if len(cams) != len(masks):
+        raise ValueError(f"masks: {len(masks)} given for {len(cams)} maps")
+    for name, seq in (("ids", ids), ("labels", labels)):
+        if seq is not None and len(seq) != len(cams):
+            raise ValueError(f"{name}: {len(seq)} given for {len(cams)} maps")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, (cam, mask) in enumerate(zip(cams, masks)):
+        mask = np.asarray(mask).astype(bool)
+        maps = {METHOD: cam} | {b: baseline_map(b, mask.shape, rng, centre_sigma) for b in baselines}
+        for method, m in maps.items():
+            rows.append({"id": ids[i] if ids is not None else i,
+                         "label": labels[i] if labels is not None else None,
+                         "method": method, "pointing": pointing_game(m, mask),
+                         "energy": energy_in_mask(m, mask), "mask_fraction": float(mask.mean())})
+    return pd.DataFrame(rows)
+
+
+def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float, float]:
+    """(mean, lower, upper): the percentile bootstrap interval of the mean, NaNs dropped."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return (float("nan"),) * 3
+    if not 0 < level < 1:
+        raise ValueError(f"level: must be in (0, 1), got {level}")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+    a = (1 - level) / 2
+    return float(v.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def class_summary(results: pd.DataFrame, metrics: Sequence[str] = ("pointing", "energy"),
+                  by: Sequence[str] = ("label", "method"), n_boot: int = 2000, level: float = 0.95,
+                  seed: int = 0) -> pd.DataFrame:
+    """Mean of each metric per group of :func:`evaluate_maps`' rows with its bootstrap interval:
+    columns ``<metric>``, ``<metric>_lo``, ``<metric>_hi``, and ``n``. Each group is resampled with
+    the same seed, so a group's interval does not depend on which other groups exist."""
+    missing = [c for c in (*metrics, *by) if c not in results.columns]
+    if missing:
+        raise ValueError(f"results: no column(s) {missing}")
+    rows = []
+    for key, g in results.groupby(list(by), sort=True, dropna=False):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        row["n"] = len(g)
+        for m in metrics:
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_ci(g[m].to_numpy(), n_boot, level, seed)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------- Figure 4: focus regions
+
+
+def focus_regions(cam: np.ndarray, threshold: float = 0.5, min_area: int = 1) -> pd.DataFrame:
+    """The model's focus regions: connected components (8-connectivity) of ``cam >= threshold``, one
+    row each with the bounding box (``row0, col0, row1, col1``; rows/cols 1 exclusive, as skimage's
+    ``bbox``), ``area`` in pixels and ``heat`` (share of the map's total inside the region), by
+    decreasing heat. ``threshold`` is on the map's own scale (maps from this module are in [0, 1])."""
+    from skimage import measure
+
+    cam = np.asarray(cam, dtype=np.float64)
+    if cam.ndim != 2:
+        raise ValueError(f"cam: expected a 2-D map, got shape {cam.shape}")
+    labels = measure.label(cam >= threshold, connectivity=2)
+    total = cam.sum()
+    rows = []
+    for r in measure.regionprops(labels, intensity_image=cam):
+        if r.area < min_area:
+            continue
+        r0, c0, r1, c1 = r.bbox
+        heat = float(cam[labels == r.label].sum() / total) if total > 0 else float("nan")
+        rows.append({"row0": r0, "col0": c0, "row1": r1, "col1": c1, "area": int(r.area), "heat": heat})
+    cols = ["row0", "col0", "row1", "col1", "area", "heat"]
+    return pd.DataFrame(rows, columns=cols).sort_values("heat", ascending=False, ignore_index=True)
+
+
+def overlay(image: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
+    """The heat map over the image (RGB float in [0, 1]) with the library's ``show_cam_on_image``."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+
+    img = np.asarray(image, dtype=np.float32)
+    if img.max() > 1:
+        img = img / 255.0
+    if img.shape[:2] != np.shape(cam):
+        raise ValueError(f"cam: shape {np.shape(cam)} differs from the image's {img.shape[:2]}")
+    return show_cam_on_image(img, np.clip(cam, 0, 1), use_rgb=True, image_weight=image_weight) / 255.0
+
+
+def figure4(images: Sequence[np.ndarray], cams: Sequence[np.ndarray], titles: Sequence[str] | None = None,
+            threshold: float = 0.5, max_boxes: int = 3):
+    """Figure 4: per example (a row), the image, the image with its focus regions framed, and the
+    heat-map overlay. Images (H, W, 3) and maps (H, W) of equal size."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    from .plots import _use_cjk_font
+
+    _use_cjk_font()
+    n = len(images)
+    if n == 0 or len(cams) != n:
+        raise ValueError(f"cams: {len(cams)} maps for {n} images (need at least one, equal counts)")
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    for i, (img, cam) in enumerate(zip(images, cams)):
+        img = np.asarray(img)
+        axes[i, 0].imshow(img)
+        axes[i, 1].imshow(img)
+        for _, r in focus_regions(cam, threshold).head(max_boxes).iterrows():
+            axes[i, 1].add_patch(Rectangle((r.col0 - 0.5, r.row0 - 0.5), r.col1 - r.col0, r.row1 - r.row0,
+                                           fill=False, edgecolor="red", linewidth=1.5))
+        axes[i, 2].imshow(overlay(img, cam))
+        for ax in axes[i]:
+            ax.set_xticks([]), ax.set_yticks([])
+        if titles is not None:
+            axes[i, 0].set_ylabel(titles[i], rotation=0, ha="right", va="center", fontsize=9)
+    for ax, t in zip(axes[0], ("原图 image", "关注区域 focus regions", "热力图 Grad-CAM")):
+        ax.set_title(t, fontsize=9)
+    fig.tight_layout()
+    return fig

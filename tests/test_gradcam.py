@@ -1,0 +1,231 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import transformers
+
+from hzlib import gradcam as G
+
+
+@pytest.fixture(scope="module")
+def clip():
+    torch.manual_seed(0)
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=100,
+                max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=32, patch_size=8)
+    return transformers.CLIPModel(transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+
+
+@pytest.fixture(scope="module")
+def images():
+    return torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def _layer_hooks(scorer):
+    m = G.target_layer(scorer)
+    return len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+
+
+@pytest.mark.parametrize("head", ["cosine", "probe"])
+def test_library_map_equals_eq8_to_11(clip, images, head):
+    g = torch.Generator().manual_seed(2)
+    if head == "cosine":
+        scorer = G.ClassScores(clip, torch.randn(4, 16, generator=g), logit_scale=10.0)
+    else:
+        scorer = G.ClassScores(clip, probe_weight=torch.randn(4, 16, generator=g), probe_bias=torch.randn(4, generator=g))
+    classes = [0, 1, 2, 3, 2, 1]
+    lib = G.compute_cams(scorer, images, classes, batch_size=4)  # two batches, the second partial
+    direct = G.gradcam_direct(scorer, images, classes)
+    assert lib.shape == (6, 32, 32)
+    assert (lib > 0).mean() > 0.2  # a real map, not an all-zero one that agrees trivially
+    np.testing.assert_allclose(lib, direct, atol=1e-5)
+    # Different classes give different maps: the target really steers the gradient.
+    other = G.gradcam_direct(scorer, images, [3, 3, 3, 0, 0, 0])
+    assert np.abs(other - direct).max() > 0.05
+
+
+def test_default_target_is_top_class(clip, images):
+    scorer = G.ClassScores(clip, torch.randn(3, 16, generator=torch.Generator().manual_seed(3)))
+    top = G.predict(scorer, images).argmax(axis=1)
+    np.testing.assert_allclose(G.compute_cams(scorer, images), G.gradcam_direct(scorer, images, top), atol=1e-5)
+
+
+def test_frozen_tower(images):
+    torch.manual_seed(5)
+    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=100,
+                max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  image_size=32, patch_size=8)
+    model = transformers.CLIPModel(transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+    model.requires_grad_(False)  # a linear probe on a frozen backbone
+    scorer = G.ClassScores(model, probe_weight=torch.randn(3, 16), probe_bias=torch.zeros(3))
+    lib = G.compute_cams(scorer, images[:3], [0, 1, 2])
+    assert (lib > 0).mean() > 0.2
+    np.testing.assert_allclose(lib, G.gradcam_direct(scorer, images[:3], [0, 1, 2]), atol=1e-5)
+
+
+def test_final_layer_output_has_no_patch_gradient(clip, images):
+    """Why the target is layer_norm1: CLIP pools the last layer's CLS token only."""
+    scorer = G.ClassScores(clip, torch.randn(3, 16))
+    out = []
+    h = scorer.vision_model.encoder.layers[-1].register_forward_hook(lambda m, i, o: out.append(o))
+    try:
+        y = scorer(images)[:, 0].sum()
+    finally:
+        h.remove()
+    (grad,) = torch.autograd.grad(y, out[0])
+    assert grad[:, 1:].abs().max() == 0 and grad[:, 0].abs().max() > 0
+
+
+def test_hooks_released_and_no_growth(clip, images):
+    scorer = G.ClassScores(clip, torch.randn(3, 16))
+    assert _layer_hooks(scorer) == 0
+    with G.open_gradcam(scorer) as cam:
+        assert _layer_hooks(scorer) == 2  # the library's activation and gradient hooks
+        cam(input_tensor=images[:2], targets=None)
+    assert _layer_hooks(scorer) == 0
+    for _ in range(5):
+        G.compute_cams(scorer, [images[:2], images[2:5]], [0, 1, 2, 0, 1])
+        assert _layer_hooks(scorer) == 0
+        assert all(p.grad is None for p in scorer.parameters())
+    # Errors propagate (the library's own __exit__ swallows IndexError) and hooks are still released.
+    with pytest.raises(IndexError):
+        with G.open_gradcam(scorer):
+            [][0]
+    assert _layer_hooks(scorer) == 0
+
+
+def test_compute_cams_memory_state_is_dropped(clip, images):
+    scorer = G.ClassScores(clip, torch.randn(3, 16))
+    seen = []
+    orig = G.GradCAM.__call__
+
+    def spy(self, *a, **k):
+        seen.append(self)
+        return orig(self, *a, **k)
+
+    G.GradCAM.__call__ = spy
+    try:
+        G.compute_cams(scorer, images, [0] * 6, batch_size=2)
+    finally:
+        G.GradCAM.__call__ = orig
+    cam = seen[0]
+    assert len(set(map(id, seen))) == 1  # one set of hooks for all batches
+    assert cam.activations_and_grads.activations == [] and cam.activations_and_grads.gradients == []
+    assert cam.outputs is None
+
+
+def test_bad_arguments(clip, images):
+    with pytest.raises(ValueError, match="class_embeddings"):
+        G.ClassScores(clip, torch.randn(3, 8))
+    with pytest.raises(ValueError, match="exactly one"):
+        G.ClassScores(clip)
+    scorer = G.ClassScores(clip, torch.randn(3, 16))
+    with pytest.raises(ValueError, match="classes"):
+        G.compute_cams(scorer, images, [0, 1, 5, 0, 0, 0])
+    with pytest.raises(ValueError, match="classes"):
+        G.compute_cams(scorer, images, [0, 1])
+    with pytest.raises(ValueError, match="layer"):
+        G.target_layer(scorer, 7)
+
+
+def test_reshape_transform():
+    t = torch.arange(2 * 17 * 5, dtype=torch.float32).reshape(2, 17, 5)
+    out = G.vit_reshape_transform(t)
+    assert out.shape == (2, 5, 4, 4)
+    # Patch token 1 + 4r + c lands at grid (r, c); the CLS token (0) is gone.
+    assert torch.equal(out[1, :, 2, 3], t[1, 1 + 2 * 4 + 3])
+    assert G.vit_reshape_transform(torch.zeros(1, 1 + 6, 3), grid=(2, 3)).shape == (1, 3, 2, 3)
+    with pytest.raises(ValueError, match="square"):
+        G.vit_reshape_transform(torch.zeros(1, 1 + 6, 3))
+
+
+def test_equations_on_known_values():
+    A = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 2.0]]]])  # K = 2 channels, 2x2
+    grad = torch.tensor([[[[4.0, 0.0], [0.0, 0.0]], [[-4.0, -4.0], [0.0, 0.0]]]])
+    alpha = G.eq8_channel_weights(grad)
+    np.testing.assert_allclose(alpha, [[1.0, -2.0]])
+    L = G.eq9_class_map(alpha, A)
+    np.testing.assert_allclose(L, [[[1.0, 0.0], [0.0, 0.0]]])  # -4 at (1,1) is cut by the ReLU
+    up = G.eq11_normalise(G.eq10_upsample(L, (4, 4)))
+    assert up.shape == (1, 4, 4) and float(up.max()) == pytest.approx(1, abs=1e-6) and float(up.min()) == 0
+    assert up[0, 0, 0] > up[0, 3, 3]
+    assert torch.equal(G.eq11_normalise(torch.zeros(1, 3, 3)), torch.zeros(1, 3, 3))
+
+
+def test_pointing_and_energy_on_known_maps():
+    mask = np.zeros((10, 10), bool)
+    mask[2:6, 2:6] = True
+    inside = np.zeros((10, 10))
+    inside[3, 3] = 1.0
+    inside[0, 0] = 0.5
+    outside = np.zeros((10, 10))
+    outside[8, 8] = 1.0
+    outside[3, 3] = 0.5
+    assert G.pointing_game(inside, mask) == 1.0
+    assert G.pointing_game(outside, mask) == 0.0
+    assert G.energy_in_mask(inside, mask) == pytest.approx(1 / 1.5)
+    assert G.energy_in_mask(mask * 0.7, mask) == 1.0  # a map entirely inside the mask
+    uniform = G.baseline_map("uniform", mask.shape)
+    assert G.energy_in_mask(uniform, mask) == pytest.approx(mask.mean())
+    assert G.pointing_game(uniform, mask) == pytest.approx(mask.mean())  # ties: expected hit
+    assert np.isnan(G.energy_in_mask(np.zeros((10, 10)), mask))
+    with pytest.raises(ValueError, match="mask"):
+        G.energy_in_mask(uniform, np.ones((5, 5)))
+
+
+def test_baselines_and_evaluate_maps():
+    shape = (21, 21)
+    centre = G.baseline_map("centre", shape)
+    assert np.unravel_index(centre.argmax(), shape) == (10, 10)
+    mask = np.zeros(shape, bool)
+    mask[7:14, 7:14] = True
+    masks = [mask, mask, ~mask]
+    cams = [mask * 1.0, (~mask) * 1.0, mask * 1.0]
+    df = G.evaluate_maps(cams, masks, ids=["a", "b", "c"], labels=["x", "x", "y"], seed=5)
+    assert len(df) == 3 * 4 and set(df["method"]) == {"gradcam", *G.BASELINES}
+    gc = df[df.method == "gradcam"].set_index("id")
+    assert list(gc["energy"]) == [1.0, 0.0, 0.0] and list(gc["pointing"]) == [1.0, 0.0, 0.0]
+    uni = df[df.method == "uniform"]
+    np.testing.assert_allclose(uni["energy"], uni["mask_fraction"])
+    c = df[df.method == "centre"].set_index("id")
+    assert c.loc["a", "pointing"] == 1.0 and c.loc["a", "energy"] > mask.mean()
+    again = G.evaluate_maps(cams, masks, ids=["a", "b", "c"], labels=["x", "x", "y"], seed=5)
+    pd.testing.assert_frame_equal(df, again)  # the random baseline is seeded
+    r = df[df.method == "random"]
+    np.testing.assert_allclose(r["energy"], r["mask_fraction"], atol=0.03)  # ~ the mask's area share
+
+
+def test_class_summary_bootstrap():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"label": ["a"] * 50 + ["b"] * 50, "method": "gradcam",
+                       "energy": np.r_[rng.normal(0.8, 0.05, 50), rng.normal(0.3, 0.05, 50)], "pointing": 1.0})
+    s = G.class_summary(df, seed=1).set_index("label")
+    assert s.loc["a", "energy_lo"] < s.loc["a", "energy"] < s.loc["a", "energy_hi"]
+    assert s.loc["a", "energy_lo"] > s.loc["b", "energy_hi"]
+    assert s.loc["a", "energy_hi"] - s.loc["a", "energy_lo"] < 0.05
+    assert s.loc["a", "pointing_lo"] == s.loc["a", "pointing_hi"] == 1.0
+    pd.testing.assert_frame_equal(s, G.class_summary(df, seed=1).set_index("label"))
+
+
+def test_focus_regions():
+    cam = np.zeros((20, 30))
+    cam[2:5, 3:9] = 1.0
+    cam[12:18, 20:25] = 0.8
+    cam[10, 10] = 0.3  # below the threshold
+    r = G.focus_regions(cam, threshold=0.5)
+    assert len(r) == 2
+    assert tuple(r.iloc[0][["row0", "col0", "row1", "col1"]]) == (12, 20, 18, 25)  # more heat: 24 vs 18
+    assert tuple(r.iloc[1][["row0", "col0", "row1", "col1"]]) == (2, 3, 5, 9)
+    assert r["heat"].sum() == pytest.approx(1 - 0.3 / cam.sum())
+
+
+def test_figure4(clip, images):
+    import matplotlib.pyplot as plt
+
+    imgs = [np.random.default_rng(i).random((32, 32, 3)) for i in range(2)]
+    cams = [G.baseline_map("centre", (32, 32)), G.baseline_map("uniform", (32, 32)) * 0.5]
+    fig = G.figure4(imgs, cams, titles=["社会", "艺术"])
+    assert len(fig.axes) == 6 and len(fig.axes[1].patches) == 1
+    plt.close(fig)
