@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from .stats import mean_ci
+
 BASELINES = ("uniform", "random", "centre")
 METHOD = "gradcam"
 
@@ -343,21 +345,6 @@ def evaluate_maps(cams: Sequence[np.ndarray] | np.ndarray, masks: Sequence[np.nd
     return pd.DataFrame(rows)
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """(mean, lower, upper): the percentile bootstrap interval of the mean, NaNs dropped."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if len(v) == 0:
-        return (float("nan"),) * 3
-    if not 0 < level < 1:
-        raise ValueError(f"level: must be in (0, 1), got {level}")
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
-    a = (1 - level) / 2
-    return float(v.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
-
-
 def class_summary(results: pd.DataFrame, metrics: Sequence[str] = ("pointing", "energy"),
                   by: Sequence[str] = ("label", "method"), n_boot: int = 2000, level: float = 0.95,
                   seed: int = 0) -> pd.DataFrame:
@@ -372,7 +359,7 @@ def class_summary(results: pd.DataFrame, metrics: Sequence[str] = ("pointing", "
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         row["n"] = len(g)
         for m in metrics:
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_ci(g[m].to_numpy(), n_boot, level, seed)
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(g[m].to_numpy(), level=level, n_resamples=n_boot, seed=seed)
         rows.append(row)
     return pd.DataFrame(rows)
 
