@@ -265,3 +265,36 @@ def figure2(orbit_dir: Path, work_dir: Path, record: dict, view: str = "000.png"
                  f"{record['registered']}/{record['views']} views registered")
     fig.tight_layout()
     return fig
+
+
+def text_map(coords: np.ndarray, labels, title: str = ""):
+    """Descriptions in two dimensions, coloured by class (the reduction is the caller's)."""
+    order = [k for k in C.KEYS if k in set(labels)]
+    data = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1],
+                         "class": [C.BY_KEY[k].name_zh if k in C.BY_KEY else k for k in labels]})
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    sns.scatterplot(data, x="x", y="y", hue="class", hue_order=[C.BY_KEY[k].name_zh for k in order],
+                    palette="tab10", s=12, alpha=0.7, linewidth=0, ax=ax)
+    ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8, title="class")
+    ax.set_xlabel("component 1")
+    ax.set_ylabel("component 2")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def paired_similarity(paired: np.ndarray, unpaired: np.ndarray, rank: np.ndarray, fold_size: np.ndarray):
+    """Left: cosine of each mapped text with its own image and the mean over the other images;
+    right: where its own image ranks among the held-out images (0 = first, 1 = last)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    long = pd.DataFrame({"cosine": np.r_[paired, unpaired],
+                         "image": ["its own"] * len(paired) + ["mean of the others"] * len(unpaired)})
+    sns.histplot(long, x="cosine", hue="image", element="step", stat="density", common_norm=False, ax=axes[0])
+    rel = (np.asarray(rank) - 1) / np.maximum(np.asarray(fold_size) - 1, 1)
+    sns.histplot(rel, bins=20, stat="density", ax=axes[1])
+    axes[1].axhline(1.0, color="0.4", ls="--", lw=1, label="chance")
+    axes[1].set_xlabel("relative rank of the own image (0 = nearest)")
+    axes[1].legend()
+    fig.tight_layout()
+    return fig

@@ -59,7 +59,7 @@ __all__ = [
     "POETRY_SOURCES", "ModelError", "poetry_files", "poetry_sentences", "t2s", "segment",
     "train_fasttext", "load_or_train", "load_model", "eq4_word_vector", "fasttext_word_vector",
     "sentence_embedding", "sentence_embeddings", "DEFAULT_PARAMS", "split_clauses", "write_training_file",
-    "model_info", "Mapping", "map_text_to_images", "text_statistics", "neighbours",
+    "model_info", "pretrain", "Mapping", "map_text_to_images", "text_statistics", "neighbours",
     "eq4_against_fasttext", "table2",
 ]
 
@@ -437,6 +437,20 @@ def load_or_train(out_path: str | os.PathLike, sentences: Sequence[str] | Callab
     return train_fasttext(sentences, out_path, extra={"corpus_id": corpus_id}, **p), True
 
 
+def pretrain(out_path: str | os.PathLike, poetry_dir: str | os.PathLike, descriptions: Sequence[str], *,
+             limit_chars: int | None = None, seed: int = 0, **params):
+    """FastText trained jointly on chinese-poetry (all of it, or a seeded subset of ``limit_chars``
+    characters) and the corpus ``descriptions`` (their text only, never their labels); loaded from
+    ``out_path`` when it was trained on the same corpus with the same parameters. Returns
+    ``(model, trained)``."""
+    desc = [d for d in descriptions if isinstance(d, str) and d]
+    h = hashlib.sha256("\n".join(desc).encode("utf-8")).hexdigest()[:16]
+    corpus_id = (f"{Path(poetry_dir).resolve().parent.name} limit_chars={limit_chars} seed={seed} "
+                 f"+ {len(desc)} descriptions sha256:{h}")
+    return load_or_train(out_path, lambda: poetry_sentences(poetry_dir, limit_chars=limit_chars, seed=seed) + desc,
+                         corpus_id=corpus_id, **{"seed": seed, **params})
+
+
 # --------------------------------------------------------------------------------------------------
 # Eq 4 and sentence embeddings
 # --------------------------------------------------------------------------------------------------
@@ -502,7 +516,7 @@ def map_text_to_images(text_emb: np.ndarray, image_emb: np.ndarray, labels: Sequ
 
     Stratified ``n_splits``-fold by ``labels``. In each training fold only: the image embeddings are
     standardised and reduced by PCA to ``n_components`` (the image space), and a ridge regression
-    text -> image space is fitted, its penalty chosen among ``alphas`` by efficient leave-one-out on
+    text -> image space is fitted on standardised text embeddings, its penalty chosen among ``alphas`` by efficient leave-one-out on
     the training fold (``RidgeCV``). The held-out texts are then mapped, and each is compared by cosine
     with its own image and with the other held-out images. Nothing about a held-out pair is seen
     before it is scored."""
@@ -522,8 +536,8 @@ def map_text_to_images(text_emb: np.ndarray, image_emb: np.ndarray, labels: Sequ
     for k, (tr, te) in enumerate(skf.split(X, y)):
         k_comp = min(n_components, len(tr) - 1, Y.shape[1])
         space = make_pipeline(StandardScaler(), PCA(k_comp, random_state=seed)).fit(Y[tr])
-        ridge = RidgeCV(alphas=alphas).fit(X[tr], space.transform(Y[tr]))
-        chosen.append(float(ridge.alpha_))
+        ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(X[tr], space.transform(Y[tr]))
+        chosen.append(float(ridge[-1].alpha_))
         t, im = _unit(ridge.predict(X[te])), _unit(space.transform(Y[te]))
         S = t @ im.T  # S[a, b] = cos(mapped text a, image b), held-out rows only
         diag = np.diag(S)
