@@ -245,6 +245,28 @@ def hardware(device: torch.device) -> dict:
     return out
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 whose backward hands each rank the summed gradient of its own slice
+    (every rank computes the same global loss; DDP then averages the parameter gradients)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        import torch.distributed as dist
+
+        ctx.rank, ctx.n = dist.get_rank(), x.shape[0]
+        out = x.new_empty((dist.get_world_size() * x.shape[0], *x.shape[1:]))
+        dist.all_gather_into_tensor(out, x.contiguous())
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.contiguous()
+        dist.all_reduce(grad)  # gloo has no reduce_scatter; the features are small
+        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
+
+
 class _ContrastiveStep(nn.Module):
     """uint8 images + token ids -> Eq 6 loss of the global batch. One module so that DDP and
     torch.compile see the whole step; the CLIPModel stays intact as ``.clip``."""
@@ -259,10 +281,8 @@ class _ContrastiveStep(nn.Module):
             img = self.clip.get_image_features(pixel_values=x).pooler_output
             txt = self.clip.get_text_features(input_ids=ids).pooler_output
         img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
-        if self.world > 1:  # all_gather with autograd: every rank computes the loss of the global batch
-            from torch.distributed.nn.functional import all_gather
-
-            img, txt = torch.cat(all_gather(img)), torch.cat(all_gather(txt))
+        if self.world > 1:  # every rank computes the loss of the global batch
+            img, txt = _GatherWithGrad.apply(img), _GatherWithGrad.apply(txt)
         logits = self.clip.logit_scale.exp() * img @ txt.T  # Eq 5 / tau
         return clip_loss(logits)
 
@@ -694,3 +714,55 @@ def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], trai
     best_row = table[select_by].idxmin() if select_by == "val_loss" else table[select_by].idxmax()
     best = dict(settings[int(table.loc[best_row, "setting"])])
     return SweepResult(pd.DataFrame(curves), table, best, select_by)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line (one process, or several GPUs under torchrun)
+# --------------------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``[torchrun --nproc_per_node N] python -m hzlib.train --corpus data/gpu --out artifacts/gpu/clip/run``
+
+    Trains on the manifest rows whose ids are listed in ``--train-ids`` (one per line; default: all
+    rows), with the vocabulary built from those rows' texts, and saves the model with
+    :func:`hzlib.model.save_clip` into ``<out>/model`` (rank 0)."""
+    import argparse
+
+    from .corpus.manifest import read_manifest
+    from .model import build_model, build_vocabulary, load_geometry, save_clip
+
+    ap = argparse.ArgumentParser(prog="python -m hzlib.train", description=main.__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", required=True, help="corpus folder holding manifest.csv")
+    ap.add_argument("--out", required=True, help="run folder (checkpoints, metrics, run.json, model/)")
+    ap.add_argument("--train-ids", help="file of manifest ids to train on (default: every row)")
+    ap.add_argument("--geometry", default="tiny")
+    for name, typ in (("epochs", int), ("batch_size", int), ("lr", float), ("warmup_steps", int), ("seed", int),
+                      ("checkpoint_every", int), ("max_steps", int)):
+        ap.add_argument(f"--{name.replace('_', '-')}", type=typ, default=getattr(TrainConfig, name, None))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--compile", action="store_true")
+    a = ap.parse_args(argv)
+
+    corpus, out = Path(a.corpus), Path(a.out)
+    df = read_manifest(corpus / "manifest.csv")
+    if a.train_ids:
+        ids = [s.strip() for s in Path(a.train_ids).read_text(encoding="utf-8").splitlines() if s.strip()]
+        unknown = sorted(set(ids) - set(df["id"]))
+        if unknown:
+            raise SystemExit(f"{a.train_ids}: {len(unknown)} id(s) not in {corpus / 'manifest.csv'}, e.g. {unknown[:3]}")
+        df = df[df["id"].isin(set(ids))].reset_index(drop=True)
+    geometry = load_geometry(a.geometry)
+    vocab = build_vocabulary(list(df["text"]))
+    data = load_pairs(df, corpus, vocab, image_size=geometry.image_size, context_length=geometry.context_length,
+                      cache_path=out / f"images_{geometry.image_size}.pt", progress=False)
+    cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, epochs=a.epochs, max_steps=a.max_steps,
+                      warmup_steps=a.warmup_steps, seed=a.seed, device=a.device, compile=a.compile,
+                      checkpoint_every=a.checkpoint_every)
+    r = train(build_model(geometry, len(vocab), seed=a.seed), data, cfg, out)
+    if _dist_info()[0] == 0:
+        save_clip(out / "model", r.model, vocab, geometry, {"train_ids": list(df["id"]), "final_loss": r.final_loss})
+        print(json.dumps({"steps": r.steps, "final_loss": r.final_loss, "images_per_second": r.images_per_second}))
+
+
+if __name__ == "__main__":
+    main()

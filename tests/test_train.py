@@ -170,7 +170,15 @@ def _ddp_worker(rank, world, port, out):
                       LOCAL_RANK=str(rank))
     try:
         r = T.train(M.build_model(MICRO, VOCAB, seed=rank), synthetic(16), cfg(max_steps=4, device="cpu"), None)
-        torch.save({"state": r.model.state_dict(), "loss": r.final_loss}, f"{out}/rank{rank}.pt")
+        # one gradient of the global-batch loss, each rank holding half of the batch
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        d = synthetic(8)
+        step = DDP(T._ContrastiveStep(M.build_model(MICRO, VOCAB, seed=0), world, None))
+        half = slice(rank * 4, rank * 4 + 4)
+        step(d.images[half], d.tokens[half]).backward()
+        grads = {n: p.grad for n, p in step.module.clip.named_parameters() if p.grad is not None}
+        torch.save({"state": r.model.state_dict(), "loss": r.final_loss, "grads": grads}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -188,6 +196,12 @@ def test_ddp_two_processes_agree_with_each_other_and_one_process(tmp_path):
     assert r0["loss"] == pytest.approx(single.final_loss, rel=1e-4)
     s = single.model.state_dict()
     assert max(float((r0["state"][k] - s[k]).abs().max()) for k in s) < 1e-3
+    # the gradient itself (Adam hides errors of scale): DDP halves == one process on the whole batch
+    d, m = synthetic(8), micro_model(seed=0)
+    T._ContrastiveStep(m, 1, None)(d.images, d.tokens).backward()
+    for n, p in m.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(r0["grads"][n], p.grad, rtol=1e-4, atol=1e-7)
 
 
 # -- evaluation ------------------------------------------------------------------------------------
