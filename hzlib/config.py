@@ -44,6 +44,14 @@ class Profile:
     fasttext_epochs: int = 3
     workers: int = 2
     force: bool = False
+    # Chapter 5 (CLIP): a geometry of profiles/models/, training length and optimiser, sweep length.
+    clip_geometry: str = "tiny"
+    clip_epochs: int = 12
+    clip_batch: int = 64
+    clip_lr: float = 5e-4
+    clip_warmup: int = 30
+    sweep_steps: int = 15
+    device: str = "cpu"
 
     @classmethod
     def from_dict(cls, params: dict) -> "Profile":
@@ -78,6 +86,16 @@ class Profile:
                              f"fasttext_epochs={self.fasttext_epochs} >= 1")
         if self.image_size < 16 or self.norm_size < 8:
             raise ValueError(f"image_size={self.image_size} / norm_size={self.norm_size} too small")
+        geometries = sorted(p.stem for p in (PROFILE_DIR / "models").glob("*.yml"))
+        if self.clip_geometry not in geometries:
+            raise ValueError(f"clip_geometry={self.clip_geometry!r} is not one of {geometries} (profiles/models/)")
+        for name, ok in (("clip_epochs", self.clip_epochs >= 1), ("clip_batch", self.clip_batch >= 2),
+                         ("clip_lr", self.clip_lr > 0), ("clip_warmup", self.clip_warmup >= 0),
+                         ("sweep_steps", self.sweep_steps >= 1)):
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r} out of range")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device={self.device!r} must be auto, cpu or cuda")
 
     def data_dir(self, base: Path | str = ".") -> Path:
         return Path(base) / self.data_root / self.profile

@@ -81,3 +81,13 @@ def test_environment_records_versions():
 
 def test_dataclass_defaults_are_the_default_profile():
     assert Profile() == load_profile("default")
+
+
+def test_clip_keys_are_checked(tmp_path):
+    p = tmp_path / "clip.yml"
+    p.write_text("clip_geometry: huge\n")
+    with pytest.raises(ValueError, match=r"clip\.yml.*clip_geometry='huge' is not one of .*tiny"):
+        load_profile(p)
+    p.write_text("clip_batch: 1\n")
+    with pytest.raises(ValueError, match=r"clip_batch=1"):
+        load_profile(p)

@@ -1,0 +1,495 @@
+"""Section 3.3 of the paper: the CLIP model, its tokeniser, and the contrastive loss (Eq 5-7).
+
+The model is a ``transformers.CLIPModel`` built from a configuration (never downloaded), with SDPA
+attention and the standard structure (``vision_model`` + ``visual_projection``, ``text_model`` +
+``text_projection``, ``logit_scale``), so Grad-CAM and other tools can wrap its parts.
+
+* Geometries: small YAML files in ``profiles/models/`` (:func:`load_geometry`), checked field by
+  field; ``paper.yml`` records the paper's stated geometry, which cannot be built (see the file).
+* Tokeniser: jieba words (:func:`hzlib.text.segment`, punctuation dropped), a word-level vocabulary
+  built from the *training* texts only (:func:`build_vocabulary`), with ``<pad> <unk> <bos> <eos>``;
+  the ``tokenizers`` library's WordLevel model does the lookup, truncation and padding, and its JSON
+  is saved beside the model. A text is ``<bos> w1 ... wn <eos> <pad>...`` (truncated so that
+  ``<eos>`` is always kept); the text tower pools the output at ``<eos>``.
+* Token embeddings may start from FastText (:func:`init_token_embeddings`): FastText's vector of
+  each vocabulary word (its own subword composition, :func:`hzlib.text.fasttext_word_vector`) is
+  mapped to the text width by a fixed seeded matrix with orthonormal columns (an isometry when the
+  width is at least FastText's dimension, so cosine structure is kept) and rescaled so the rows have
+  the norm of CLIP's random initialisation. Without a FastText model the rows stay random (CLIP's
+  N(0, 0.02^2)); the returned record says how many rows came from FastText.
+* Temperature: ``logit_scale = log(1/tau)`` is a parameter initialised at ``log(1/0.07)`` as in CLIP.
+
+Padding needs no attention mask: the text tower is causal and pads come after ``<eos>``, so no
+position up to ``<eos>`` attends to a pad, and the pooled output is the same with or without one
+(a test checks this). Leaving the mask out keeps SDPA on its fused causal path.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import PROFILE_DIR, atomic_write_json
+
+__all__ = [
+    "MODEL_DIR", "GeometryError", "Geometry", "TowerGeometry", "load_geometry", "available_geometries",
+    "SPECIALS", "PAD", "UNK", "BOS", "EOS", "Vocabulary", "build_vocabulary", "words",
+    "build_model", "init_token_embeddings", "count_parameters", "tau_of",
+    "similarity_logits", "clip_loss", "clip_loss_grad",
+    "encode_images", "encode_texts", "save_clip", "load_clip",
+]
+
+MODEL_DIR = PROFILE_DIR / "models"
+CLIP_TAU_INIT = 0.07  # Radford et al. (2021): logit_scale starts at log(1/0.07)
+
+
+# --------------------------------------------------------------------------------------------------
+# Geometry
+# --------------------------------------------------------------------------------------------------
+
+class GeometryError(ValueError):
+    """A geometry file is missing, malformed, or describes a model that cannot be built."""
+
+
+@dataclass(frozen=True)
+class TowerGeometry:
+    width: int
+    layers: int
+    heads: int
+    mlp_ratio: float = 4.0
+    image_size: int | None = None  # vision tower only
+    patch_size: int | None = None  # vision tower only
+
+
+@dataclass(frozen=True)
+class Geometry:
+    name: str
+    embed_dim: int
+    context_length: int
+    vision: TowerGeometry
+    text: TowerGeometry
+    hidden_act: str = "gelu"
+    source: str = ""  # the file it was read from
+
+    @property
+    def image_size(self) -> int:
+        return self.vision.image_size
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_TOWER_FIELDS = {"vision": ("image_size", "patch_size", "width", "layers", "heads", "mlp_ratio"),
+                 "text": ("width", "layers", "heads", "mlp_ratio")}
+_TOP_FIELDS = ("embed_dim", "context_length", "hidden_act", "vision", "text")
+_ACTS = ("gelu", "quick_gelu", "gelu_new")
+
+
+def available_geometries(model_dir: Path = MODEL_DIR) -> list[str]:
+    return sorted(p.stem for p in Path(model_dir).glob("*.yml"))
+
+
+def _problems(raw: dict) -> list[str]:
+    """Every reason why ``raw`` (a parsed geometry file) cannot be built, as 'field: reason'."""
+    out = []
+    unknown = sorted(set(raw) - set(_TOP_FIELDS))
+    out += [f"{k}: unknown field (known: {', '.join(_TOP_FIELDS)})" for k in unknown]
+
+    def positive_int(key, v):
+        if v is None:
+            out.append(f"{key}: not stated (null)")
+        elif isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            out.append(f"{key}={v!r}: must be a positive integer")
+        else:
+            return True
+        return False
+
+    positive_int("embed_dim", raw.get("embed_dim"))
+    ctx_ok = positive_int("context_length", raw.get("context_length"))
+    if ctx_ok and raw["context_length"] < 3:
+        out.append(f"context_length={raw['context_length']}: needs room for <bos>, a word and <eos>")
+    if raw.get("hidden_act", "gelu") not in _ACTS:
+        out.append(f"hidden_act={raw.get('hidden_act')!r}: one of {_ACTS}")
+    for tower, fields in _TOWER_FIELDS.items():
+        t = raw.get(tower)
+        if not isinstance(t, dict):
+            out.append(f"{tower}: missing section")
+            continue
+        out += [f"{tower}.{k}: unknown field (known: {', '.join(fields)})" for k in sorted(set(t) - set(fields))]
+        ok = {k: positive_int(f"{tower}.{k}", t.get(k)) for k in fields if k != "mlp_ratio"}
+        r = t.get("mlp_ratio", 4)
+        if not isinstance(r, (int, float)) or r <= 0:
+            out.append(f"{tower}.mlp_ratio={r!r}: must be a positive number")
+        if ok.get("width") and ok.get("heads") and t["width"] % t["heads"]:
+            out.append(f"{tower}.width={t['width']} is not divisible by {tower}.heads={t['heads']} "
+                       f"({t['width']}/{t['heads']} = {t['width'] / t['heads']:.2f}): attention heads must "
+                       f"split the hidden vector equally")
+        if tower == "vision" and ok.get("image_size") and ok.get("patch_size") and t["image_size"] % t["patch_size"]:
+            out.append(f"vision.image_size={t['image_size']} is not a multiple of vision.patch_size={t['patch_size']}")
+    return out
+
+
+def load_geometry(name_or_path: str | os.PathLike, model_dir: Path = MODEL_DIR) -> Geometry:
+    """A named geometry (``"tiny"`` -> ``profiles/models/tiny.yml``) or a path to one.
+
+    Raises GeometryError naming the file and every field that is missing or inconsistent."""
+    import yaml
+
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = Path(model_dir) / f"{name_or_path}.yml"
+    if not path.is_file():
+        raise GeometryError(f"geometry {str(name_or_path)!r} not found at {path}; available: "
+                            f"{available_geometries(model_dir)}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise GeometryError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise GeometryError(f"{path}: expected a mapping of fields, got {type(raw).__name__}")
+    problems = _problems(raw)
+    if problems:
+        raise GeometryError(f"{path}: cannot build this geometry:\n  " + "\n  ".join(problems))
+    towers = {k: TowerGeometry(**{f: raw[k][f] for f in _TOWER_FIELDS[k] if f in raw[k]}) for k in _TOWER_FIELDS}
+    return Geometry(name=path.stem, embed_dim=raw["embed_dim"], context_length=raw["context_length"],
+                    hidden_act=raw.get("hidden_act", "gelu"), source=str(path), **towers)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokeniser: jieba words, a WordLevel vocabulary from the training texts
+# --------------------------------------------------------------------------------------------------
+
+PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
+SPECIALS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3
+
+
+def words(text: str) -> list[str]:
+    """The jieba words of ``text`` that contain a letter, digit or ideograph (punctuation dropped,
+    as in :func:`hzlib.text.sentence_embedding`)."""
+    from .text import segment
+
+    return [w for w in segment(text) if any(ch.isalnum() for ch in w)]
+
+
+class Vocabulary:
+    """A word-level vocabulary over jieba words, backed by a ``tokenizers`` WordLevel tokenizer.
+
+    ``encode`` segments with jieba, then the tokenizer maps words to ids (unknown -> ``<unk>``), adds
+    ``<bos>``/``<eos>``, truncates to the context length keeping ``<eos>``, and pads with ``<pad>``.
+    """
+
+    def __init__(self, tokenizer, counts: dict[str, int] | None = None):
+        self._tk = tokenizer
+        self.counts = dict(counts or {})
+
+    @classmethod
+    def from_words(cls, vocab_words: Sequence[str], counts: dict[str, int] | None = None) -> "Vocabulary":
+        from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+        clash = [w for w in vocab_words if w in SPECIALS]
+        if clash:
+            raise ValueError(f"words {clash} collide with special tokens {SPECIALS}")
+        table = {w: i for i, w in enumerate([*SPECIALS, *vocab_words])}
+        if len(table) != len(SPECIALS) + len(vocab_words):
+            raise ValueError("vocabulary words must be unique")
+        tk = Tokenizer(models.WordLevel(table, unk_token=UNK))
+        # Words arrive joined by U+0020 (jieba words contain no whitespace: segment() drops it).
+        tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tk.post_processor = processors.TemplateProcessing(
+            single=f"{BOS} $A {EOS}", special_tokens=[(BOS, table[BOS]), (EOS, table[EOS])])
+        return cls(tk, counts)
+
+    def __len__(self) -> int:
+        return self._tk.get_vocab_size()
+
+    @property
+    def itos(self) -> list[str]:
+        v = self._tk.get_vocab()
+        return sorted(v, key=v.__getitem__)
+
+    def id(self, word: str) -> int:
+        i = self._tk.token_to_id(word)
+        return self.unk_id if i is None else i
+
+    pad_id, unk_id, bos_id, eos_id = 0, 1, 2, 3
+
+    def encode_words(self, seqs: Sequence[Sequence[str]], context_length: int) -> torch.Tensor:
+        """Pre-segmented texts -> (n, context_length) int64 ids."""
+        if context_length < 3:
+            raise ValueError(f"context_length={context_length} must be >= 3")
+        tk = self._tk
+        tk.enable_truncation(context_length)
+        tk.enable_padding(length=context_length, pad_id=self.pad_id, pad_token=PAD)
+        enc = tk.encode_batch([" ".join(s) for s in seqs]) if seqs else []
+        tk.no_truncation()
+        tk.no_padding()
+        ids = torch.tensor([e.ids for e in enc], dtype=torch.long).reshape(len(enc), context_length)
+        return ids
+
+    def encode(self, texts: Sequence[str], context_length: int) -> torch.Tensor:
+        """Chinese texts -> (n, context_length) int64 ids: ``<bos> words <eos> <pad>...``."""
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts")
+        return self.encode_words([words(t) for t in texts], context_length)
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        itos = self.itos
+        return [itos[i] for i in ids if i != self.pad_id]
+
+    def to_json(self) -> dict:
+        return {"tokenizer": json.loads(self._tk.to_str()), "counts": self.counts, "specials": list(SPECIALS)}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        return atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Vocabulary":
+        from tokenizers import Tokenizer
+
+        try:
+            blob = json.loads(Path(path).read_text(encoding="utf-8"))
+            tk = Tokenizer.from_str(json.dumps(blob["tokenizer"]))
+        except (OSError, ValueError, KeyError, Exception) as e:
+            raise ValueError(f"cannot read vocabulary {path}: {e}") from None
+        if blob.get("specials") != list(SPECIALS) or [tk.token_to_id(s) for s in SPECIALS] != [0, 1, 2, 3]:
+            raise ValueError(f"vocabulary {path}: special tokens are not {SPECIALS} at ids 0-3")
+        return cls(tk, blob.get("counts"))
+
+
+def build_vocabulary(texts: Sequence[str], *, min_count: int = 1, max_size: int | None = None) -> Vocabulary:
+    """The vocabulary of the jieba words of ``texts`` (pass the TRAINING texts only) that occur at
+    least ``min_count`` times, most frequent first (ties by first occurrence), at most ``max_size``
+    words besides the specials."""
+    from collections import Counter
+
+    c = Counter(w for t in texts for w in words(t))
+    kept = [w for w, n in c.most_common() if n >= min_count]  # most_common is stable on ties
+    if max_size is not None:
+        kept = kept[:max_size]
+    return Vocabulary.from_words(kept, {w: c[w] for w in kept})
+
+
+# --------------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------------
+
+def clip_config(geometry: Geometry, vocab_size: int, tau_init: float = CLIP_TAU_INIT):
+    from transformers import CLIPConfig, CLIPTextConfig, CLIPVisionConfig
+
+    g, v, t = geometry, geometry.vision, geometry.text
+    text = CLIPTextConfig(vocab_size=vocab_size, hidden_size=t.width, intermediate_size=int(t.width * t.mlp_ratio),
+                          num_hidden_layers=t.layers, num_attention_heads=t.heads, projection_dim=g.embed_dim,
+                          max_position_embeddings=g.context_length, hidden_act=g.hidden_act,
+                          pad_token_id=Vocabulary.pad_id, bos_token_id=Vocabulary.bos_id,
+                          eos_token_id=Vocabulary.eos_id)  # pooled at the first <eos> (not the legacy argmax)
+    vision = CLIPVisionConfig(hidden_size=v.width, intermediate_size=int(v.width * v.mlp_ratio),
+                              num_hidden_layers=v.layers, num_attention_heads=v.heads, projection_dim=g.embed_dim,
+                              image_size=v.image_size, patch_size=v.patch_size, hidden_act=g.hidden_act)
+    cfg = CLIPConfig(text_config=text, vision_config=vision, projection_dim=g.embed_dim,
+                     logit_scale_init_value=math.log(1 / tau_init))
+    cfg._attn_implementation = "sdpa"
+    return cfg
+
+
+def build_model(geometry: Geometry, vocab_size: int, *, seed: int, tau_init: float = CLIP_TAU_INIT,
+                learn_tau: bool = True):
+    """A randomly initialised ``transformers.CLIPModel`` of ``geometry`` (SDPA attention), its weights
+    drawn from a generator seeded with ``seed`` (the global RNG is restored afterwards).
+    ``learn_tau=False`` freezes the temperature at ``tau_init``."""
+    from transformers import CLIPModel
+
+    if vocab_size <= len(SPECIALS):
+        raise ValueError(f"vocab_size={vocab_size} leaves no room for words beside {SPECIALS}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CLIPModel(clip_config(geometry, vocab_size, tau_init))
+    model.logit_scale.requires_grad_(learn_tau)
+    return model
+
+
+def count_parameters(model) -> dict:
+    parts = {"vision": model.vision_model, "text": model.text_model}
+    out = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
+    out["total"] = sum(p.numel() for p in model.parameters())
+    return out
+
+
+def tau_of(model) -> float:
+    """The current temperature tau = 1 / exp(logit_scale)."""
+    return float(torch.exp(-model.logit_scale.detach().float()))
+
+
+def _orthonormal(rows: int, cols: int, seed: int) -> torch.Tensor:
+    """A fixed (rows, cols) float64 matrix with orthonormal columns (rows >= cols) or rows."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(max(rows, cols), min(rows, cols), generator=g, dtype=torch.float64)
+    q, r = torch.linalg.qr(a)
+    q = q * torch.sign(torch.diagonal(r))  # a unique Q for the draw
+    return q if rows >= cols else q.T
+
+
+def init_token_embeddings(model, vocab: Vocabulary, fasttext_model, *, seed: int) -> dict:
+    """Overwrite the text tower's token embedding rows of vocabulary words with FastText vectors.
+
+    Row of word w = s * P^T v(w), with v(w) FastText's vector of w (``get_word_vector``: the word's
+    own vector averaged with its character n-grams, so words FastText never saw still get one),
+    P a fixed (fasttext_dim, width) matrix with orthonormal rows/columns drawn from ``seed``, and s one
+    scale for all rows making their mean norm equal the mean norm of the random rows they replace.
+    Special tokens and words whose FastText vector is zero or not finite keep their random rows.
+    ``fasttext_model=None`` changes nothing. Returns a record: how many rows came from FastText,
+    how many of those words are in FastText's own vocabulary (when it exposes ``get_words``), the
+    projection and the scale.
+    """
+    emb = model.text_model.embeddings.token_embedding.weight
+    n, width = emb.shape
+    if len(vocab) != n:
+        raise ValueError(f"vocabulary has {len(vocab)} tokens but the model's embedding has {n} rows")
+    if fasttext_model is None:
+        return {"source": "random N(0, 0.02^2) (no FastText model)", "rows": n, "fasttext_rows": 0}
+    dim = int(fasttext_model.get_dimension())
+    itos = vocab.itos
+    rows, vecs = [], []
+    for i, w in enumerate(itos):
+        if w in SPECIALS:
+            continue
+        v = np.asarray(fasttext_model.get_word_vector(w), dtype=np.float64)
+        if v.shape != (dim,):
+            raise ValueError(f"FastText vector of {w!r} has shape {v.shape}, expected ({dim},)")
+        if np.all(np.isfinite(v)) and np.linalg.norm(v) > 0:
+            rows.append(i)
+            vecs.append(v)
+    record = {"source": "fasttext", "rows": n, "fasttext_rows": len(rows), "fasttext_dim": dim,
+              "projection": f"orthonormal ({dim}, {width}) matrix, seed {seed}"}
+    if hasattr(fasttext_model, "get_words"):
+        known = set(fasttext_model.get_words())
+        record["fasttext_vocabulary_rows"] = sum(itos[i] in known for i in rows)
+    if not rows:
+        record["scale"] = None
+        return record
+    P = _orthonormal(dim, width, seed)  # (dim, width)
+    projected = torch.from_numpy(np.stack(vecs)) @ P
+    with torch.no_grad():
+        idx = torch.tensor(rows)
+        target = emb[idx].double().norm(dim=1).mean()
+        scale = target / projected.norm(dim=1).mean()
+        emb[idx] = (projected * scale).to(emb.dtype)
+    record["scale"] = float(scale)
+    return record
+
+
+# --------------------------------------------------------------------------------------------------
+# Eq 5-7: similarity, contrastive loss and its gradient
+# --------------------------------------------------------------------------------------------------
+
+def similarity_logits(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Eq 5 divided by tau: ``logits[i, j] = cos(image_i, text_j) / tau`` with ``1/tau = exp(logit_scale)``."""
+    img = F.normalize(image_embeds, dim=-1)
+    txt = F.normalize(text_embeds, dim=-1)
+    return logit_scale.exp() * img @ txt.T
+
+
+def clip_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Eq 6: the symmetric InfoNCE over an (N, N) image-by-text logit matrix whose diagonal holds the
+    true pairs: the mean of the image->text and text->image cross-entropies."""
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def clip_loss_grad(logits: torch.Tensor) -> torch.Tensor:
+    """Eq 7 in closed form: dL/dlogits = (softmax_rows(logits) + softmax_cols(logits) - 2 I) / (2N).
+
+    (By the chain rule the gradient with respect to the cosine similarity s_ij = tau * logits_ij is
+    this divided by tau.)"""
+    n = logits.shape[0]
+    eye = torch.eye(n, dtype=logits.dtype, device=logits.device)
+    return (logits.softmax(dim=1) + logits.softmax(dim=0) - 2 * eye) / (2 * n)
+
+
+# --------------------------------------------------------------------------------------------------
+# Encoding (no grad) and persistence
+# --------------------------------------------------------------------------------------------------
+
+def _device_of(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def encode_images(model, images: torch.Tensor, *, batch_size: int = 256, to_input=None) -> torch.Tensor:
+    """L2-normalised image embeddings (n, embed_dim), float32 on the CPU, computed in batches.
+
+    ``images``: model inputs (n, 3, H, W) float, or a uint8 cache with ``to_input`` (e.g.
+    :func:`hzlib.train.to_model_input`) mapping each batch to model inputs on the model's device."""
+    dev = _device_of(model)
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(dev, non_blocking=True)
+        x = to_input(x) if to_input is not None else x.float()
+        out.append(F.normalize(model.get_image_features(pixel_values=x).pooler_output.float(), dim=-1).cpu())
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, model.config.projection_dim)
+
+
+@torch.no_grad()
+def encode_texts(model, token_ids: torch.Tensor, *, batch_size: int = 512) -> torch.Tensor:
+    """L2-normalised text embeddings (n, embed_dim), float32 on the CPU, from token ids (see
+    :meth:`Vocabulary.encode`), computed in batches."""
+    dev = _device_of(model)
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(token_ids), batch_size):
+        ids = token_ids[i:i + batch_size].to(dev)
+        out.append(F.normalize(model.get_text_features(input_ids=ids).pooler_output.float(), dim=-1).cpu())
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, model.config.projection_dim)
+
+
+def save_clip(out_dir: str | os.PathLike, model, vocab: Vocabulary, geometry: Geometry, info: dict | None = None) -> Path:
+    """Save weights (safetensors + config.json), ``vocab.json``, ``geometry.json`` and ``info.json``
+    into ``out_dir``, atomically as a whole (written to a temporary folder, then renamed)."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        model.save_pretrained(tmp)
+        vocab.save(tmp / "vocab.json")
+        atomic_write_json(tmp / "geometry.json", geometry.as_dict())
+        atomic_write_json(tmp / "info.json", info or {})
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def load_clip(out_dir: str | os.PathLike, device: str | torch.device = "cpu"):
+    """The (model, vocab, geometry, info) saved by :func:`save_clip`; the model in eval mode."""
+    from transformers import CLIPModel
+
+    out_dir = Path(out_dir)
+    if not (out_dir / "config.json").is_file():
+        raise FileNotFoundError(f"no saved CLIP model in {out_dir} (config.json missing)")
+    model = CLIPModel.from_pretrained(out_dir, attn_implementation="sdpa").to(device).eval()
+    vocab = Vocabulary.load(out_dir / "vocab.json")
+    g = json.loads((out_dir / "geometry.json").read_text(encoding="utf-8"))
+    geometry = Geometry(**{**g, "vision": TowerGeometry(**g["vision"]), "text": TowerGeometry(**g["text"])})
+    info = json.loads((out_dir / "info.json").read_text(encoding="utf-8"))
+    return model, vocab, geometry, info

@@ -1,0 +1,768 @@
+"""Contrastive training of the CLIP model (section 3.3), its evaluation, and the hyper-parameter sweep.
+
+Data: image-text pairs held in memory as a :class:`PairData`: images pre-decoded once into a uint8
+tensor cache (the paper's Eq 1-3 applied by :func:`hzlib.normalize.normalize`, the Eq 3 output in
+[0, 1] stored as uint8, see :func:`image_cache`) and texts tokenised once. The whole cache is moved
+to the training device, so a batch is one index operation and the loader is never the bottleneck.
+
+Training (:class:`Trainer`, :func:`train`): AdamW (fused on CUDA, foreach on the CPU), linear warm-up
+then cosine decay, gradient clipping, bf16 autocast on CUDA, optional ``torch.compile``, DDP under
+``torchrun`` (features gathered across ranks, so the loss is the one of the global batch).
+The data order is a function of (seed, epoch, step) only: each epoch's permutation is drawn from
+``numpy.random.default_rng([seed, epoch])``, and step ``j`` of an epoch takes its ``j``-th slice (each
+rank a contiguous part of it). A checkpoint therefore needs only the step besides the model,
+optimizer, scheduler and RNG states, and a resumed run repeats the uninterrupted one exactly (on the
+CPU; CUDA kernels are not all deterministic). The loss is read back from the device only every
+``log_every`` steps (one sync), when the per-step values are written to ``metrics.jsonl``.
+
+Files of a run directory: ``run.json`` (resolved config, data fingerprint, model size, environment,
+hardware; updated at the end with the timing), ``metrics.jsonl`` (one line per step),
+``checkpoints/step_XXXXXXXX.pt`` (written atomically; the last ``keep_checkpoints`` kept).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import atomic_open, atomic_write_json, environment, params_hash
+from .model import clip_loss, encode_images, encode_texts
+
+__all__ = [
+    "PairData", "image_cache", "load_pairs", "to_model_input", "TrainConfig", "TrainResult", "Trainer", "train",
+    "batch_indices", "read_metrics", "latest_checkpoint", "hardware",
+    "bootstrap_ci", "retrieval_metrics", "zero_shot", "linear_probe", "sweep", "SweepResult", "default_sweep",
+]
+
+# --------------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------------
+
+# Eq 3 output is close to U(0, 1) in every channel: subtract its mean 1/2 and divide by its standard
+# deviation 1/sqrt(12) so the model sees zero mean and unit variance, as Eq 2 intends.
+_U_MEAN, _U_STD = 0.5, 1 / math.sqrt(12)
+
+
+def to_model_input(images_u8: torch.Tensor) -> torch.Tensor:
+    """uint8 cache (n, 3, H, W) -> float model input, on the cache's device."""
+    return (images_u8.float() * (1 / 255) - _U_MEAN) * (1 / _U_STD)
+
+
+@dataclass(frozen=True)
+class PairData:
+    """Image-text pairs: ``images`` (n, 3, S, S) uint8, ``tokens`` (n, L) int64, optional ``labels``
+    and ``ids`` (one per pair)."""
+
+    images: torch.Tensor
+    tokens: torch.Tensor
+    labels: tuple = ()
+    ids: tuple = ()
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
+            raise ValueError(f"images must be a (n, 3, S, S) uint8 tensor, got {tuple(self.images.shape)} {self.images.dtype}")
+        if self.tokens.ndim != 2 or len(self.tokens) != len(self.images):
+            raise ValueError(f"tokens {tuple(self.tokens.shape)} do not match {len(self.images)} images")
+        for name in ("labels", "ids"):
+            v = getattr(self, name)
+            if len(v) not in (0, len(self.images)):
+                raise ValueError(f"{name} has {len(v)} entries for {len(self.images)} pairs")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, idx: Sequence[int]) -> "PairData":
+        idx = np.asarray(idx, dtype=np.int64)
+        t = torch.from_numpy(idx)
+        pick = (lambda v: tuple(v[i] for i in idx) if v else ())
+        return PairData(self.images[t], self.tokens[t], pick(self.labels), pick(self.ids))
+
+    def fingerprint(self) -> str:
+        """sha256 (16 hex) of the image and token bytes: a checkpoint is resumed only on the same data."""
+        h = hashlib.sha256()
+        for t in (self.images, self.tokens):
+            h.update(str(tuple(t.shape)).encode())
+            h.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
+        return h.hexdigest()[:16]
+
+
+def _normalized_u8(args) -> np.ndarray:
+    path, size = args
+    from PIL import Image
+
+    from .normalize import NormalizeConfig, normalize
+
+    img = np.asarray(Image.open(path).convert("RGB"))
+    eq = normalize(img, NormalizeConfig(size=size))["equalized"]
+    return np.clip(np.rint(eq * 255), 0, 255).astype(np.uint8).transpose(2, 0, 1)
+
+
+def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str | os.PathLike, *,
+                workers: int = 1, progress: bool = True) -> torch.Tensor:
+    """The images at ``paths`` through Eq 1-3 (:func:`hzlib.normalize.normalize` at ``size``), as one
+    (n, 3, size, size) uint8 tensor, cached at ``cache_path``.
+
+    The cache is reused when it was made from the same paths (and file sizes and modification
+    times) at the same size; otherwise it is rebuilt (``workers`` processes) and written atomically.
+    """
+    from tqdm.auto import tqdm
+
+    paths = [Path(p) for p in paths]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} image(s) missing, e.g. {missing[:3]}")
+    key = params_hash({"size": size, "transform": "eq1-3 v1",
+                       "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]})
+    cache_path = Path(cache_path)
+    if cache_path.is_file():
+        try:
+            blob = torch.load(cache_path, map_location="cpu", weights_only=True)
+            if blob.get("key") == key:
+                return blob["images"]
+        except Exception:  # an unreadable cache is rebuilt
+            pass
+    jobs = [(str(p), size) for p in paths]
+    bar = dict(total=len(jobs), desc=f"Eq 1-3 at {size}px", unit="img", disable=not progress, leave=False)
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            arrays = list(tqdm(ex.map(_normalized_u8, jobs, chunksize=16), **bar))
+    else:
+        arrays = [_normalized_u8(j) for j in tqdm(jobs, **bar)]
+    images = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
+    torch.save({"key": key, "size": size, "n": len(paths), "images": images}, tmp)
+    os.replace(tmp, cache_path)
+    return images
+
+
+def load_pairs(manifest, corpus_dir: str | os.PathLike, vocab, *, image_size: int, context_length: int,
+               cache_path: str | os.PathLike, workers: int = 1, progress: bool = True) -> PairData:
+    """All rows of a manifest (a DataFrame from :func:`hzlib.corpus.manifest.read_manifest`) as
+    :class:`PairData`: images through :func:`image_cache`, texts through ``vocab.encode``."""
+    corpus_dir = Path(corpus_dir)
+    images = image_cache([corpus_dir / p for p in manifest["image"]], image_size, cache_path,
+                         workers=workers, progress=progress)
+    tokens = vocab.encode(list(manifest["text"]), context_length)
+    return PairData(images, tokens, tuple(manifest["label"]), tuple(manifest["id"]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Configuration and data order
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 5e-4
+    batch_size: int = 64            # global batch: split over DDP ranks, one contrastive matrix
+    epochs: int = 10
+    max_steps: int | None = None    # if set, overrides epochs
+    warmup_steps: int = 50          # linear warm-up, then cosine decay to 0 (clamped to the run length)
+    weight_decay: float = 0.2       # on matrices only (not biases, norms, class token, logit_scale)
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    tau_init: float = 0.07          # temperature at step 0: logit_scale = log(1/tau_init)
+    learn_tau: bool = True
+    max_logit_scale: float = math.log(100)  # CLIP clamps 1/tau at 100
+    grad_clip: float | None = 1.0   # max global gradient norm; None = no clipping
+    seed: int = 0
+    device: str = "auto"            # auto (cuda if available) | cpu | cuda | cuda:N
+    precision: str = "auto"         # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    compile: bool = False           # torch.compile the training step's forward
+    checkpoint_every: int = 0       # steps; 0 = only at the end
+    keep_checkpoints: int = 2
+    log_every: int = 10             # steps between device->host reads of the loss (one sync each)
+    progress: bool = True
+
+    # Fields that do not change the numbers a run produces (a run may resume with other values).
+    RUNTIME_ONLY = ("device", "compile", "checkpoint_every", "keep_checkpoints", "log_every", "progress")
+
+    def __post_init__(self):
+        checks = [("lr", self.lr > 0), ("batch_size", self.batch_size >= 2), ("epochs", self.epochs >= 1),
+                  ("max_steps", self.max_steps is None or self.max_steps >= 1),
+                  ("warmup_steps", self.warmup_steps >= 0), ("weight_decay", self.weight_decay >= 0),
+                  ("tau_init", 0 < self.tau_init), ("grad_clip", self.grad_clip is None or self.grad_clip > 0),
+                  ("precision", self.precision in ("auto", "fp32", "bf16")),
+                  ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
+                  ("checkpoint_every", self.checkpoint_every >= 0), ("keep_checkpoints", self.keep_checkpoints >= 1),
+                  ("log_every", self.log_every >= 1)]
+        bad = [name for name, ok in checks if not ok]
+        if bad:
+            raise ValueError("TrainConfig: invalid " + ", ".join(f"{b}={getattr(self, b)!r}" for b in bad))
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def replace(self, **changes) -> "TrainConfig":
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {unknown}")
+        return dataclasses.replace(self, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
+
+    def result_params(self) -> dict:
+        return {k: v for k, v in self.as_dict().items() if k not in self.RUNTIME_ONLY}
+
+
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Full batches per epoch (the last partial batch is dropped: every step is one B x B matrix)."""
+    return n // batch_size
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    """Pair indices of global step ``step`` for ``rank``: epoch e = step // steps_per_epoch uses the
+    permutation ``default_rng([seed, e]).permutation(n)``; the step takes its next ``batch_size``
+    entries and the rank its contiguous ``batch_size / world`` of them."""
+    spe = steps_per_epoch(n, batch_size)
+    e, j = divmod(step, spe)
+    perm = np.random.default_rng([seed, e]).permutation(n)
+    b = perm[j * batch_size:(j + 1) * batch_size]
+    per = batch_size // world
+    return b[rank * per:(rank + 1) * per]
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+def hardware(device: torch.device) -> dict:
+    out = {"device": str(device), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        out.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda,
+                   gpu_count=torch.cuda.device_count())
+    return out
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 whose backward hands each rank the summed gradient of its own slice
+    (every rank computes the same global loss; DDP then averages the parameter gradients)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        import torch.distributed as dist
+
+        ctx.rank, ctx.n = dist.get_rank(), x.shape[0]
+        out = x.new_empty((dist.get_world_size() * x.shape[0], *x.shape[1:]))
+        dist.all_gather_into_tensor(out, x.contiguous())
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        import torch.distributed as dist
+
+        grad = grad.contiguous()
+        dist.all_reduce(grad)  # gloo has no reduce_scatter; the features are small
+        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
+
+
+class _ContrastiveStep(nn.Module):
+    """uint8 images + token ids -> Eq 6 loss of the global batch. One module so that DDP and
+    torch.compile see the whole step; the CLIPModel stays intact as ``.clip``."""
+
+    def __init__(self, clip, world: int, autocast_dtype):
+        super().__init__()
+        self.clip, self.world, self.dtype = clip, world, autocast_dtype
+
+    def forward(self, images_u8, ids):
+        x = to_model_input(images_u8)
+        with torch.autocast(x.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            img = self.clip.get_image_features(pixel_values=x).pooler_output
+            txt = self.clip.get_text_features(input_ids=ids).pooler_output
+        img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
+        if self.world > 1:  # every rank computes the loss of the global batch
+            img, txt = _GatherWithGrad.apply(img), _GatherWithGrad.apply(txt)
+        logits = self.clip.logit_scale.exp() * img @ txt.T  # Eq 5 / tau
+        return clip_loss(logits)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    steps: int                     # global steps done (in total, across resumes)
+    total_steps: int
+    final_loss: float | None       # loss of the last step (None if no step was ever run)
+    losses: list[float]            # per step, from this call's start step (a resumed call: its part)
+    seconds: float                 # wall time of the steps run in this call
+    images_per_second: float | None
+    run_dir: Path | None
+
+
+def _dist_info() -> tuple[int, int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+    return 0, 1, 0
+
+
+def _resolve_device(spec: str, local_rank: int) -> torch.device:
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={spec!r} but CUDA is not available")
+        return torch.device(spec if ":" in spec else f"cuda:{local_rank}")
+    return torch.device("cpu")
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    ck = sorted((Path(run_dir) / "checkpoints").glob("step_*.pt"))
+    return ck[-1] if ck else None
+
+
+def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
+    p = Path(run_dir) / "metrics.jsonl"
+    if not p.is_file():
+        return []
+    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _rng_state() -> dict:
+    import random
+
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def _set_rng_state(s: dict) -> None:
+    import random
+
+    torch.set_rng_state(s["torch"])
+    np.random.set_state(s["numpy"])
+    random.setstate(s["python"])
+    if s.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(s["cuda"])
+
+
+class Trainer:
+    """Contrastive training of a ``CLIPModel`` on :class:`PairData`.
+
+    ``run_dir=None`` writes nothing (benchmarks); otherwise the run resumes from the latest
+    checkpoint there if ``resume`` and its result-relevant config and data fingerprint match.
+    Under ``torchrun`` (WORLD_SIZE > 1) the process group is initialised here (NCCL on CUDA, gloo on
+    the CPU); only rank 0 writes files.
+    """
+
+    def __init__(self, model, data: PairData, cfg: TrainConfig, run_dir: str | os.PathLike | None = None, *,
+                 resume: bool = True):
+        import torch.distributed as dist
+        from transformers import get_cosine_schedule_with_warmup
+
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+            use_cuda = cfg.device != "cpu" and torch.cuda.is_available()
+            dist.init_process_group("nccl" if use_cuda else "gloo")
+        self.rank, self.world, local_rank = _dist_info()
+        self.cfg, self.data = cfg, data
+        self.device = _resolve_device(cfg.device, local_rank)
+        if cfg.batch_size % self.world:
+            raise ValueError(f"batch_size={cfg.batch_size} is not divisible by the {self.world} ranks")
+        self.spe = steps_per_epoch(len(data), cfg.batch_size)
+        if self.spe == 0:
+            raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(data)} training pairs")
+        self.total = cfg.max_steps or cfg.epochs * self.spe
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
+
+        self.model = model.to(self.device).train()
+        self.images = data.images.to(self.device)  # the whole uint8 cache lives on the device
+        self.tokens = data.tokens.to(self.device)
+
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 and n != "logit_scale"]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0},
+                  {"params": [model.logit_scale], "weight_decay": 0.0}]
+        fused = self.device.type == "cuda"
+        self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
+                                     fused=fused or None, foreach=None if fused else True)
+        self.sched = get_cosine_schedule_with_warmup(self.opt, min(cfg.warmup_steps, self.total), self.total)
+        self.step = 0
+        self.last_loss: float | None = None
+        self.fingerprint = data.fingerprint()
+
+        ckpt = latest_checkpoint(self.run_dir) if (self.run_dir is not None and resume) else None
+        if ckpt is not None:
+            self._load(ckpt)
+        else:
+            with torch.no_grad():
+                model.logit_scale.fill_(math.log(1 / cfg.tau_init))
+            model.logit_scale.requires_grad_(cfg.learn_tau)
+
+        step_module = _ContrastiveStep(model, self.world, self.autocast_dtype)
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            step_module = DDP(step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.step_fn = torch.compile(step_module) if cfg.compile else step_module
+        if self.run_dir is not None and self.rank == 0:
+            self._write_run_json()
+
+    # -- files -------------------------------------------------------------------------------------
+    def _run_record(self) -> dict:
+        return {"config": self.cfg.as_dict(), "result_params": self.cfg.result_params(), "world_size": self.world,
+                "total_steps": self.total, "steps_per_epoch": self.spe, "pairs": len(self.data),
+                "data_fingerprint": self.fingerprint, "precision": "bf16 autocast" if self.autocast_dtype else "fp32",
+                "model": {"parameters": sum(p.numel() for p in self.model.parameters()),
+                          "config": self.model.config.to_dict()},
+                "environment": environment(), "hardware": hardware(self.device)}
+
+    def _write_run_json(self, **extra) -> None:
+        path = self.run_dir / "run.json"
+        rec = self._run_record()
+        if path.is_file():
+            old = json.loads(path.read_text(encoding="utf-8"))
+            rec["history"] = old.get("history", []) + ([old["summary"]] if "summary" in old else [])
+        rec.update(extra)
+        atomic_write_json(path, rec)
+
+    def _save(self) -> None:
+        if self.rank == 0:
+            d = self.run_dir / "checkpoints"
+            d.mkdir(parents=True, exist_ok=True)
+            path = d / f"step_{self.step:08d}.pt"
+            blob = {"step": self.step, "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                    "scheduler": self.sched.state_dict(), "rng": _rng_state(), "last_loss": self.last_loss,
+                    "result_params": self.cfg.result_params(), "data_fingerprint": self.fingerprint,
+                    "world_size": self.world}
+            tmp = d / f".{path.name}.tmp"
+            torch.save(blob, tmp)
+            os.replace(tmp, path)
+            for old in sorted(d.glob("step_*.pt"))[:-self.cfg.keep_checkpoints]:
+                old.unlink()
+        self._barrier()
+
+    def _barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def _load(self, path: Path) -> None:
+        blob = torch.load(path, map_location=self.device, weights_only=False)
+        mismatch = {k: (v, blob["result_params"].get(k)) for k, v in self.cfg.result_params().items()
+                    if json.dumps(v) != json.dumps(blob["result_params"].get(k))}
+        if mismatch:
+            raise ValueError(f"cannot resume from {path}: its config differs in {mismatch} (now, then); "
+                             f"use another run directory or resume=False")
+        if blob["data_fingerprint"] != self.fingerprint:
+            raise ValueError(f"cannot resume from {path}: it was trained on other data "
+                             f"(fingerprint {blob['data_fingerprint']} != {self.fingerprint})")
+        self.model.load_state_dict(blob["model"])
+        self.model.logit_scale.requires_grad_(self.cfg.learn_tau)
+        self.opt.load_state_dict(blob["optimizer"])
+        self.sched.load_state_dict(blob["scheduler"])
+        _set_rng_state(blob["rng"])
+        self.step, self.last_loss = blob["step"], blob["last_loss"]
+        if self.rank == 0:  # drop the log lines of steps after the checkpoint (they will be redone)
+            kept = [m for m in read_metrics(self.run_dir) if m["step"] <= self.step]
+            with atomic_open(self.run_dir / "metrics.jsonl") as f:
+                f.writelines(json.dumps(m) + "\n" for m in kept)
+
+    # -- loop --------------------------------------------------------------------------------------
+    def _batch(self, step: int, perm_cache: dict):
+        e, j = divmod(step, self.spe)
+        if e not in perm_cache:
+            perm_cache.clear()
+            perm_cache[e] = torch.from_numpy(np.random.default_rng([self.cfg.seed, e]).permutation(len(self.data))).to(self.device)
+        per = self.cfg.batch_size // self.world
+        start = j * self.cfg.batch_size + self.rank * per
+        idx = perm_cache[e][start:start + per]
+        return self.images[idx], self.tokens[idx]
+
+    def run(self, steps: int | None = None, on_step: Callable[[int], None] | None = None) -> TrainResult:
+        """Train until the run's last step (or ``steps`` more). ``on_step(step)`` is called after each
+        step (after any checkpoint of that step); an exception there stops the run as a crash would."""
+        from tqdm.auto import tqdm
+
+        cfg = self.cfg
+        end = self.total if steps is None else min(self.total, self.step + steps)
+        start = self.step
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        buf: list[tuple] = []  # (step, lr, loss tensor, logit_scale tensor, grad-norm tensor) not yet read
+        losses: list[float] = []
+        perms: dict = {}
+        log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if (self.run_dir and self.rank == 0) else None
+        bar = tqdm(total=self.total, initial=start, desc="CLIP training", unit="step", leave=False,
+                   disable=not cfg.progress or self.rank != 0)
+
+        def flush():
+            if not buf:
+                return
+            vals = torch.stack([torch.stack([b[2], b[3], b[4]]) for b in buf]).float().cpu().tolist()  # one sync
+            for (s, lr, *_), (loss, scale, gn) in zip(buf, vals):
+                losses.append(loss)
+                if log:
+                    log.write(json.dumps({"step": s, "epoch": s // self.spe, "loss": loss, "lr": lr,
+                                          "tau": math.exp(-scale), "grad_norm": gn}) + "\n")
+            if log:
+                log.flush()
+            self.last_loss = losses[-1]
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+            buf.clear()
+
+        t0 = time.perf_counter()
+        try:
+            while self.step < end:
+                x, ids = self._batch(self.step, perms)
+                lr = self.sched.get_last_lr()[0]
+                loss = self.step_fn(x, ids)
+                loss.backward()
+                gn = (torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True) if cfg.grad_clip
+                      else torch.zeros((), device=self.device))
+                self.opt.step()
+                self.sched.step()
+                self.opt.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    self.model.logit_scale.clamp_(0, cfg.max_logit_scale)
+                self.step += 1
+                buf.append((self.step, lr, loss.detach(), self.model.logit_scale.detach().clone(), gn.detach()))
+                bar.update(1)
+                ckpt = self.run_dir is not None and (
+                    self.step == self.total or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0))
+                if len(buf) >= cfg.log_every or ckpt or self.step == end:
+                    flush()
+                if ckpt:
+                    self._save()
+                if on_step is not None:
+                    on_step(self.step)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+        finally:
+            bar.close()
+            if log:
+                log.close()
+        seconds = time.perf_counter() - t0
+        done = self.step - start
+        ips = done * cfg.batch_size / seconds if done and seconds > 0 else None
+        if self.run_dir is not None and self.rank == 0 and done:
+            self._write_run_json(summary={"steps": self.step, "steps_this_call": done, "seconds": round(seconds, 3),
+                                          "images_per_second": ips, "final_loss": self.last_loss})
+        return TrainResult(self.model, self.step, self.total, self.last_loss, losses, seconds, ips, self.run_dir)
+
+
+def train(model, data: PairData, cfg: TrainConfig, run_dir: str | os.PathLike | None = None, *,
+          resume: bool = True, on_step: Callable[[int], None] | None = None) -> TrainResult:
+    """Train ``model`` on ``data`` with ``cfg`` (resuming from ``run_dir`` when possible); see
+    :class:`Trainer`. A run already complete in ``run_dir`` loads its final weights and returns."""
+    return Trainer(model, data, cfg, run_dir, resume=resume).run(on_step=on_step)
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation
+# --------------------------------------------------------------------------------------------------
+
+def bootstrap_ci(per_item: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of ``per_item`` (items resampled with replacement)."""
+    x = np.asarray(per_item, dtype=np.float64)
+    if x.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    a = (1 - level) / 2
+    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def retrieval_metrics(image_emb, text_emb, *, ks: Sequence[int] = (1, 5, 10), n_boot: int = 1000,
+                      seed: int = 0):
+    """Recall@k of image->text and text->image retrieval where pair i is the only match of i.
+
+    The rank of the true match is the number of candidates scoring strictly higher (ties are won).
+    Returns a DataFrame: direction, k, recall, ci_low, ci_high (95% bootstrap over queries)."""
+    import pandas as pd
+
+    img = torch.as_tensor(image_emb, dtype=torch.float64)
+    txt = torch.as_tensor(text_emb, dtype=torch.float64)
+    if img.shape != txt.shape:
+        raise ValueError(f"image embeddings {tuple(img.shape)} and text embeddings {tuple(txt.shape)} must pair up")
+    sim = img @ txt.T
+    rows = []
+    for direction, s in (("image->text", sim), ("text->image", sim.T)):
+        true = s.diagonal().unsqueeze(1)
+        rank = (s > true).sum(dim=1).numpy()
+        for k in ks:
+            hit = (rank < k).astype(np.float64)
+            lo, hi = bootstrap_ci(hit, n_boot=n_boot, seed=seed)
+            rows.append({"direction": direction, "k": k, "recall": float(hit.mean()), "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def zero_shot(model, vocab, image_emb, labels: Sequence[str], prompts: dict[str, Sequence[str]], *,
+              context_length: int, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Zero-shot classification: each class's embedding is the normalised mean of its prompts' text
+    embeddings (``prompts``: class -> Chinese prompts); an image takes the class of highest cosine.
+    Returns accuracy with a 95% bootstrap CI, predictions, scores (n, classes) and the class order."""
+    classes = list(prompts)
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise ValueError(f"labels {unknown} have no prompts; prompts cover {classes}")
+    cls_emb = []
+    for c in classes:
+        if not prompts[c]:
+            raise ValueError(f"class {c!r} has no prompt")
+        e = encode_texts(model, vocab.encode(list(prompts[c]), context_length)).mean(0)
+        cls_emb.append(F.normalize(e, dim=0))
+    scores = torch.as_tensor(image_emb, dtype=torch.float32) @ torch.stack(cls_emb).T
+    pred = [classes[i] for i in scores.argmax(1).tolist()]
+    correct = np.array([p == t for p, t in zip(pred, labels)], dtype=np.float64)
+    return {"accuracy": float(correct.mean()), "ci": bootstrap_ci(correct, n_boot=n_boot, seed=seed),
+            "predictions": pred, "scores": scores.numpy(), "classes": classes}
+
+
+def linear_probe(embeddings, labels: Sequence[str], train_idx: Sequence[int], test_idx: Sequence[int], *,
+                 C: float = 1.0, seed: int = 0, n_boot: int = 1000) -> dict:
+    """Logistic regression on frozen embeddings, fitted on ``train_idx`` only, scored on ``test_idx``
+    (the two must not overlap). Returns accuracy with a 95% bootstrap CI over test items,
+    predictions, class probabilities (test rows x classes) and the fitted classifier."""
+    from sklearn.linear_model import LogisticRegression
+
+    tr, te = np.asarray(train_idx, dtype=np.int64), np.asarray(test_idx, dtype=np.int64)
+    shared = np.intersect1d(tr, te)
+    if shared.size:
+        raise ValueError(f"train and test indices overlap in {shared.size} item(s), e.g. {shared[:5].tolist()}")
+    if tr.size == 0 or te.size == 0:
+        raise ValueError("train and test splits must be non-empty")
+    X = np.asarray(embeddings, dtype=np.float64)
+    y = np.asarray(labels)
+    clf = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit(X[tr], y[tr])
+    pred = clf.predict(X[te])
+    correct = (pred == y[te]).astype(np.float64)
+    return {"accuracy": float(correct.mean()), "ci": bootstrap_ci(correct, n_boot=n_boot, seed=seed),
+            "predictions": pred, "probabilities": clf.predict_proba(X[te]), "classes": list(clf.classes_),
+            "classifier": clf}
+
+
+# --------------------------------------------------------------------------------------------------
+# Hyper-parameter sweep (Figure 3)
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class SweepResult:
+    curves: "object"   # DataFrame: setting, step, loss
+    table: "object"    # DataFrame: setting, its parameters, final_loss, val metrics, seconds
+    best: dict         # the chosen setting's parameters (by select_by on the validation split)
+    select_by: str
+
+
+def default_sweep(steps: int, base_lr: float, base_batch: int) -> list[dict]:
+    """12 short-run settings around (base_lr, base_batch): learning rate x batch size x temperature
+    (learnable from 0.07, or fixed at 0.07)."""
+    out = []
+    for lr_mult in (0.3, 1.0, 3.0):
+        for batch in (max(2, base_batch // 2), base_batch):
+            for learn_tau in (True, False):
+                out.append({"lr": base_lr * lr_mult, "batch_size": batch, "learn_tau": learn_tau, "max_steps": steps})
+    return out
+
+
+def _val_metrics(model, val: PairData, batch_size: int) -> dict:
+    img = encode_images(model, val.images, batch_size=batch_size, to_input=to_model_input)
+    txt = encode_texts(model, val.tokens, batch_size=batch_size)
+    r = retrieval_metrics(img, txt, n_boot=1)
+    loss = float(clip_loss(model.logit_scale.detach().float().exp().cpu() * img @ txt.T))
+    out = {f"val_{d.split('->')[0][0]}2{d.split('->')[1][0]}_r@{k}": v
+           for d, k, v in zip(r.direction, r.k, r.recall)}
+    out["val_mean_recall"] = float(r.recall.mean())
+    out["val_loss"] = loss
+    return out
+
+
+def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], train_data: PairData,
+          val_data: PairData, base: TrainConfig, out_dir: str | os.PathLike,
+          select_by: str = "val_mean_recall") -> SweepResult:
+    """Train one short run per setting (each a dict of :class:`TrainConfig` overrides on ``base``)
+    from a fresh ``make_model()``, log its loss every step, and score it on ``val_data`` (retrieval
+    recall and loss). The best setting maximises ``select_by`` (``val_loss`` is minimised); it is
+    chosen on the validation split only. A setting whose ``result.json`` exists in ``out_dir`` with
+    the same parameters is read, not retrained; checkpoints are deleted after scoring."""
+    import shutil
+
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    curves, rows = [], []
+    for i, s in enumerate(settings):
+        cfg = base.replace(**s, log_every=1, checkpoint_every=0)
+        key = params_hash({"cfg": cfg.result_params(), "train": train_data.fingerprint(), "val": val_data.fingerprint()})
+        run_dir = out_dir / f"s{i:02d}-{key}"
+        res_path = run_dir / "result.json"
+        if res_path.is_file():
+            rec = json.loads(res_path.read_text(encoding="utf-8"))
+        else:
+            r = Trainer(make_model(), train_data, cfg, run_dir, resume=True).run()
+            metrics = _val_metrics(r.model, val_data, max(cfg.batch_size, 256))
+            rec = {"setting": i, **s, "final_loss": r.final_loss, **metrics, "seconds": r.seconds,
+                   "losses": [m["loss"] for m in read_metrics(run_dir)]}
+            atomic_write_json(res_path, rec)
+            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        curves += [{"setting": i, "step": j + 1, "loss": v} for j, v in enumerate(rec["losses"])]
+        rows.append({k: v for k, v in rec.items() if k != "losses"})
+    table = pd.DataFrame(rows)
+    if select_by not in table:
+        raise ValueError(f"select_by={select_by!r} is not a validation column: {list(table.columns)}")
+    best_row = table[select_by].idxmin() if select_by == "val_loss" else table[select_by].idxmax()
+    best = dict(settings[int(table.loc[best_row, "setting"])])
+    return SweepResult(pd.DataFrame(curves), table, best, select_by)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line (one process, or several GPUs under torchrun)
+# --------------------------------------------------------------------------------------------------
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``[torchrun --nproc_per_node N] python -m hzlib.train --corpus data/gpu --out artifacts/gpu/clip/run``
+
+    Trains on the manifest rows whose ids are listed in ``--train-ids`` (one per line; default: all
+    rows), with the vocabulary built from those rows' texts, and saves the model with
+    :func:`hzlib.model.save_clip` into ``<out>/model`` (rank 0)."""
+    import argparse
+
+    from .corpus.manifest import read_manifest
+    from .model import build_model, build_vocabulary, load_geometry, save_clip
+
+    ap = argparse.ArgumentParser(prog="python -m hzlib.train", description=main.__doc__.split("\n\n")[0])
+    ap.add_argument("--corpus", required=True, help="corpus folder holding manifest.csv")
+    ap.add_argument("--out", required=True, help="run folder (checkpoints, metrics, run.json, model/)")
+    ap.add_argument("--train-ids", help="file of manifest ids to train on (default: every row)")
+    ap.add_argument("--geometry", default="tiny")
+    for name, typ in (("epochs", int), ("batch_size", int), ("lr", float), ("warmup_steps", int), ("seed", int),
+                      ("checkpoint_every", int), ("max_steps", int)):
+        ap.add_argument(f"--{name.replace('_', '-')}", type=typ, default=getattr(TrainConfig, name, None))
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--compile", action="store_true")
+    a = ap.parse_args(argv)
+
+    corpus, out = Path(a.corpus), Path(a.out)
+    df = read_manifest(corpus / "manifest.csv")
+    if a.train_ids:
+        ids = [s.strip() for s in Path(a.train_ids).read_text(encoding="utf-8").splitlines() if s.strip()]
+        unknown = sorted(set(ids) - set(df["id"]))
+        if unknown:
+            raise SystemExit(f"{a.train_ids}: {len(unknown)} id(s) not in {corpus / 'manifest.csv'}, e.g. {unknown[:3]}")
+        df = df[df["id"].isin(set(ids))].reset_index(drop=True)
+    geometry = load_geometry(a.geometry)
+    vocab = build_vocabulary(list(df["text"]))
+    data = load_pairs(df, corpus, vocab, image_size=geometry.image_size, context_length=geometry.context_length,
+                      cache_path=out / f"images_{geometry.image_size}.pt", progress=False)
+    cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, epochs=a.epochs, max_steps=a.max_steps,
+                      warmup_steps=a.warmup_steps, seed=a.seed, device=a.device, compile=a.compile,
+                      checkpoint_every=a.checkpoint_every)
+    r = train(build_model(geometry, len(vocab), seed=a.seed), data, cfg, out)
+    if _dist_info()[0] == 0:
+        save_clip(out / "model", r.model, vocab, geometry, {"train_ids": list(df["id"]), "final_loss": r.final_loss})
+        print(json.dumps({"steps": r.steps, "final_loss": r.final_loss, "images_per_second": r.images_per_second}))
+
+
+if __name__ == "__main__":
+    main()
