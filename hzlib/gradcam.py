@@ -432,3 +432,75 @@ def figure4(images: Sequence[np.ndarray], cams: Sequence[np.ndarray], titles: Se
         ax.set_title(t, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------ chapter 5's model and a probe
+
+
+def load_trained_clip(clip_dir, device: str | torch.device = "cpu") -> tuple:
+    """Chapter 5's trained CLIP and its data splits: ``(model, vocab, geometry, info, splits)``.
+
+    ``clip_dir`` is ``prof.artifacts_dir("clip")``; the model is read from ``clip_dir / "model"``
+    (:func:`hzlib.model.load_clip`) and the splits from ``splits.json`` there or in ``clip_dir``
+    (a mapping split name -> manifest ids, with at least ``train`` and ``test``). A missing model or
+    split file raises FileNotFoundError saying to run chapter 5 first."""
+    import json
+    from pathlib import Path
+
+    from .model import load_clip
+
+    clip_dir = Path(clip_dir)
+    model_dir = clip_dir / "model"
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no trained CLIP model at {model_dir}: run chapter 5 (notebooks/05_*.ipynb) first with the "
+            "same profile; chapters 6 and 7 explain that model and do not train one")
+    candidates = [model_dir / "splits.json", clip_dir / "splits.json"]
+    found = next((p for p in candidates if p.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(f"no splits.json beside the model ({', '.join(map(str, candidates))}): "
+                                "run chapter 5 first with the same profile")
+    splits = json.loads(found.read_text(encoding="utf-8"))
+    if not isinstance(splits, dict) or not {"train", "test"} <= set(splits):
+        raise ValueError(f"{found}: expected a mapping with 'train' and 'test' id lists, got {type(splits).__name__} "
+                         f"with keys {sorted(splits) if isinstance(splits, dict) else None}")
+    overlap = set(map(str, splits["train"])) & set(map(str, splits["test"]))
+    if overlap:
+        raise ValueError(f"{found}: {len(overlap)} id(s) in both train and test, e.g. {sorted(overlap)[:3]}")
+    model, vocab, geometry, info = load_clip(model_dir, device)
+    return model, vocab, geometry, info, {k: [str(i) for i in v] for k, v in splits.items()}
+
+
+def split_positions(ids: Sequence, split_ids: Sequence) -> np.ndarray:
+    """Positions in ``ids`` (e.g. the manifest's id column) of ``split_ids``, in manifest order;
+    an id not in ``ids`` raises (a split from another corpus)."""
+    ids = [str(i) for i in ids]
+    wanted = {str(i) for i in split_ids}
+    unknown = wanted - set(ids)
+    if unknown:
+        raise ValueError(f"{len(unknown)} split id(s) not in the manifest, e.g. {sorted(unknown)[:3]}: "
+                         "the model was trained on another corpus; rerun chapter 5")
+    return np.array([i for i, x in enumerate(ids) if x in wanted], dtype=np.int64)
+
+
+def probe_scorer(model: torch.nn.Module, embeddings: np.ndarray, labels: Sequence, train_idx: Sequence[int], *,
+                 C: float = 1.0, seed: int = 0) -> tuple[ClassScores, list]:
+    """A linear probe (multinomial logistic regression on the unit-norm image embeddings of the
+    *training* rows only) as Grad-CAM's class scores: ``(ClassScores, classes)``, the classes in the
+    probe's order (sorted labels). The probe is refitted deterministically from ``seed``."""
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.asarray(embeddings, dtype=np.float64)
+    y = np.asarray(labels)
+    tr = np.asarray(train_idx, dtype=np.int64)
+    if len(X) != len(y):
+        raise ValueError(f"labels: {len(y)} given for {len(X)} embeddings")
+    if len(np.unique(y[tr])) < 2:
+        raise ValueError("train_idx: the probe needs at least two classes among the training rows")
+    clf = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit(X[tr], y[tr])
+    w, b = clf.coef_, clf.intercept_
+    if w.shape[0] == 1:  # two classes: one logit w.x + b for the second; split it symmetrically
+        w, b = np.vstack([-w / 2, w / 2]), np.r_[-b / 2, b / 2]
+    scorer = ClassScores(model, probe_weight=torch.as_tensor(w, dtype=torch.float32),
+                         probe_bias=torch.as_tensor(b, dtype=torch.float32))
+    return scorer, list(clf.classes_)
