@@ -17,7 +17,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .config import Profile, atomic_write_json, environment, params_hash
+from datetime import datetime, timezone
+
+from .config import Profile, atomic_write_json, atomic_write_text, environment, params_hash
 
 KERNEL = "hzlib"
 
@@ -98,14 +100,101 @@ def run_chapters(profile: Profile, layout: Layout, *, only: list[str] | None = N
             ) from None
         tmp.replace(out)
         rec = {"chapter": nb.stem, "fingerprint": fp, "seconds": round(time.perf_counter() - t0, 1),
-               "status": "ran", "profile": profile.profile}
+               "status": "ran", "profile": profile.profile,
+               "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         atomic_write_json(stamp, rec)
         records.append(rec)
     return records
 
 
+PLACEHOLDER_MARK = "<!-- hz: placeholder for a chapter that has not been run -->"
+
+
+def toc_chapters(layout: Layout) -> list[str]:
+    """Stems of the executed chapters the book's ``_toc.yml`` lists (``book/chapters/<stem>``)."""
+    import yaml
+
+    toc = yaml.safe_load((layout.root / "_toc.yml").read_text(encoding="utf-8")) or {}
+    files = [ch.get("file", "") for part in toc.get("parts", []) for ch in part.get("chapters", [])]
+    return [f.split("/")[-1] for f in files if f.startswith("book/chapters/")]
+
+
+def toc_generated(layout: Layout) -> list[str]:
+    """Stems of the generated pages ``_toc.yml`` lists (``book/generated/<stem>``)."""
+    import yaml
+
+    toc = yaml.safe_load((layout.root / "_toc.yml").read_text(encoding="utf-8")) or {}
+    files = [ch.get("file", "") for part in toc.get("parts", []) for ch in part.get("chapters", [])]
+    return [f.split("/")[-1] for f in files if f.startswith("book/generated/")]
+
+
+def prepare_book(layout: Layout, *, log=print) -> dict:
+    """Make the book honest about what was run before it is built.
+
+    Every chapter of ``_toc.yml`` without an executed notebook gets a placeholder page that says so
+    (and how to run it); a placeholder whose chapter has since been run is removed. Writes
+    ``book/generated/provenance.md``: per chapter, the profile it ran with, its time and when, plus the
+    git commit and the environment. Returns ``{"missing": [...], "profiles": {...}}``."""
+    gen = layout.root / "book" / "generated"
+    layout.chapters.mkdir(parents=True, exist_ok=True)
+    rows, missing, profiles = [], [], {}
+    for stem in toc_chapters(layout):
+        nb, md = layout.chapters / f"{stem}.ipynb", layout.chapters / f"{stem}.md"
+        stamp = layout.chapters / f".{stem}.json"
+        if nb.exists():
+            if md.exists() and PLACEHOLDER_MARK in md.read_text(encoding="utf-8"):
+                md.unlink()
+            rec = json.loads(stamp.read_text()) if stamp.exists() else {}
+            profiles[stem] = rec.get("profile", "?")
+            rows.append(f"| {stem} | {profiles[stem]} | {rec.get('seconds', '?')} | {rec.get('finished', '?')} |")
+        else:
+            missing.append(stem)
+            title = stem.split("_", 1)[-1].replace("_", " ").capitalize()
+            atomic_write_text(md, f"{PLACEHOLDER_MARK}\n# {title}\n\n```{{warning}}\nThis chapter has not been run "
+                                  f"for this build. Run `hz reproduce --profile <name> --only {stem[:2]}` "
+                                  f"(or `make reproduce`) and rebuild the book.\n```\n")
+            rows.append(f"| {stem} | not run | | |")
+    for stem in toc_generated(layout):  # e.g. the corpus card, written by chapter 1
+        page = gen / f"{stem}.md"
+        if stem != "provenance" and not page.exists():
+            missing.append(stem)
+            atomic_write_text(page, f"{PLACEHOLDER_MARK}\n# {stem.replace('_', ' ').capitalize()}\n\n```{{warning}}\n"
+                                    f"This page is written by the chapters; run `make reproduce` and rebuild.\n```\n")
+    kinds = sorted(set(profiles.values()))
+    status = ("complete" if not missing and len(kinds) == 1 else
+              "partial: " + "; ".join(filter(None, [f"not run: {', '.join(missing)}" if missing else "",
+                                                      f"chapters from several profiles: {', '.join(kinds)}"
+                                                      if len(kinds) > 1 else ""])))
+    env = environment()
+    pkgs = "\n".join(f"| {k} | {v} |" for k, v in env["packages"].items())
+    atomic_write_text(gen / "provenance.md", "\n".join([
+        "# Provenance of this build", "",
+        f"Status: **{status}**. Git commit `{_git_commit(layout.root)}`; built {env['time_utc']} with Python "
+        f"{env['python']} on {env['platform']} ({env['cpu_count']} CPU cores).", "",
+        "| chapter | profile | seconds | finished (UTC) |", "|---|---|---|---|", *rows, "",
+        "Each chapter's resolved parameters, package versions and hardware are also written beside its "
+        "results under `artifacts/<profile>/`.", "",
+        "| package | version |", "|---|---|", pkgs, ""]))
+    if status != "complete":
+        log(f"[hz] warning: the book is {status}")
+    return {"missing": missing, "profiles": profiles, "status": status}
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return out + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+
+
 def build_book(layout: Layout, *, log=print) -> Path:
-    """``jupyter-book build -nW --keep-going``: any warning fails the build."""
+    """``jupyter-book build -nW --keep-going``: any warning fails the build. Chapters that were not run
+    get a page that says so (:func:`prepare_book`)."""
+    prepare_book(layout, log=log)
     cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(layout.root), "-nW", "--keep-going"]
     log("[hz] building the book: jupyter-book " + " ".join(cmd[1:]))
     t0 = time.perf_counter()

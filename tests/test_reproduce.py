@@ -1,4 +1,4 @@
-"""The papermill driver and the book build on the smoke profile (slow: minutes)."""
+"""The papermill driver, the book's honesty about what was run, and the smoke book build (slow: minutes)."""
 import json
 import shutil
 from pathlib import Path
@@ -55,3 +55,47 @@ def test_a_failing_chapter_names_the_cell(tmp_path):
     nbformat.write(nb, tmp_path / "notebooks" / "01_broken.ipynb")
     with pytest.raises(ChapterFailed, match=r"01_broken failed at In \[4\] \(ValueError: broken on purpose\)"):
         run_chapters(load_profile("smoke"), Layout(tmp_path), log=lambda *_: None)
+
+
+def _toc_project(tmp_path: Path) -> Layout:
+    (tmp_path / "book" / "chapters").mkdir(parents=True)
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n  - caption: C\n    chapters:\n"
+        "      - file: book/generated/corpus_card\n      - file: book/chapters/01_a\n"
+        "      - file: book/chapters/02_b\n      - file: book/generated/provenance\n", encoding="utf-8")
+    return Layout(tmp_path)
+
+
+def test_prepare_book_marks_chapters_not_run_and_removes_stale_placeholders(tmp_path):
+    from hzlib.reproduce import PLACEHOLDER_MARK, prepare_book
+
+    lay = _toc_project(tmp_path)
+    nbformat.write(nbformat.v4.new_notebook(), lay.chapters / "01_a.ipynb")
+    (lay.chapters / ".01_a.json").write_text(json.dumps({"profile": "smoke", "seconds": 3.5}))
+    info = prepare_book(lay, log=lambda *_: None)
+    assert info["missing"] == ["02_b", "corpus_card"] and info["status"].startswith("partial")
+    assert PLACEHOLDER_MARK in (lay.chapters / "02_b.md").read_text()
+    assert "--only 02" in (lay.chapters / "02_b.md").read_text()
+    assert not (lay.chapters / "01_a.md").exists()
+    prov = (tmp_path / "book" / "generated" / "provenance.md").read_text()
+    assert "| 01_a | smoke | 3.5 |" in prov and "| 02_b | not run |" in prov and "partial" in prov
+
+    # chapter 2 is run later (with another profile): its placeholder goes, and the mix is reported
+    nbformat.write(nbformat.v4.new_notebook(), lay.chapters / "02_b.ipynb")
+    (lay.chapters / ".02_b.json").write_text(json.dumps({"profile": "default", "seconds": 9}))
+    (tmp_path / "book" / "generated" / "corpus_card.md").write_text("# Corpus card\n")
+    info = prepare_book(lay, log=lambda *_: None)
+    assert info["missing"] == [] and not (lay.chapters / "02_b.md").exists()
+    assert "several profiles: default, smoke" in info["status"]
+
+
+def test_prepare_book_complete_when_every_chapter_ran_with_one_profile(tmp_path):
+    from hzlib.reproduce import prepare_book
+
+    lay = _toc_project(tmp_path)
+    (tmp_path / "book" / "generated").mkdir()
+    (tmp_path / "book" / "generated" / "corpus_card.md").write_text("# Corpus card\n")
+    for stem in ("01_a", "02_b"):
+        nbformat.write(nbformat.v4.new_notebook(), lay.chapters / f"{stem}.ipynb")
+        (lay.chapters / f".{stem}.json").write_text(json.dumps({"profile": "smoke", "seconds": 1}))
+    assert prepare_book(lay, log=lambda *_: None)["status"] == "complete"
