@@ -27,8 +27,12 @@ test: setup            ## the whole test suite, including a smoke papermill run 
 test-fast: setup       ## unit tests only
 	$(PY) -m pytest -m "not slow"
 
-bench: setup
+bench: setup           ## benchmark tables (installs the "bench" extra: open_clip for the training comparison)
+	$(PY) -m pip install -q -c constraints.txt -e ".[bench]"
 	$(PY) benchmarks/bench_render.py
+	$(PY) benchmarks/bench_sfm.py
+	$(PY) benchmarks/bench_text.py
+	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_book.py
 
 clean:
