@@ -11,6 +11,7 @@ Conventions followed from the corpus (:mod:`hzlib.corpus.build`, :mod:`hzlib.cor
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,15 +19,23 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, pairwise_distances_argmin, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
 from .corpus.glyphs import ORDER_DIGITS
 from .corpus.types import STROKE_TYPES
 
-# 真 (strokes 横 竖 竖 折 横 横 横 横 撇 点) by the paper's components 十 / 目 / 八: 十 = strokes 1-2,
-# 目 = 3-7; the base 一 (8) goes with 八 (9-10), the bottom of 具-like characters, giving three parts.
+# 真 in the hanzi-writer data (checked against its stroke medians): 1 横 and 2 竖 form 十; 3 竖, 4 横折 and
+# the three inner 横 5-7 form 目 (its box is left open at the bottom); 8 is the long 一 that closes 目 and
+# carries 八 (9 撇, 10 点), as in 具. The issue's three parts 十 / 目 / 八 need 一 somewhere: the main
+# grouping puts it with 八 (the base 一八 of 具); the alternatives are kept for a sensitivity check.
 ZHEN_COMPONENTS = {1: "十", 2: "十", 3: "目", 4: "目", 5: "目", 6: "目", 7: "目", 8: "八", 9: "八", 10: "八"}
+ZHEN_GROUPINGS = {
+    "十/目/一八": ZHEN_COMPONENTS,
+    "十/目一/八": {**ZHEN_COMPONENTS, 8: "目"},
+    "十/目/一/八": {**ZHEN_COMPONENTS, 8: "一"},
+}
 
 
 # ------------------------------------------------------------------------ K-means, traced (Fig 5)
@@ -96,10 +105,12 @@ def kmeans_trace(X: np.ndarray, k: int = 3, init: np.ndarray | None = None, max_
 
 def attention_features(image: np.ndarray, cam: np.ndarray, quantile: float = 0.8,
                        glyph_mask: np.ndarray | None = None, max_points: int | None = 5000,
-                       seed: int = 0) -> pd.DataFrame:
+                       seed: int = 0, stroke_mask: np.ndarray | None = None) -> pd.DataFrame:
     """Features of a map's high-attention pixels (``cam >= its quantile``): position ``x, y`` (in
     [0, 1], x right, y down), colour ``r, g, b`` (in [0, 1]), ``attention``, and ``in_glyph`` when a
-    glyph mask is given. At most ``max_points`` pixels, a seeded random subset (for plotting speed)."""
+    glyph mask is given. At most ``max_points`` pixels, a seeded random subset (for plotting speed).
+    With a ``stroke_mask``, a column ``stroke`` (0 = none) labels each pixel; it is ground truth for
+    checking clusters, not a feature (:func:`reduce_2d` leaves it out)."""
     cam = np.asarray(cam, dtype=np.float64)
     img = np.asarray(image)
     if img.shape[:2] != cam.shape or img.ndim != 3 or img.shape[2] < 3:
@@ -120,6 +131,11 @@ def attention_features(image: np.ndarray, cam: np.ndarray, quantile: float = 0.8
         if gm.shape != cam.shape:
             raise ValueError(f"glyph_mask: shape {gm.shape} differs from the map's {cam.shape}")
         df["in_glyph"] = gm[ys, xs] > 0
+    if stroke_mask is not None:
+        sm = np.asarray(stroke_mask)
+        if sm.shape != cam.shape:
+            raise ValueError(f"stroke_mask: shape {sm.shape} differs from the map's {cam.shape}")
+        df["stroke"] = np.clip(sm[ys, xs].astype(np.int64), 0, None)
     return df
 
 
@@ -128,7 +144,8 @@ def reduce_2d(features: pd.DataFrame | np.ndarray, columns: Sequence[str] | None
     """Standardise (zero mean, unit variance per feature, so that position and colour weigh alike)
     and project onto the first two principal components. Returns the (n, 2) points and the PCA."""
     if isinstance(features, pd.DataFrame):
-        cols = list(columns) if columns is not None else [c for c in features.columns if c != "in_glyph"]
+        cols = list(columns) if columns is not None else [c for c in features.columns
+                                                         if c not in ("in_glyph", "stroke")]
         X = features[cols].to_numpy(dtype=np.float64)
     else:
         X = np.asarray(features, dtype=np.float64)
@@ -140,9 +157,9 @@ def reduce_2d(features: pd.DataFrame | np.ndarray, columns: Sequence[str] | None
 
 def figure5_data(image: np.ndarray, cam: np.ndarray, quantile: float = 0.8, k: int = 3, max_iter: int = 100,
                  glyph_mask: np.ndarray | None = None, max_points: int | None = 5000,
-                 seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, KMeansTrace]:
+                 seed: int = 0, stroke_mask: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray, KMeansTrace]:
     """Figure 5's pipeline for one image: high-attention features, 2-D reduction, traced K-means."""
-    feats = attention_features(image, cam, quantile, glyph_mask, max_points, seed)
+    feats = attention_features(image, cam, quantile, glyph_mask, max_points, seed, stroke_mask)
     Z, _ = reduce_2d(feats, seed=seed)
     return feats, Z, kmeans_trace(Z, k, max_iter=max_iter, seed=seed)
 
@@ -299,7 +316,11 @@ def stroke_clusters_vs_components(result: StrokeAttention, components: Mapping[i
         out["reason"] = f"k={k} for {len(present)} strokes"
         return out
     X = StandardScaler().fit_transform(present[list(features)].to_numpy(dtype=np.float64))
-    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(X)
+    with warnings.catch_warnings():
+        # Strokes with identical features (e.g. several with zero attention) leave fewer distinct
+        # points than k: K-means then returns fewer clusters, which ARI handles; no warning needed.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(X)
     out.update(ari=float(adjusted_rand_score(truth, labels)), k=k,
                clusters=dict(zip(present["stroke"].astype(int).tolist(), labels.astype(int).tolist())),
                components=dict(zip(present["stroke"].astype(int).tolist(), truth)))
@@ -391,3 +412,132 @@ def corpus_clustering(X: np.ndarray, labels: Sequence, ks: Sequence[int] = range
         r = cluster_vs_labels(X, labels, k, seed)
         rows.append({"choice": name, "k": k, "ari": r["ari"], "nmi": r["nmi"], "silhouette": r["silhouette"]})
     return curve, pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------ a rendered set of one character
+
+
+CHARACTER_SET_OFFSET = 900_000  # sample indices of extra renders, far beyond any corpus's rows
+
+
+def render_character_set(profile, char: str, out, per_class: int = 1, style: str = "strokes",
+                         hanzi_dir=None, workers: int = 1) -> pd.DataFrame:
+    """Render ``per_class`` sculptures of ``char`` for each of the 10 classes, none of them in the
+    corpus (so no model has trained on them), and return their rows (paths relative to ``out``).
+
+    Each sample is drawn exactly as the corpus draws one (:mod:`hzlib.corpus.build`): its class's
+    factors from ``default_rng([seed, index, 0])`` (``sample_factors`` with the profile's overlap),
+    then the character and the glyph style are set to ``char`` and ``style``, and it is rendered at
+    the profile's ``image_size`` by ``render_sample`` (image, glyph mask, stroke-id mask). Indices
+    start at :data:`CHARACTER_SET_OFFSET`, so geometry, look and camera draws are new. A finished
+    sample (its ``rows/<id>.json``) is loaded, not re-rendered, unless the parameters changed."""
+    import json
+    import shutil
+    from multiprocessing import get_context
+    from pathlib import Path
+
+    from . import assets
+    from .config import atomic_write_json
+    from .corpus import build as B
+    from .corpus import classes as C
+    from .corpus import glyphs as G
+
+    out = Path(out)
+    hanzi_dir = Path(hanzi_dir) if hanzi_dir else assets.asset_dir("hanzi-writer-data")
+    if not G.covers(style, char, hanzi_dir):
+        raise ValueError(f"style {style!r} has no glyph for {char!r}")
+    if per_class < 1:
+        raise ValueError(f"per_class: must be >= 1, got {per_class}")
+    params = {"char": char, "style": style, "per_class": per_class, "seed": profile.seed,
+              "overlap": profile.overlap, "image_size": profile.image_size, "format": B.CORPUS_FORMAT}
+    meta = out / "set.json"
+    if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("params") != params:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(meta, {"params": params})
+    rows = []
+    for c, spec in enumerate(C.CLASSES):
+        for j in range(per_class):
+            index = CHARACTER_SET_OFFSET + c * per_class + j
+            f = C.sample_factors(spec, profile.overlap, B.sample_rng(profile.seed, index, B.STREAM_FACTORS))
+            f.update(char=char, style=style)
+            rows.append({"id": f"u{ord(char):04x}_{index - CHARACTER_SET_OFFSET:03d}", "index": index,
+                         "label": spec.key, "region": spec.region, "period": spec.period,
+                         "movement": spec.movement, "seed": profile.seed} | f)
+    done = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (out / "rows").glob("*.json")}
+    tasks = [(r, str(out), profile.image_size, str(hanzi_dir)) for r in rows if r["id"] not in done]
+    if workers > 1 and len(tasks) > 1:
+        with get_context("spawn").Pool(min(workers, len(tasks))) as pool:
+            recs = pool.map(B._render_task, tasks, chunksize=1)
+    else:
+        recs = [B._render_task(t) for t in tasks]
+    done.update({r["id"]: r for r in recs})
+    return pd.DataFrame([done[r["id"]] for r in rows])
+
+
+def component_crop(image: np.ndarray, stroke_mask: np.ndarray, strokes: Sequence[int], margin: float = 0.05,
+                   fill: np.ndarray | None = None) -> np.ndarray:
+    """The image with everything outside the bounding box of ``strokes`` (ids in the stroke-id mask),
+    widened by ``margin`` × the image side, painted with ``fill`` (default: the image's mean colour):
+    what the model sees of one component of a character, at the image's size."""
+    img = np.asarray(image)
+    sm = np.asarray(stroke_mask)
+    if sm.shape != img.shape[:2]:
+        raise ValueError(f"stroke_mask: shape {sm.shape} differs from the image's {img.shape[:2]}")
+    sel = np.isin(sm, list(strokes))
+    if not sel.any():
+        raise ValueError(f"strokes {list(strokes)}: none visible in the stroke mask")
+    rows, cols = np.nonzero(sel)
+    pad = int(round(margin * max(sm.shape)))
+    r0, r1 = max(rows.min() - pad, 0), min(rows.max() + pad + 1, sm.shape[0])
+    c0, c1 = max(cols.min() - pad, 0), min(cols.max() + pad + 1, sm.shape[1])
+    colour = img.reshape(-1, img.shape[-1]).mean(axis=0) if fill is None else np.asarray(fill)
+    out = np.empty_like(img)
+    out[...] = colour.astype(img.dtype)
+    out[r0:r1, c0:c1] = img[r0:r1, c0:c1]
+    return out
+
+
+def nearest_texts(query: np.ndarray, text_embeddings: np.ndarray, texts: Sequence[str], k: int = 3,
+                  names: Sequence[str] | None = None) -> pd.DataFrame:
+    """The ``k`` texts of highest cosine to each query embedding (rows of ``query``): one row per
+    (query, rank) with ``query`` (its name), ``rank`` (1 = nearest), ``cosine`` and ``text``."""
+    Q = np.atleast_2d(np.asarray(query, dtype=np.float64))
+    T = np.asarray(text_embeddings, dtype=np.float64)
+    if T.shape[0] != len(texts):
+        raise ValueError(f"texts: {len(texts)} given for {T.shape[0]} embeddings")
+    if Q.shape[1] != T.shape[1]:
+        raise ValueError(f"query: dimension {Q.shape[1]} differs from the texts' {T.shape[1]}")
+    names = list(names) if names is not None else list(range(len(Q)))
+    Q = Q / np.clip(np.linalg.norm(Q, axis=1, keepdims=True), 1e-12, None)
+    T = T / np.clip(np.linalg.norm(T, axis=1, keepdims=True), 1e-12, None)
+    sims = Q @ T.T
+    rows = []
+    for qi, name in enumerate(names):
+        for r, j in enumerate(np.argsort(-sims[qi], kind="stable")[:k], start=1):
+            rows.append({"query": name, "rank": r, "cosine": float(sims[qi, j]), "text": texts[j]})
+    return pd.DataFrame(rows)
+
+
+def stroke_table(results: Sequence[StrokeAttention], ids: Sequence) -> pd.DataFrame:
+    """The per-stroke tables of several images in one long table (column ``id`` added), with
+    ``area_share`` (the stroke's share of the glyph's stroke pixels) and ``ratio`` (attention share
+    over area share: above 1, the stroke draws more attention than its size)."""
+    if len(results) != len(ids):
+        raise ValueError(f"ids: {len(ids)} given for {len(results)} results")
+    parts = []
+    for r, i in zip(results, ids):
+        if r.per_stroke.empty:
+            continue
+        t = r.per_stroke.copy()
+        t.insert(0, "id", i)
+        area = t["pixels"] / max(t["pixels"].sum(), 1)
+        stroke_heat = t["share"].sum()
+        t["area_share"] = area
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t["ratio"] = (t["share"] / stroke_heat) / area if stroke_heat > 0 else np.nan
+        t.loc[t["pixels"] == 0, "ratio"] = np.nan  # a stroke hidden by others
+        parts.append(t)
+    if not parts:
+        return pd.DataFrame(columns=["id", *_STROKE_COLS, "area_share", "ratio"])
+    return pd.concat(parts, ignore_index=True)

@@ -467,6 +467,9 @@ def load_trained_clip(clip_dir, device: str | torch.device = "cpu") -> tuple:
     overlap = set(map(str, splits["train"])) & set(map(str, splits["test"]))
     if overlap:
         raise ValueError(f"{found}: {len(overlap)} id(s) in both train and test, e.g. {sorted(overlap)[:3]}")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar in every executed notebook otherwise
     model, vocab, geometry, info = load_clip(model_dir, device)
     return model, vocab, geometry, info, {k: [str(i) for i in v] for k, v in splits.items()}
 

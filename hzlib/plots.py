@@ -298,3 +298,90 @@ def paired_similarity(paired: np.ndarray, unpaired: np.ndarray, rank: np.ndarray
     axes[1].legend()
     fig.tight_layout()
     return fig
+
+
+def attention_by_class(summary: pd.DataFrame, metrics=("pointing", "energy"), methods=None):
+    """Ground-truth checks of attention maps per class: for each metric a panel of per-class means
+    with their intervals (columns ``<metric>_lo``/``_hi``, as from
+    :func:`hzlib.gradcam.class_summary` by label and method), one colour per method."""
+    methods = list(methods) if methods is not None else list(dict.fromkeys(summary["method"]))
+    labels = [k for k in C.KEYS if k in set(summary["label"])] or sorted(summary["label"].unique())
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 0.35 * len(labels) + 1.6),
+                             squeeze=False, sharey=True)
+    colours = dict(zip(methods, sns.color_palette("tab10", len(methods))))
+    offsets = np.linspace(-0.3, 0.3, len(methods)) if len(methods) > 1 else [0.0]
+    for ax, m in zip(axes[0], metrics):
+        for off, method in zip(offsets, methods):
+            sub = summary[summary["method"] == method].set_index("label").reindex(labels)
+            y = np.arange(len(labels)) + off
+            ax.errorbar(sub[m], y, xerr=[sub[m] - sub[f"{m}_lo"], sub[f"{m}_hi"] - sub[m]], fmt="o", ms=3,
+                        lw=1, color=colours[method], label=method)
+        ax.set_xlabel({"pointing": "pointing game (hit rate)", "energy": "share of the map in the glyph"}.get(m, m))
+        ax.set_xlim(-0.02, 1.02)
+    axes[0, 0].set_yticks(np.arange(len(labels)), [C.BY_KEY[k].name_zh if k in C.BY_KEY else k for k in labels])
+    axes[0, 0].invert_yaxis()
+    axes[0, -1].legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def k_curves(curves: pd.DataFrame, n_classes: int | None = None):
+    """Inertia (elbow) and silhouette against k, one line per ``model`` (a column of ``curves``)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    sns.lineplot(curves, x="k", y="inertia", hue="model", marker="o", ax=axes[0])
+    sns.lineplot(curves, x="k", y="silhouette", hue="model", marker="o", ax=axes[1], legend=False)
+    for ax in axes:
+        if n_classes:
+            ax.axvline(n_classes, color="0.5", ls="--", lw=1)
+    axes[0].set_ylabel("inertia (unit-norm embeddings)")
+    fig.tight_layout()
+    return fig
+
+
+def _setting_label(row) -> str:
+    tau = "τ learnt" if row.get("learn_tau", True) else "τ fixed"
+    return f"lr {row['lr']:.1e}, B {int(row['batch_size'])}, {tau}"
+
+
+def figure3(curves: pd.DataFrame, table: pd.DataFrame, best: int | None = None, select_by: str = "val_mean_recall"):
+    """Figure 3: training loss against iteration for every setting of the sweep (``curves``: setting,
+    step, loss; ``table``: one row per setting with lr, batch_size, learn_tau and ``select_by``), the
+    best setting (``best``, its number) drawn thick and named in the legend."""
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    settings = list(table["setting"])
+    colours = dict(zip(settings, sns.color_palette("husl", len(settings))))
+    rows = table.set_index("setting")
+    for s in settings:
+        c = curves[curves["setting"] == s]
+        row = rows.loc[s]
+        is_best = s == best
+        label = f"{s}: {_setting_label(row)}" + ("  ← best on validation" if is_best else "")
+        ax.plot(c["step"], c["loss"], color=colours[s], lw=2.6 if is_best else 1.0,
+                ls="-" if row.get("learn_tau", True) else "--", alpha=1.0 if is_best else 0.75, label=label,
+                zorder=3 if is_best else 2)
+    ax.set_xlabel("iteration (training step)")
+    ax.set_ylabel("contrastive loss (Eq 6)")
+    ax.set_title(f"Figure 3: loss against iteration, {len(settings)} settings (best by {select_by})")
+    ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def training_curve(metrics: pd.DataFrame, steps_per_epoch: int | None = None, window: int = 10):
+    """Loss (per step and its running mean over ``window`` steps) and temperature tau against the step
+    (``metrics``: the rows of :func:`hzlib.train.read_metrics`), epochs marked on the top axis."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    axes[0].plot(metrics["step"], metrics["loss"], lw=0.6, color="0.7", label="per step")
+    axes[0].plot(metrics["step"], metrics["loss"].rolling(window, min_periods=1).mean(), lw=1.8,
+                 label=f"running mean ({window} steps)")
+    axes[0].set_ylabel("contrastive loss (Eq 6)")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(metrics["step"], metrics["tau"], lw=1.5)
+    axes[1].set_ylabel("temperature τ")
+    for ax in axes:
+        ax.set_xlabel("step")
+        if steps_per_epoch:
+            top = ax.secondary_xaxis("top", functions=(lambda s: s / steps_per_epoch, lambda e: e * steps_per_epoch))
+            top.set_xlabel("epoch")
+    fig.tight_layout()
+    return fig

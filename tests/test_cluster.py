@@ -163,3 +163,80 @@ def test_corpus_clustering(blobs):
     assert abs(r["ari"]) < 0.05
     with pytest.raises(ValueError, match="labels"):
         K.cluster_vs_labels(X, y[:10], 3)
+
+
+def test_zhen_groupings_follow_the_stroke_order():
+    """真 in the hanzi-writer data: 十 = 1-2, 目 = 3-7 (open at the bottom), 8 = the long 一, 八 = 9-10."""
+    import json
+
+    from hzlib.assets import asset_dir
+
+    medians = json.loads((asset_dir("hanzi-writer-data") / "真.json").read_text(encoding="utf-8"))["medians"]
+    assert len(medians) == 10
+    y = [np.mean([p[1] for p in m]) for m in medians]  # y up in hanzi-writer's coordinates
+    width = [max(p[0] for p in m) - min(p[0] for p in m) for m in medians]
+    assert min(y[0], y[1]) > max(y[2:8])  # 十 on top
+    assert int(np.argmax(width)) == 7  # stroke 8 is the long 一
+    assert y[7] < min(y[2:7]) and max(y[8], y[9]) < y[7] + 50  # 一 below 目, 八 at the bottom
+    for grouping in K.ZHEN_GROUPINGS.values():
+        assert sorted(grouping) == list(range(1, 11))
+        assert {grouping[s] for s in (1, 2)} == {"十"} and {grouping[s] for s in range(3, 8)} == {"目"}
+        assert {grouping[s] for s in (9, 10)} == {"八"}
+    assert K.ZHEN_GROUPINGS["十/目/一八"] is K.ZHEN_COMPONENTS
+
+
+def test_attention_features_stroke_column_is_not_a_feature():
+    rng = np.random.default_rng(0)
+    img = rng.random((20, 20, 3))
+    cam = rng.random((20, 20))
+    sm = np.zeros((20, 20), int)
+    sm[5:10, 5:10] = 3
+    f = K.attention_features(img, cam, 0.5, stroke_mask=sm, max_points=None)
+    ys = np.rint(f["y"] * 20 - 0.5).astype(int)
+    xs = np.rint(f["x"] * 20 - 0.5).astype(int)
+    np.testing.assert_array_equal(f["stroke"], sm[ys, xs])
+    Z, pca = K.reduce_2d(f)
+    assert pca.n_features_in_ == 6  # x, y, r, g, b, attention
+
+
+def test_component_crop_and_nearest_texts():
+    img = np.arange(10 * 10 * 3, dtype=np.uint8).reshape(10, 10, 3)
+    sm = np.zeros((10, 10), int)
+    sm[1:3, 2:5] = 1
+    sm[7:9, 6:9] = 2
+    out = K.component_crop(img, sm, [1], margin=0.0, fill=np.zeros(3))
+    np.testing.assert_array_equal(out[1:3, 2:5], img[1:3, 2:5])
+    assert out[7:9, 6:9].sum() == 0 and out.shape == img.shape
+    with pytest.raises(ValueError, match="none visible"):
+        K.component_crop(img, sm, [5])
+    T = np.eye(3)
+    nt = K.nearest_texts(np.array([[0.1, 1.0, 0.0]]), T, ["a", "b", "c"], k=2, names=["q"])
+    assert list(nt["text"]) == ["b", "a"] and list(nt["rank"]) == [1, 2] and nt["cosine"].iloc[0] > 0.99
+
+
+def test_stroke_table_ratio():
+    cam = np.zeros((4, 4))
+    cam[0, :2] = 1.0  # all attention on stroke 1
+    sm = np.zeros((4, 4), int)
+    sm[0, :2] = 1
+    sm[2, :] = 2
+    r = K.stroke_attention(cam, sm, "横竖")
+    t = K.stroke_table([r, K.stroke_attention(cam, None)], ["x", "y"])
+    assert list(t["id"]) == ["x", "x"]  # the image without strokes contributes no rows
+    np.testing.assert_allclose(t["area_share"], [1 / 3, 2 / 3])
+    np.testing.assert_allclose(t["ratio"], [3.0, 0.0])
+
+
+def test_render_character_set(tmp_path):
+    from hzlib.config import load_profile
+
+    import dataclasses
+
+    prof = dataclasses.replace(load_profile("smoke"), image_size=32)
+    rows = K.render_character_set(prof, "真", tmp_path / "zhen", per_class=1)
+    assert len(rows) == 10 and set(rows["char"]) == {"真"} and set(rows["style"]) == {"strokes"}
+    assert rows["label"].nunique() == 10 and (rows["index"] >= K.CHARACTER_SET_OFFSET).all()
+    assert (rows["n_strokes"] == 10).all() and (rows["stroke_types"] == "横竖竖折横横横横撇点").all()
+    assert all((tmp_path / "zhen" / p).is_file() for p in rows["stroke_mask"])
+    again = K.render_character_set(prof, "真", tmp_path / "zhen", per_class=1)  # loaded, not re-rendered
+    pd.testing.assert_frame_equal(rows, again)

@@ -229,3 +229,48 @@ def test_figure4(clip, images):
     fig = G.figure4(imgs, cams, titles=["社会", "艺术"])
     assert len(fig.axes) == 6 and len(fig.axes[1].patches) == 1
     plt.close(fig)
+
+
+def test_load_trained_clip_says_to_run_chapter_5(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run chapter 5"):
+        G.load_trained_clip(tmp_path / "clip")
+
+
+def test_load_trained_clip_reads_model_and_splits(tmp_path):
+    import json
+
+    from hzlib.model import build_model, build_vocabulary, load_geometry, save_clip
+
+    g = load_geometry("tiny")
+    vocab = build_vocabulary(["石 雕 真", "铜 字"])
+    save_clip(tmp_path / "clip" / "model", build_model(g, len(vocab), seed=0), vocab, g)
+    with pytest.raises(FileNotFoundError, match="splits.json"):
+        G.load_trained_clip(tmp_path / "clip")
+    (tmp_path / "clip" / "model" / "splits.json").write_text(json.dumps({"train": ["a", "b"], "test": ["b"]}))
+    with pytest.raises(ValueError, match="both train and test"):
+        G.load_trained_clip(tmp_path / "clip")
+    (tmp_path / "clip" / "model" / "splits.json").write_text(json.dumps({"train": ["a", "c"], "test": ["b"]}))
+    model, v, geo, info, splits = G.load_trained_clip(tmp_path / "clip")
+    assert geo.vision.image_size == g.vision.image_size and len(v) == len(vocab)
+    assert splits == {"train": ["a", "c"], "test": ["b"]}
+    np.testing.assert_array_equal(G.split_positions(["c", "b", "a", "d"], splits["train"]), [0, 2])
+    with pytest.raises(ValueError, match="not in the manifest"):
+        G.split_positions(["a", "b"], splits["train"])
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_probe_scorer_matches_the_probe(clip, images, n_classes):
+    from sklearn.linear_model import LogisticRegression
+
+    scorer0 = G.ClassScores(clip, torch.randn(3, 16))
+    with torch.no_grad():
+        emb = scorer0.embed(images).numpy()
+    labels = np.array(["a", "b", "c", "a", "b", "c"])[: len(emb)]
+    if n_classes == 2:
+        labels = np.where(labels == "c", "a", labels)
+    scorer, classes = G.probe_scorer(clip, emb, labels, [0, 1, 2, 3, 4, 5], seed=0)
+    assert classes == sorted(set(labels))
+    clf = LogisticRegression(max_iter=5000, random_state=0).fit(emb, labels)
+    scores = G.predict(scorer, images)
+    np.testing.assert_array_equal(np.asarray(classes)[scores.argmax(1)], clf.predict(emb))
+    np.testing.assert_allclose(torch.softmax(torch.as_tensor(scores), 1).numpy(), clf.predict_proba(emb), atol=1e-4)
