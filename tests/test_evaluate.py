@@ -219,7 +219,7 @@ def test_loo_logistic_warm_start_matches_cold_refits():
     X, y = _blobs(seed=1)
     fast = ev.loo_logistic(X, y, n_classes=3, C=0.5, tol=1e-10)
     with threadpool_limits(1):
-            naive = np.stack([LogisticRegression(C=0.5, tol=1e-10, max_iter=5000)
+        naive = np.stack([LogisticRegression(C=0.5, tol=1e-10, max_iter=5000)
                           .fit(np.delete(X, i, 0), np.delete(y, i)).predict_proba(X[i:i + 1])[0]
                           for i in range(len(y))])
     np.testing.assert_allclose(fast, naive, atol=1e-5)
