@@ -47,6 +47,7 @@ Protocols (what the backbone saw)
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
@@ -198,12 +199,9 @@ def bootstrap(statistic: Callable[[np.ndarray], np.ndarray | float], n: int, *, 
     draws = np.stack([np.asarray(statistic(rng.integers(0, n, n)), dtype=np.float64)
                       for _ in range(n_resamples)])
     a = (1 - level) / 2
-    with np.errstate(invalid="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices stay NaN
-            lo, hi = np.nanquantile(draws, [a, 1 - a], axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column stays NaN
+        lo, hi = np.nanquantile(draws, [a, 1 - a], axis=0)
     return estimate, lo, hi
 
 
@@ -373,12 +371,14 @@ def loo_ridge(X, y, *, n_classes: int, alpha: float = 1.0) -> np.ndarray:
 
 
 def loo_logistic(X, y, *, n_classes: int, C: float = 1.0, tol: float = 1e-6, max_iter: int = 1000,
-                 threads: int | None = 1, progress: bool = False) -> np.ndarray:
+                 solver: str = "newton-cg", threads: int | None = 1, progress: bool = False) -> np.ndarray:
     """Leave-one-out class probabilities (n, n_classes) of a multinomial logistic-regression head
-    (``sklearn.linear_model.LogisticRegression``, L2 with inverse strength ``C``, lbfgs): one full fit,
-    then for each item a refit without it, warm-started from the full fit (the optimum moves little
-    when one item leaves, so a few lbfgs iterations suffice). The objective is strictly convex, so a
-    warm refit reaches the cold refit's optimum to within ``tol`` (checked in the tests).
+    (``sklearn.linear_model.LogisticRegression``, L2 with inverse strength ``C``): one full fit, then
+    for each item a refit without it, warm-started from the full fit. The objective is strictly
+    convex, so the warm refit reaches the cold refit's optimum to within ``tol`` (checked in the
+    tests). ``solver="newton-cg"`` needs ~2 Newton steps from the warm start where lbfgs, which
+    rebuilds its curvature memory, needs ~35 (on 1850 x 256 features, 10 classes: ~75 ms against
+    ~115 ms per refit, so ~2.5 min for the whole LOO on one core).
 
     ``threads`` caps the BLAS/OpenMP threads during the n small fits (None: leave them): on a shared
     machine, spinning BLAS threads made each small fit ~50x slower than one thread."""
@@ -391,13 +391,14 @@ def loo_logistic(X, y, *, n_classes: int, C: float = 1.0, tol: float = 1e-6, max
         raise ValueError(f"X must be (n, d) with one row per label, got {X.shape} for {len(y)} labels")
     _class_counts_ok(y, n_classes)
     with threadpool_limits(limits=threads):
-        return _loo_logistic(X, y, n_classes, C, tol, max_iter, progress)
+        return _loo_logistic(X, y, n_classes, C, tol, max_iter, solver, progress)
 
 
-def _loo_logistic(X, y, n_classes, C, tol, max_iter, progress) -> np.ndarray:
+def _loo_logistic(X, y, n_classes, C, tol, max_iter, solver, progress) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
-    full = LogisticRegression(C=C, tol=tol, max_iter=max_iter).fit(X, y)
+    # the full fit a decade tighter, so that the warm starts sit at its optimum
+    full = LogisticRegression(C=C, tol=tol / 10, max_iter=max_iter, solver=solver).fit(X, y)
     out = np.empty((len(y), n_classes))
     keep = np.ones(len(y), dtype=bool)
     it = range(len(y))
@@ -407,7 +408,7 @@ def _loo_logistic(X, y, n_classes, C, tol, max_iter, progress) -> np.ndarray:
         it = tqdm(it, desc="LOO refits", unit="fit", leave=False)
     for i in it:
         keep[i] = False
-        clf = LogisticRegression(C=C, tol=tol, max_iter=max_iter, warm_start=True)
+        clf = LogisticRegression(C=C, tol=tol, max_iter=max_iter, solver=solver, warm_start=True)
         clf.coef_, clf.intercept_ = full.coef_.copy(), full.intercept_.copy()  # the warm start
         clf.fit(X[keep], y[keep])
         out[i, clf.classes_] = clf.predict_proba(X[i:i + 1])[0]

@@ -212,12 +212,13 @@ def test_loo_ridge_equals_refitting_n_times():
     np.testing.assert_allclose(fast, naive, atol=1e-9)
 
 
-def test_loo_logistic_warm_start_matches_cold_refits():
+@pytest.mark.parametrize("solver", ["newton-cg", "lbfgs"])
+def test_loo_logistic_warm_start_matches_cold_refits(solver):
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
     X, y = _blobs(seed=1)
-    fast = ev.loo_logistic(X, y, n_classes=3, C=0.5, tol=1e-10)
+    fast = ev.loo_logistic(X, y, n_classes=3, C=0.5, tol=1e-8, solver=solver)
     with threadpool_limits(1):
         naive = np.stack([LogisticRegression(C=0.5, tol=1e-10, max_iter=5000)
                           .fit(np.delete(X, i, 0), np.delete(y, i)).predict_proba(X[i:i + 1])[0]
