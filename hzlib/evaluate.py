@@ -106,9 +106,10 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b > 0)
 
 
-def per_class(y: np.ndarray, P: np.ndarray) -> dict[str, np.ndarray]:
+def per_class(y: np.ndarray, P: np.ndarray, *, auc: bool = True) -> dict[str, np.ndarray]:
     """The metrics of :data:`METRICS` for each class (arrays of length K), plus ``support`` and
-    ``top1_accuracy`` (a scalar). ``y``, ``P`` are assumed checked (see :func:`metric_table`)."""
+    ``top1_accuracy`` (a scalar). ``y``, ``P`` are assumed checked (see :func:`metric_table`).
+    ``auc=False`` skips the ranking (the costly part) and leaves AUC as NaN."""
     from scipy.stats import rankdata
 
     n, K = P.shape
@@ -122,10 +123,13 @@ def per_class(y: np.ndarray, P: np.ndarray) -> dict[str, np.ndarray]:
     npos = Y.sum(0)
     nneg = n - npos
     # Mann-Whitney: AUC = (rank sum of positives - npos(npos+1)/2) / (npos nneg), average ranks for ties
-    ranks = rankdata(P, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = ((ranks * Y).sum(0) - npos * (npos + 1) / 2) / (npos * nneg)
-    auc[(npos == 0) | (nneg == 0)] = np.nan
+    if auc:
+        ranks = rankdata(P, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            auc = ((ranks * Y).sum(0) - npos * (npos + 1) / 2) / (npos * nneg)
+        auc[(npos == 0) | (nneg == 0)] = np.nan
+    else:
+        auc = np.full(K, np.nan)
     return {"precision": _safe_div(tp, tp + fp), "recall": _safe_div(tp, tp + fn),
             "f1": _safe_div(2 * tp, 2 * tp + fp + fn), "accuracy": (tp + tn) / n, "auc": auc,
             "rmse": np.sqrt((err ** 2).mean(0)), "mae": np.abs(err).mean(0), "support": npos,
@@ -217,7 +221,7 @@ def _per_item(metric: str, row: str, y: np.ndarray, P: np.ndarray, names: list[s
 
 
 def _value(metric: str, row: str, y: np.ndarray, P: np.ndarray, names: list[str]) -> float:
-    m = per_class(y, P)
+    m = per_class(y, P, auc=metric == "auc")
     if row == "macro":
         return _macro(m)[metric]
     return float(m[metric][names.index(row)])
@@ -233,7 +237,7 @@ def metric_cis(y, proba, *, classes: Sequence | None = None, level: float = 0.95
     other = [m for m in METRICS if m not in MEAN_METRICS]
 
     def stat(idx):
-        m = per_class(y[idx], P[idx])
+        m = per_class(y[idx], P[idx], auc="auc" in other)
         mac = _macro(m)
         return np.concatenate([np.r_[m[k], mac[k]] for k in other])
 
