@@ -1,0 +1,246 @@
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import metrics as skm
+
+from hzlib import evaluate as ev
+
+
+def _predictions(n=300, K=5, seed=0, skill=1.5):
+    """Noisy probabilities that favour the true class (and some exact ties in the scores)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, K, n)
+    logits = rng.normal(size=(n, K)) + skill * np.eye(K)[y]
+    logits = np.round(logits, 1)  # ties, to exercise rank averaging
+    P = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return y, P
+
+
+# ---------------------------------------------------------------- metrics
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_metric_table_agrees_with_scikit_learn(seed):
+    y, P = _predictions(seed=seed)
+    K = P.shape[1]
+    t = ev.metric_table(y, P)
+    pred = P.argmax(1)
+    p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=np.arange(K), zero_division=0)
+    Y = np.eye(K)[y]
+    per = t.drop(index="macro")
+    np.testing.assert_allclose(per["precision"], p, atol=1e-12)
+    np.testing.assert_allclose(per["recall"], r, atol=1e-12)
+    np.testing.assert_allclose(per["f1"], f, atol=1e-12)
+    np.testing.assert_allclose(per["support"], s)
+    np.testing.assert_allclose(per["accuracy"], [skm.accuracy_score(y == c, pred == c) for c in range(K)], atol=1e-12)
+    np.testing.assert_allclose(per["auc"], [skm.roc_auc_score(y == c, P[:, c]) for c in range(K)], atol=1e-12)
+    np.testing.assert_allclose(per["rmse"], np.sqrt(skm.mean_squared_error(Y, P, multioutput="raw_values")), atol=1e-12)
+    np.testing.assert_allclose(per["mae"], skm.mean_absolute_error(Y, P, multioutput="raw_values"), atol=1e-12)
+    mac = t.loc["macro"]
+    pm, rm, fm, _ = skm.precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
+    assert mac["precision"] == pytest.approx(pm, abs=1e-12)
+    assert mac["recall"] == pytest.approx(rm, abs=1e-12)
+    assert mac["f1"] == pytest.approx(fm, abs=1e-12)
+    assert mac["auc"] == pytest.approx(skm.roc_auc_score(y, P, multi_class="ovr", average="macro"), abs=1e-12)
+    assert mac["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(Y, P)), abs=1e-12)
+    assert mac["mae"] == pytest.approx(skm.mean_absolute_error(Y, P), abs=1e-12)
+    assert mac["top1_accuracy"] == pytest.approx(skm.accuracy_score(y, pred), abs=1e-12)
+    # the one-vs-rest macro accuracy is 1 - 2e/K, e the top-1 error rate
+    assert mac["accuracy"] == pytest.approx(1 - 2 * (1 - mac["top1_accuracy"]) / K, abs=1e-12)
+
+
+def test_hand_computed_case():
+    # 4 items, 2 classes; predictions 0, 1, 1, 0 against truth 0, 0, 1, 1
+    y = np.array([0, 0, 1, 1])
+    P = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.7, 0.3]])
+    t = ev.metric_table(y, P, classes=["a", "b"])
+    # class a: TP=1 (item 0), FP=1 (item 3), FN=1 (item 1), TN=1 -> P=R=F1=acc=0.5
+    assert t.loc["a", ["precision", "recall", "f1", "accuracy"]].tolist() == [0.5, 0.5, 0.5, 0.5]
+    # AUC of class a (scores 0.9, 0.4 positive; 0.2, 0.7 negative): pairs won 0.9>0.2, 0.9>0.7, 0.4>0.2 -> 3/4
+    assert t.loc["a", "auc"] == pytest.approx(0.75)
+    # errors |p - onehot| of class a: 0.1, 0.6, 0.2, 0.7 -> MAE 0.4, RMSE sqrt(0.9/4)
+    assert t.loc["a", "mae"] == pytest.approx(0.4)
+    assert t.loc["a", "rmse"] == pytest.approx(np.sqrt(0.9 / 4))
+    assert t.loc["macro", "top1_accuracy"] == 0.5
+    assert t.loc["macro", "support"] == 4
+
+
+def test_absent_class_gives_zero_precision_and_undefined_auc():
+    y = np.array([0, 0, 1, 1])
+    P = np.array([[0.8, 0.1, 0.1], [0.6, 0.2, 0.2], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7]])  # class 2 never true
+    t = ev.metric_table(y, P)
+    assert t.loc["2", "precision"] == 0 and np.isnan(t.loc["2", "auc"])
+    assert t.loc["macro", "auc"] == pytest.approx(t.loc[["0", "1"], "auc"].mean())
+
+
+def test_inputs_are_checked():
+    y, P = _predictions(n=20)
+    with pytest.raises(ValueError, match="sum to 1"):
+        ev.metric_table(y, P * 2)
+    with pytest.raises(ValueError, match="class indices"):
+        ev.metric_table(y + 10, P)
+    with pytest.raises(ValueError, match="classes has"):
+        ev.metric_table(y, P, classes=["a"])
+    assert ev.encode_labels(["b", "a"], ["a", "b"]).tolist() == [1, 0]
+    with pytest.raises(ValueError, match="not in classes"):
+        ev.encode_labels(["c"], ["a", "b"])
+
+
+def test_roc_curves_match_roc_curve_and_auc():
+    y, P = _predictions(K=3)
+    curves = ev.roc_curves(y, P, classes=["a", "b", "c"])
+    assert set(curves["class"]) == {"a", "b", "c", "macro"}
+    a = curves[curves["class"] == "a"]
+    fpr, tpr, _ = skm.roc_curve(y == 0, P[:, 0], drop_intermediate=False)
+    np.testing.assert_allclose(a["fpr"], fpr)
+    np.testing.assert_allclose(a["tpr"], tpr)
+    assert np.trapezoid(a["tpr"], a["fpr"]) == pytest.approx(ev.metric_table(y, P).loc["0", "auc"])
+    macro = curves[curves["class"] == "macro"]
+    assert macro["tpr"].is_monotonic_increasing and macro["tpr"].iloc[-1] == 1.0
+
+
+# ---------------------------------------------------------------- uncertainty
+
+def test_metric_cis_bracket_the_estimates_and_are_seeded():
+    y, P = _predictions(n=200, K=4)
+    ci = ev.metric_cis(y, P, n_resamples=200, seed=1)
+    t = ev.metric_table(y, P)
+    assert set(ci["metric"]) == {*ev.METRICS, "top1_accuracy"}
+    assert len(ci) == len(ev.METRICS) * 5 + 1
+    for r in ci.itertuples():
+        assert r.value == pytest.approx(t.loc[r[1], r.metric])
+        assert r.ci_low <= r.value + 1e-12 and r.value <= r.ci_high + 1e-12
+        assert r.ci_high - r.ci_low > 0
+    pd.testing.assert_frame_equal(ci, ev.metric_cis(y, P, n_resamples=200, seed=1))
+
+
+def test_bootstrap_of_a_mean_matches_mean_ci_roughly():
+    x = np.random.default_rng(3).normal(size=400)
+    est, lo, hi = ev.bootstrap(lambda i: x[i].mean(), len(x), n_resamples=2000, seed=0)
+    half = 1.96 * x.std(ddof=1) / np.sqrt(len(x))
+    assert est == pytest.approx(x.mean())
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.15)
+    with pytest.raises(ValueError, match="level"):
+        ev.bootstrap(lambda i: 0.0, 3, level=95)
+
+
+@pytest.mark.parametrize("metric", ["f1", "top1_accuracy", "auc"])
+def test_paired_comparison_of_a_model_with_itself(metric):
+    y, P = _predictions(n=200)
+    r = ev.paired_comparison(y, P, P.copy(), metric=metric, n_resamples=200)
+    assert r["difference"] == 0 and r["ci_low"] <= 0 <= r["ci_high"]
+    assert r["p_value"] == 1.0 and r["only_a_correct"] == r["only_b_correct"] == 0
+
+
+def test_paired_comparison_detects_a_clearly_better_model():
+    y, good = _predictions(n=300, skill=3.0, seed=4)
+    _, bad = _predictions(n=300, skill=3.0, seed=4)
+    rng = np.random.default_rng(5)
+    bad = 0.2 * bad + 0.8 * rng.dirichlet(np.ones(bad.shape[1]), len(bad))  # mostly noise
+    r = ev.paired_comparison(y, good, bad, metric="f1", n_resamples=300)
+    assert r["difference"] > 0.1 and r["ci_low"] > 0 and r["p_value"] < 1e-6
+    assert r["only_a_correct"] > r["only_b_correct"]
+    r2 = ev.paired_comparison(y, bad, good, metric="top1_accuracy", n_resamples=300)
+    assert r2["ci_high"] < 0 and r2["difference"] == pytest.approx(r2["a"] - r2["b"])
+    with pytest.raises(ValueError, match="metric"):
+        ev.paired_comparison(y, good, bad, metric="kappa")
+
+
+def test_mcnemar_exact_small_case():
+    # A alone right on 6 items, B alone right on 0: two-sided p = 2 * 0.5**6
+    a = np.r_[np.ones(6, bool), np.ones(4, bool)]
+    b = np.r_[np.zeros(6, bool), np.ones(4, bool)]
+    r = ev.mcnemar_exact(a, b)
+    assert (r["only_a"], r["only_b"]) == (6, 0) and r["p_value"] == pytest.approx(2 * 0.5 ** 6)
+
+
+# ---------------------------------------------------------------- protocols
+
+def test_kfold_splits_are_stratified_disjoint_covering_and_seeded():
+    labels = np.repeat(["a", "b", "c"], [30, 20, 10])
+    splits = ev.kfold_splits(labels, 5, seed=7)
+    assert len(splits) == 5
+    test_all = np.concatenate([te for _, te in splits])
+    assert np.array_equal(np.sort(test_all), np.arange(len(labels)))  # every item once
+    for tr, te in splits:
+        assert np.intersect1d(tr, te).size == 0 and len(tr) + len(te) == len(labels)
+        counts = pd.Series(labels[te]).value_counts()
+        assert counts.to_dict() == {"a": 6, "b": 4, "c": 2}  # exact class proportions per fold
+    again = ev.kfold_splits(labels, 5, seed=7)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, again))
+    other = ev.kfold_splits(labels, 5, seed=8)
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(splits, other))
+    with pytest.raises(ValueError, match="smallest class"):
+        ev.kfold_splits(labels, 11, seed=0)
+    with pytest.raises(ValueError, match="k must be"):
+        ev.kfold_splits(labels, 1, seed=0)
+
+
+def test_cross_validate_collects_out_of_fold_probabilities():
+    y = np.repeat([0, 1, 2], 10)
+    splits = ev.kfold_splits(y, 5, seed=0)
+    calls = []
+
+    def fit_predict(tr, te):
+        calls.append((tr, te))
+        P = np.full((len(te), 3), 0.1)
+        P[np.arange(len(te)), y[te]] = 0.8  # an oracle, to check the rows land in place
+        return P
+
+    oof = ev.cross_validate(fit_predict, splits, n_items=30, n_classes=3)
+    assert len(calls) == 5 and np.array_equal(oof.argmax(1), y)
+    with pytest.raises(ValueError, match="exactly once"):
+        ev.cross_validate(fit_predict, splits[:4], n_items=30, n_classes=3)
+    with pytest.raises(ValueError, match="shape"):
+        ev.cross_validate(lambda tr, te: np.ones((len(te), 2)) / 2, splits, n_items=30, n_classes=3)
+
+
+def _blobs(n_per=8, K=3, d=4, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(K), n_per)
+    X = rng.normal(size=(len(y), d)) + 1.2 * rng.normal(size=(K, d))[y]
+    return X, y
+
+
+def test_loo_ridge_equals_refitting_n_times():
+    from sklearn.linear_model import Ridge
+
+    X, y = _blobs()
+    fast = ev.loo_ridge(X, y, n_classes=3, alpha=0.7)
+    Y = np.eye(3)[y]
+    naive = np.stack([Ridge(alpha=0.7).fit(np.delete(X, i, 0), np.delete(Y, i, 0)).predict(X[i:i + 1])[0]
+                      for i in range(len(y))])
+    np.testing.assert_allclose(fast, naive, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["newton-cg", "lbfgs"])
+def test_loo_logistic_warm_start_matches_cold_refits(solver):
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    X, y = _blobs(seed=1)
+    fast = ev.loo_logistic(X, y, n_classes=3, C=0.5, tol=1e-8, solver=solver)
+    with threadpool_limits(1):
+        naive = np.stack([LogisticRegression(C=0.5, tol=1e-10, max_iter=5000)
+                          .fit(np.delete(X, i, 0), np.delete(y, i)).predict_proba(X[i:i + 1])[0]
+                          for i in range(len(y))])
+    np.testing.assert_allclose(fast, naive, atol=1e-5)
+    np.testing.assert_allclose(fast.sum(1), 1.0)
+    with pytest.raises(ValueError, match=">= 2 items"):
+        ev.loo_logistic(X[:9], y[:9], n_classes=3)
+
+
+# ---------------------------------------------------------------- timing
+
+def test_time_analysis_report_shape():
+    ticks = iter(np.arange(0, 1000, 0.5))
+    seen = []
+    report = ev.time_analysis(lambda batch: seen.append(len(batch)), [f"p{i}" for i in range(10)],
+                              batch_sizes=(1, 4), warmup=2, clock=lambda: next(ticks))
+    assert list(report["batch_size"]) == [1, 4]
+    assert list(report["calls"]) == [10, 2] and list(report["items"]) == [10, 8]
+    assert seen == [1] * 12 + [4] * 4  # warm-up calls, then the timed ones (the partial batch is dropped)
+    # each call spans one 0.5 s tick: 500 ms per item at batch 1, 125 ms at batch 4, no spread
+    assert report["median_ms"].tolist() == [500.0, 125.0] and (report["iqr_ms"] == 0).all()
+    assert {"device", "torch_threads", "cpu_count", "q1_ms", "q3_ms"} <= set(report.columns)
+    with pytest.raises(ValueError, match="exceeds"):
+        ev.time_analysis(lambda b: None, ["p"], batch_sizes=(2,))
