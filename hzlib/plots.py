@@ -359,6 +359,10 @@ def figure3(curves: pd.DataFrame, table: pd.DataFrame, best: int | None = None, 
         ax.plot(c["step"], c["loss"], color=colours[s], lw=2.6 if is_best else 1.0,
                 ls="-" if row.get("learn_tau", True) else "--", alpha=1.0 if is_best else 0.75, label=label,
                 zorder=3 if is_best else 2)
+    for b in sorted(set(table["batch_size"])):  # the loss of uniform logits: log of the batch size
+        ax.axhline(np.log(b), color="0.5", ls=":", lw=1)
+        ax.annotate(f"ln {int(b)}", (1, np.log(b)), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+                    textcoords="offset points", ha="right", va="bottom", fontsize=7, color="0.4")
     ax.set_xlabel("iteration (training step)")
     ax.set_ylabel("contrastive loss (Eq 6)")
     ax.set_title(f"Figure 3: loss against iteration, {len(settings)} settings (best by {select_by})")

@@ -39,11 +39,13 @@ from torch import nn
 
 from .config import atomic_open, atomic_write_json, environment, params_hash
 from .model import clip_loss, encode_images, encode_texts
+from .stats import mean_ci
 
 __all__ = [
     "PairData", "image_cache", "load_pairs", "to_model_input", "TrainConfig", "TrainResult", "Trainer", "train",
     "batch_indices", "read_metrics", "latest_checkpoint", "hardware",
-    "bootstrap_ci", "retrieval_metrics", "zero_shot", "linear_probe", "sweep", "SweepResult", "default_sweep",
+    "run_summary", "stratified_split", "retrieval_metrics", "zero_shot", "class_prompts", "linear_probe",
+    "sweep", "SweepResult", "default_sweep",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -552,6 +554,17 @@ class Trainer:
         return TrainResult(self.model, self.step, self.total, self.last_loss, losses, seconds, ips, self.run_dir)
 
 
+def run_summary(run_dir: str | os.PathLike) -> dict:
+    """The timing record of the last call that trained in ``run_dir`` (steps, seconds, images per
+    second, final loss), read from its ``run.json`` (a later call that only reloaded the finished run
+    moves it to ``history``); ``{}`` if no step was ever run there."""
+    p = Path(run_dir) / "run.json"
+    if not p.is_file():
+        return {}
+    rec = json.loads(p.read_text(encoding="utf-8"))
+    return rec.get("summary") or (rec.get("history") or [{}])[-1]
+
+
 def train(model, data: PairData, cfg: TrainConfig, run_dir: str | os.PathLike | None = None, *,
           resume: bool = True, on_step: Callable[[int], None] | None = None) -> TrainResult:
     """Train ``model`` on ``data`` with ``cfg`` (resuming from ``run_dir`` when possible); see
@@ -563,15 +576,31 @@ def train(model, data: PairData, cfg: TrainConfig, run_dir: str | os.PathLike | 
 # Evaluation
 # --------------------------------------------------------------------------------------------------
 
-def bootstrap_ci(per_item: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``per_item`` (items resampled with replacement)."""
-    x = np.asarray(per_item, dtype=np.float64)
-    if x.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    a = (1 - level) / 2
-    return float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+def stratified_split(labels: Sequence, fractions: Sequence[float] = (0.7, 0.15, 0.15), *, seed: int,
+                     names: Sequence[str] = ("train", "validation", "test")) -> dict[str, np.ndarray]:
+    """Positions of ``labels`` split into parts (``names``) of the given ``fractions``, within each
+    class: a class of n items gives each part after the first ``round(n * fraction)`` items (at least
+    one while the first part keeps one), the first part the rest. The order within a class is the
+    permutation ``default_rng([seed, k])`` of the class's k-th sorted label, so a split depends on the
+    seed and the labels only. Returns sorted int64 positions per part; the parts are disjoint and
+    cover every position."""
+    if len(fractions) != len(names) or len(names) < 2:
+        raise ValueError(f"{len(fractions)} fractions for the {len(names)} parts {tuple(names)}")
+    if any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1.0, abs_tol=1e-9):
+        raise ValueError(f"fractions {tuple(fractions)} must be non-negative and sum to 1")
+    y = np.asarray(labels)
+    parts: dict[str, list] = {n: [] for n in names}
+    for k, c in enumerate(sorted(set(y.tolist()))):
+        pos = np.flatnonzero(y == c)
+        pos = pos[np.random.default_rng([seed, k]).permutation(len(pos))]
+        start = len(pos)  # the later parts take items from the end of the permutation
+        for name, f in zip(names[:0:-1], fractions[:0:-1]):
+            take = min(max(int(round(len(pos) * f)), int(f > 0)), start - 1)  # the first part keeps one
+            take = max(take, 0)
+            parts[name].append(pos[start - take:start])
+            start -= take
+        parts[names[0]].append(pos[:start])
+    return {n: np.sort(np.concatenate(v)).astype(np.int64) if v else np.zeros(0, np.int64) for n, v in parts.items()}
 
 
 def retrieval_metrics(image_emb, text_emb, *, ks: Sequence[int] = (1, 5, 10), n_boot: int = 1000,
@@ -579,7 +608,8 @@ def retrieval_metrics(image_emb, text_emb, *, ks: Sequence[int] = (1, 5, 10), n_
     """Recall@k of image->text and text->image retrieval where pair i is the only match of i.
 
     The rank of the true match is the number of candidates scoring strictly higher (ties are won).
-    Returns a DataFrame: direction, k, recall, ci_low, ci_high (95% bootstrap over queries)."""
+    Returns a DataFrame: direction, k, recall, ci_low, ci_high (95% bootstrap over queries,
+    :func:`hzlib.stats.mean_ci`; NaN with ``n_boot=0``)."""
     import pandas as pd
 
     img = torch.as_tensor(image_emb, dtype=torch.float64)
@@ -593,7 +623,7 @@ def retrieval_metrics(image_emb, text_emb, *, ks: Sequence[int] = (1, 5, 10), n_
         rank = (s > true).sum(dim=1).numpy()
         for k in ks:
             hit = (rank < k).astype(np.float64)
-            lo, hi = bootstrap_ci(hit, n_boot=n_boot, seed=seed)
+            _, lo, hi = mean_ci(hit, n_resamples=n_boot, seed=seed) if n_boot else (None, math.nan, math.nan)
             rows.append({"direction": direction, "k": k, "recall": float(hit.mean()), "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
 
@@ -616,8 +646,21 @@ def zero_shot(model, vocab, image_emb, labels: Sequence[str], prompts: dict[str,
     scores = torch.as_tensor(image_emb, dtype=torch.float32) @ torch.stack(cls_emb).T
     pred = [classes[i] for i in scores.argmax(1).tolist()]
     correct = np.array([p == t for p, t in zip(pred, labels)], dtype=np.float64)
-    return {"accuracy": float(correct.mean()), "ci": bootstrap_ci(correct, n_boot=n_boot, seed=seed),
+    return {"accuracy": float(correct.mean()), "ci": mean_ci(correct, n_resamples=n_boot, seed=seed)[1:],
             "predictions": pred, "scores": scores.numpy(), "classes": classes}
+
+
+def class_prompts(specs=None) -> dict[str, list[str]]:
+    """Chinese zero-shot prompts per class, from :mod:`hzlib.corpus.classes` only (never from the
+    descriptions): one sentence per cue phrase of the class in the academic register's wording
+    ("其风格特征可概括为“…”"), one naming the class and one naming its cultural aspect and movement."""
+    from .corpus.classes import CLASSES
+
+    out = {}
+    for c in (specs if specs is not None else CLASSES):
+        named = [f"这是一件{c.name_zh}风格的汉字雕塑。", f"作品体现{c.aspect}，属于{c.movement}。"]
+        out[c.key] = [f"其风格特征可概括为“{cue}”。" for cue in c.cues] + named
+    return out
 
 
 def linear_probe(embeddings, labels: Sequence[str], train_idx: Sequence[int], test_idx: Sequence[int], *,
@@ -638,7 +681,7 @@ def linear_probe(embeddings, labels: Sequence[str], train_idx: Sequence[int], te
     clf = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit(X[tr], y[tr])
     pred = clf.predict(X[te])
     correct = (pred == y[te]).astype(np.float64)
-    return {"accuracy": float(correct.mean()), "ci": bootstrap_ci(correct, n_boot=n_boot, seed=seed),
+    return {"accuracy": float(correct.mean()), "ci": mean_ci(correct, n_resamples=n_boot, seed=seed)[1:],
             "predictions": pred, "probabilities": clf.predict_proba(X[te]), "classes": list(clf.classes_),
             "classifier": clf}
 
@@ -653,23 +696,26 @@ class SweepResult:
     table: "object"    # DataFrame: setting, its parameters, final_loss, val metrics, seconds
     best: dict         # the chosen setting's parameters (by select_by on the validation split)
     select_by: str
+    best_setting: int = -1  # the chosen setting's number (its position in the settings)
 
 
 def default_sweep(steps: int, base_lr: float, base_batch: int) -> list[dict]:
     """12 short-run settings around (base_lr, base_batch): learning rate x batch size x temperature
-    (learnable from 0.07, or fixed at 0.07)."""
+    (learnable from 0.07, or fixed at 0.07). Warm-up is a fifth of the run: with the full run's warm-up,
+    a short setting would end before reaching its learning rate and every setting would look alike."""
     out = []
     for lr_mult in (0.3, 1.0, 3.0):
         for batch in (max(2, base_batch // 2), base_batch):
             for learn_tau in (True, False):
-                out.append({"lr": base_lr * lr_mult, "batch_size": batch, "learn_tau": learn_tau, "max_steps": steps})
+                out.append({"lr": base_lr * lr_mult, "batch_size": batch, "learn_tau": learn_tau, "max_steps": steps,
+                            "warmup_steps": max(1, steps // 5)})
     return out
 
 
 def _val_metrics(model, val: PairData, batch_size: int) -> dict:
     img = encode_images(model, val.images, batch_size=batch_size, to_input=to_model_input)
     txt = encode_texts(model, val.tokens, batch_size=batch_size)
-    r = retrieval_metrics(img, txt, n_boot=1)
+    r = retrieval_metrics(img, txt, n_boot=0)
     loss = float(clip_loss(model.logit_scale.detach().float().exp().cpu() * img @ txt.T))
     out = {f"val_{d.split('->')[0][0]}2{d.split('->')[1][0]}_r@{k}": v
            for d, k, v in zip(r.direction, r.k, r.recall)}
@@ -712,8 +758,8 @@ def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], trai
     if select_by not in table:
         raise ValueError(f"select_by={select_by!r} is not a validation column: {list(table.columns)}")
     best_row = table[select_by].idxmin() if select_by == "val_loss" else table[select_by].idxmax()
-    best = dict(settings[int(table.loc[best_row, "setting"])])
-    return SweepResult(pd.DataFrame(curves), table, best, select_by)
+    best_setting = int(table.loc[best_row, "setting"])
+    return SweepResult(pd.DataFrame(curves), table, dict(settings[best_setting]), select_by, best_setting)
 
 
 # --------------------------------------------------------------------------------------------------

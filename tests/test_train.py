@@ -137,6 +137,10 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_run(tmp_path):
     again = T.train(micro_model(seed=5), data, c, tmp_path / "full")
     assert again.steps == 12 and again.losses == [] and again.final_loss == full.final_loss
     assert torch.equal(again.model.visual_projection.weight, full.model.visual_projection.weight)
+    # the timing of the call that trained survives the reload
+    summary = T.run_summary(tmp_path / "full")
+    assert summary["steps"] == 12 and summary["seconds"] == pytest.approx(full.seconds, abs=1e-3)
+    assert T.run_summary(tmp_path / "nowhere") == {}
 
 
 def test_resume_refuses_another_config_or_data(tmp_path):
@@ -219,10 +223,47 @@ def test_recall_at_k_on_a_hand_computed_case():
     assert row.ci_low <= row.recall <= row.ci_high
 
 
-def test_bootstrap_ci_brackets_the_mean():
-    x = np.r_[np.ones(30), np.zeros(70)]
-    lo, hi = T.bootstrap_ci(x, n_boot=2000, seed=0)
-    assert 0.19 < lo < 0.3 < hi < 0.41
+def test_intervals_come_from_the_shared_bootstrap_helper():
+    from hzlib.stats import mean_ci
+
+    assert not hasattr(T, "bootstrap_ci")  # one bootstrap helper in the project: hzlib.stats.mean_ci
+    img = np.eye(4)[[0, 1, 2, 3, 0, 1, 2, 3]] + np.linspace(0, 0.1, 8)[:, None]
+    txt = np.eye(4)[[0, 1, 2, 3, 1, 2, 3, 0]]
+    r = T.retrieval_metrics(img, txt, ks=(1,), n_boot=500, seed=4)
+    row = r[r.direction == "image->text"].iloc[0]
+    sims = img @ txt.T
+    hit = (sims > np.diag(sims)[:, None]).sum(1) < 1
+    assert (row.recall, row.ci_low, row.ci_high) == pytest.approx(mean_ci(hit.astype(float), n_resamples=500, seed=4))
+    none = T.retrieval_metrics(img, txt, ks=(1,), n_boot=0)
+    assert none.ci_low.isna().all() and none.ci_high.isna().all()
+
+
+def test_stratified_split_is_seeded_disjoint_and_keeps_every_class_in_training():
+    y = np.repeat(list("abcd"), [2, 3, 20, 101])
+    s = T.stratified_split(y, (0.7, 0.15, 0.15), seed=5)
+    assert list(s) == ["train", "validation", "test"]
+    allpos = np.concatenate(list(s.values()))
+    assert sorted(allpos.tolist()) == list(range(len(y)))  # disjoint and complete
+    for c, n in zip("abcd", [2, 3, 20, 101]):
+        got = {k: int((y[v] == c).sum()) for k, v in s.items()}
+        assert got["train"] >= 1 and sum(got.values()) == n
+        if n >= 20:
+            assert got["validation"] == got["test"] == round(n * 0.15)
+    assert all(np.array_equal(a, b) for a, b in zip(s.values(), T.stratified_split(y, seed=5).values()))
+    assert not np.array_equal(s["test"], T.stratified_split(y, seed=6)["test"])
+    with pytest.raises(ValueError, match="sum to 1"):
+        T.stratified_split(y, (0.5, 0.2, 0.2), seed=0)
+
+
+def test_class_prompts_are_chinese_and_cover_every_class():
+    from hzlib.corpus import classes as C
+
+    p = T.class_prompts()
+    assert list(p) == list(C.KEYS)
+    for spec in C.CLASSES:
+        assert len(p[spec.key]) == len(spec.cues) + 2
+        assert all(any(cue in q for q in p[spec.key]) for cue in spec.cues)
+        assert any(spec.name_zh in q for q in p[spec.key])
 
 
 def test_linear_probe_never_sees_the_test_split():
@@ -262,7 +303,7 @@ def test_sweep_returns_curves_and_picks_on_validation(tmp_path, monkeypatch):
     assert list(res.curves.groupby("setting").step.max()) == [3, 3]
     assert set(res.table.columns) >= {"val_loss", "val_mean_recall", "val_i2t_r@1", "final_loss", "lr"}
     best = res.table.loc[res.table.val_loss.idxmin(), "setting"]
-    assert res.best == settings[best]
+    assert res.best == settings[best] and res.best_setting == best
     assert not list(tmp_path.glob("*/checkpoints/*.pt"))
     monkeypatch.setattr(T, "Trainer", lambda *a, **k: pytest.fail("a finished setting was retrained"))
     again = T.sweep(settings, **kw)
