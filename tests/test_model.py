@@ -8,13 +8,7 @@ from hzlib import model as M
 from hzlib.model import Geometry, TowerGeometry
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two OpenMP threads on a shared 2-core machine can be 10x slower than one.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 MICRO = Geometry(name="micro", embed_dim=32, context_length=16,
