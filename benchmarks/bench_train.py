@@ -69,25 +69,22 @@ def bench_hzlib(geometry, args, device, images, tokens):
     return time.perf_counter() - t0, sum(p.numel() for p in model.parameters())
 
 
-def bench_plain(geometry, args, device, images, tokens, dtype):
-    """The same transformers CLIPModel in the shortest loop that does the same work."""
-    model = M.build_model(geometry, args.vocab, seed=0).to(device).train()
-    opt = _optimizer(model, device)
-    fwd = torch.compile(model) if args.compile else model
-    target = torch.arange(args.batch, device=device)
+def _train_step(model, opt, forward, loss_of, images, tokens, batch, device, dtype):
+    """One training step of a plain loop, cycling over the batches: ``forward(pixels, ids)`` under
+    autocast, ``loss_of(output)`` in fp32, then clipping, the optimizer step and CLIP's clamp of the
+    logit scale, as both open_clip and our trainer do."""
     images, tokens = images.to(device), tokens.to(device)
-    n = len(images) // args.batch
+    n = len(images) // batch
     it = [0]
 
     def step():
         i = it[0] % n
         it[0] += 1
-        x = T.to_model_input(images[i * args.batch:(i + 1) * args.batch])
-        ids = tokens[i * args.batch:(i + 1) * args.batch]
+        x = T.to_model_input(images[i * batch:(i + 1) * batch])
+        ids = tokens[i * batch:(i + 1) * batch]
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = fwd(input_ids=ids, pixel_values=x)
-        logits = out.logits_per_image.float()
-        loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+            out = forward(x, ids)
+        loss = loss_of(out)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
         opt.step()
@@ -95,6 +92,22 @@ def bench_plain(geometry, args, device, images, tokens, dtype):
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
 
+    return step
+
+
+def bench_plain(geometry, args, device, images, tokens, dtype):
+    """The same transformers CLIPModel in the shortest loop that does the same work."""
+    model = M.build_model(geometry, args.vocab, seed=0).to(device).train()
+    opt = _optimizer(model, device)
+    fwd = torch.compile(model) if args.compile else model
+    target = torch.arange(args.batch, device=device)
+
+    def loss_of(out):
+        logits = out.logits_per_image.float()
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+    step = _train_step(model, opt, lambda x, ids: fwd(input_ids=ids, pixel_values=x), loss_of,
+                       images, tokens, args.batch, device, dtype)
     return _time_loop(step, args.warmup, args.steps, device), sum(p.numel() for p in model.parameters())
 
 
@@ -115,25 +128,8 @@ def bench_open_clip(geometry, args, device, images, tokens, dtype):
     opt = _optimizer(model, device)
     fwd = torch.compile(model) if args.compile else model
     loss_fn = ClipLoss()
-    images, tokens = images.to(device), tokens.to(device)
-    n = len(images) // args.batch
-    it = [0]
-
-    def step():
-        i = it[0] % n
-        it[0] += 1
-        x = T.to_model_input(images[i * args.batch:(i + 1) * args.batch])
-        ids = tokens[i * args.batch:(i + 1) * args.batch]
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            img, txt, scale = fwd(x, ids)
-        loss = loss_fn(img.float(), txt.float(), scale.float())
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0, foreach=True)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-
+    step = _train_step(model, opt, fwd, lambda out: loss_fn(*(o.float() for o in out)),
+                       images, tokens, args.batch, device, dtype)
     return _time_loop(step, args.warmup, args.steps, device), sum(p.numel() for p in model.parameters())
 
 

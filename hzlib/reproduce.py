@@ -110,22 +110,14 @@ def run_chapters(profile: Profile, layout: Layout, *, only: list[str] | None = N
 PLACEHOLDER_MARK = "<!-- hz: placeholder for a chapter that has not been run -->"
 
 
-def toc_chapters(layout: Layout) -> list[str]:
-    """Stems of the executed chapters the book's ``_toc.yml`` lists (``book/chapters/<stem>``)."""
+def toc_pages(layout: Layout, folder: str) -> list[str]:
+    """Stems of the pages ``_toc.yml`` lists under ``folder`` (``book/chapters`` for the executed
+    chapters, ``book/generated`` for pages the chapters write)."""
     import yaml
 
     toc = yaml.safe_load((layout.root / "_toc.yml").read_text(encoding="utf-8")) or {}
     files = [ch.get("file", "") for part in toc.get("parts", []) for ch in part.get("chapters", [])]
-    return [f.split("/")[-1] for f in files if f.startswith("book/chapters/")]
-
-
-def toc_generated(layout: Layout) -> list[str]:
-    """Stems of the generated pages ``_toc.yml`` lists (``book/generated/<stem>``)."""
-    import yaml
-
-    toc = yaml.safe_load((layout.root / "_toc.yml").read_text(encoding="utf-8")) or {}
-    files = [ch.get("file", "") for part in toc.get("parts", []) for ch in part.get("chapters", [])]
-    return [f.split("/")[-1] for f in files if f.startswith("book/generated/")]
+    return [f.split("/")[-1] for f in files if f.startswith(folder.rstrip("/") + "/")]
 
 
 def prepare_book(layout: Layout, *, log=print) -> dict:
@@ -138,7 +130,7 @@ def prepare_book(layout: Layout, *, log=print) -> dict:
     gen = layout.root / "book" / "generated"
     layout.chapters.mkdir(parents=True, exist_ok=True)
     rows, missing, profiles = [], [], {}
-    for stem in toc_chapters(layout):
+    for stem in toc_pages(layout, "book/chapters"):
         nb, md = layout.chapters / f"{stem}.ipynb", layout.chapters / f"{stem}.md"
         stamp = layout.chapters / f".{stem}.json"
         if nb.exists():
@@ -154,7 +146,7 @@ def prepare_book(layout: Layout, *, log=print) -> dict:
                                   f"for this build. Run `hz reproduce --profile <name> --only {stem[:2]}` "
                                   f"(or `make reproduce`) and rebuild the book.\n```\n")
             rows.append(f"| {stem} | not run | | |")
-    for stem in toc_generated(layout):  # e.g. the corpus card, written by chapter 1
+    for stem in toc_pages(layout, "book/generated"):  # e.g. the corpus card, written by chapter 1
         page = gen / f"{stem}.md"
         if stem != "provenance" and not page.exists():
             missing.append(stem)
