@@ -1,0 +1,266 @@
+"""The trained models of the evaluation chapter: one interface, one training loop, one budget.
+
+CLIP and the paper's four comparators (and a supervised ViT) are each a :class:`PairModel`: a
+``torch.nn.Module`` that defines its own training objective on a batch of image-text pairs
+(:meth:`PairModel.loss`) and the image representation that the chapter classifies
+(:meth:`PairModel.image_features`). Every model is
+
+* built from one :class:`ModelSpec` (the CLIP geometry sets the image size, patch size, widths,
+  depths and the context length, so that all models are of a comparable small scale),
+* trained by the same :func:`fit` (AdamW, linear warm-up then cosine decay, gradient clipping, the
+  same seeded batch order from :func:`hzlib.train.batch_indices`, the same number of epochs), and
+* evaluated the same way: a logistic-regression head on :func:`features` of the image alone.
+
+Why the image alone: the chapter estimates the cultural attribute *of a sculpture*, and the paper's
+analysis time covers reading and encoding the image. The descriptions of our corpus name the class
+cue in some items (a text-only classifier gets most items right, see the corpus card), so a model
+that read the item's own text at analysis time would be measuring the text. Models whose image
+representation depends on a text (co-attention, single-stream fusion) receive the empty text
+(``<bos><eos>``) there; their card says so.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model import Geometry, Vocabulary, build_model, clip_loss, similarity_logits
+from ..train import PairData, batch_indices, steps_per_epoch, to_model_input
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What every model is built from. ``geometry``: the CLIP geometry (image size, patch size, tower
+    widths/depths/heads, embedding size, context length) that sets the scale of all models;
+    ``n_instances``: the number of training pairs (for instance-level objectives)."""
+
+    geometry: Geometry
+    vocab_size: int
+    n_classes: int
+    n_instances: int
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("vocab_size", "n_classes", "n_instances"):
+            if getattr(self, name) < 2:
+                raise ValueError(f"ModelSpec.{name} must be >= 2, got {getattr(self, name)}")
+
+
+class PairModel(nn.Module):
+    """Base of the trained models. Subclasses set the class attributes and implement :meth:`loss`
+    and :meth:`image_features`; their docstring's first paragraph is the card's interpretation."""
+
+    key = "base"          # registry key, used in file names and glue keys
+    title = ""            # the name the paper uses
+    follows = ""          # the publication the model follows
+    supervised = False    # True when the objective uses the class labels
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+
+    def loss(self, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor,
+             index: torch.Tensor) -> torch.Tensor:
+        """The training objective on a batch: ``images`` (B, 3, S, S) float model inputs, ``tokens``
+        (B, L) int64 ids (0 = padding), ``labels`` (B,) class indices, ``index`` (B,) the pairs'
+        positions in the training set (0..n_instances-1)."""
+        raise NotImplementedError
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, D) image representation from the image alone (D = ``spec.geometry.embed_dim``)."""
+        raise NotImplementedError
+
+    def token_embedding(self) -> nn.Embedding | None:
+        """The token-embedding table that FastText initialises (None: the model reads no text)."""
+        return None
+
+    def card(self) -> dict:
+        doc = (type(self).__doc__ or "").strip().split("\n\n")[0]
+        return {"model": self.key, "title": self.title, "follows": self.follows,
+                "interpretation": " ".join(doc.split()), "uses labels": self.supervised,
+                "parameters": sum(p.numel() for p in self.parameters())}
+
+
+def empty_text(batch: int, context_length: int, device=None) -> torch.Tensor:
+    """(batch, L) ids of the empty description ``<bos><eos>`` followed by padding."""
+    t = torch.full((batch, context_length), Vocabulary.pad_id, dtype=torch.int64, device=device)
+    t[:, 0], t[:, 1] = Vocabulary.bos_id, Vocabulary.eos_id
+    return t
+
+
+def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
+    """Drop the columns after a batch's longest text: exact for models that mask padding (all of
+    ours must), and it shortens the text sequences of most batches by a third or more."""
+    used = (tokens != Vocabulary.pad_id).any(0).nonzero()
+    return tokens[:, :int(used.max()) + 1] if len(used) else tokens[:, :2]
+
+
+class ClipPair(PairModel):
+    """CLIP as in chapter 5: a ViT image tower and a transformer text tower (``transformers.CLIPModel``
+    of the profile's geometry), trained with the symmetric InfoNCE loss (Eq 5-6) over the batch with a
+    learned temperature. Its image feature is the projected image embedding."""
+
+    key = "clip"
+    title = "CLIP"
+    follows = "Radford et al. 2021 (ICML), as used by Luo 2024"
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        self.clip = build_model(spec.geometry, spec.vocab_size, seed=spec.seed)
+
+    def loss(self, images, tokens, labels, index):
+        img = self.clip.get_image_features(pixel_values=images).pooler_output
+        txt = self.clip.get_text_features(input_ids=tokens).pooler_output
+        scale = self.clip.logit_scale.clamp(max=math.log(100.0))
+        return clip_loss(similarity_logits(img, txt, scale))
+
+    def image_features(self, images):
+        return self.clip.get_image_features(pixel_values=images).pooler_output
+
+    def token_embedding(self):
+        return self.clip.text_model.embeddings.token_embedding
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------------
+
+MODELS: dict[str, type[PairModel]] = {"clip": ClipPair}
+
+
+def register(cls: type[PairModel]) -> type[PairModel]:
+    """Class decorator: add a model to :data:`MODELS` under its ``key``."""
+    if cls.key in MODELS and MODELS[cls.key] is not cls:
+        raise ValueError(f"model key {cls.key!r} is already registered by {MODELS[cls.key].__name__}")
+    MODELS[cls.key] = cls
+    return cls
+
+
+def make_model(key: str, spec: ModelSpec) -> PairModel:
+    """A freshly initialised model ``key`` of :data:`MODELS`, its weights drawn from ``spec.seed``
+    (the global RNG is left as it was)."""
+    if key not in MODELS:
+        raise KeyError(f"unknown model {key!r}; known: {sorted(MODELS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        return MODELS[key](spec)
+
+
+# --------------------------------------------------------------------------------------------------
+# Training and features
+# --------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FitConfig:
+    """One training budget for every model: the same epochs, batch, optimiser and schedule."""
+
+    epochs: int = 4
+    batch_size: int = 64
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
+            raise ValueError(f"FitConfig needs epochs >= 1, batch_size >= 2 and lr > 0, got {self}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class FitResult:
+    steps: int
+    seconds: float
+    images_per_second: float
+    epoch_loss: list = field(default_factory=list)  # mean loss of each epoch
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def fit(model: PairModel, data: PairData, label_ids: Sequence[int], cfg: FitConfig, *,
+        progress: bool = True, desc: str | None = None) -> FitResult:
+    """Train ``model`` in place on all pairs of ``data`` (``label_ids``: their class indices) for
+    ``cfg.epochs`` epochs of full batches, in the seeded order of :func:`hzlib.train.batch_indices`."""
+    from tqdm.auto import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    labels = torch.as_tensor(np.asarray(label_ids, dtype=np.int64))
+    if len(labels) != len(data):
+        raise ValueError(f"label_ids has {len(labels)} entries for {len(data)} pairs")
+    spe = steps_per_epoch(len(data), cfg.batch_size)
+    if spe == 0:
+        raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(data)} training pairs")
+    total = cfg.epochs * spe
+    dev = torch.device(cfg.device)
+    model.to(dev).train()
+    images, tokens, labels = data.images.to(dev), data.tokens.to(dev), labels.to(dev)
+    decay = [p for p in model.parameters() if p.ndim >= 2 and p.requires_grad]
+    other = [p for p in model.parameters() if p.ndim < 2 and p.requires_grad]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": other, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    sched = get_cosine_schedule_with_warmup(opt, min(cfg.warmup_steps, total), total)
+    losses = np.zeros(total)
+    t0 = time.perf_counter()
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(cfg.seed)  # dropout and any sampling inside a model's loss
+        for step in tqdm(range(total), desc=desc or model.key, unit="step", disable=not progress, leave=False):
+            idx = torch.as_tensor(batch_indices(len(data), cfg.batch_size, cfg.seed, step), device=dev)
+            loss = model.loss(to_model_input(images[idx]), trim_padding(tokens[idx]), labels[idx], idx)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{model.key}: loss is {loss.item()} at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sched.step()
+            losses[step] = loss.item()
+    seconds = time.perf_counter() - t0
+    model.eval()
+    return FitResult(steps=total, seconds=seconds, images_per_second=total * cfg.batch_size / max(seconds, 1e-9),
+                     epoch_loss=[float(v) for v in losses.reshape(cfg.epochs, spe).mean(1)])
+
+
+@torch.no_grad()
+def features(model: PairModel, images_u8: torch.Tensor, *, batch_size: int = 256,
+             device: str = "cpu") -> np.ndarray:
+    """(n, D) float32 image features of a uint8 image cache, in eval mode, in batches."""
+    model.to(device).eval()
+    out = [model.image_features(to_model_input(images_u8[i:i + batch_size].to(device))).float().cpu()
+           for i in range(0, len(images_u8), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, model.spec.geometry.embed_dim), np.float32)
+
+
+def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size: int,
+             device: str = "cpu") -> Callable[[list], np.ndarray]:
+    """The whole analysis of a batch of image paths, for :func:`hzlib.evaluate.time_analysis`: read,
+    Eq 1-3 at ``size``, encode with ``model``, classify with ``head`` (features -> probabilities)."""
+    from ..train import _normalized_u8
+
+    model.to(device).eval()
+
+    def analyse(paths: list) -> np.ndarray:
+        batch = torch.from_numpy(np.stack([_normalized_u8((str(p), size)) for p in paths]))
+        return head(features(model, batch, batch_size=len(paths), device=device))
+
+    return analyse
+
+
+def cards(keys: Sequence[str], spec: ModelSpec) -> list[dict]:
+    """The card of each model (built once from ``spec`` to count its parameters)."""
+    return [make_model(k, spec).card() for k in keys]
+
+
+__all__ = ["ModelSpec", "PairModel", "ClipPair", "MODELS", "register", "make_model", "FitConfig", "FitResult",
+           "fit", "features", "analyser", "cards", "empty_text", "trim_padding"]

@@ -1,0 +1,109 @@
+"""The trained models' shared interface: registry, seeded construction, the training loop, features."""
+import numpy as np
+import pytest
+import torch
+
+from hzlib.baselines import neural as N
+from hzlib.model import Vocabulary, load_geometry
+from hzlib.train import PairData
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def geometry():
+    g = load_geometry("tiny")
+    # a smaller copy keeps the tests fast; the interface does not depend on the size
+    from dataclasses import replace
+    return replace(g, vision=replace(g.vision, image_size=32, layers=1), text=replace(g.text, layers=1),
+                   context_length=16)
+
+
+def _data(n=24, size=32, L=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.zeros(n, L, dtype=torch.int64)
+    for i in range(n):
+        k = 3 + i % 7  # texts of different lengths; the rest is padding
+        tokens[i, 0], tokens[i, 1:k - 1], tokens[i, k - 1] = Vocabulary.bos_id, torch.randint(4, 50, (k - 2,), generator=g), Vocabulary.eos_id
+    return PairData(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g), tokens)
+
+
+def test_spec_rejects_degenerate_sizes(geometry):
+    with pytest.raises(ValueError, match="n_classes"):
+        N.ModelSpec(geometry, vocab_size=50, n_classes=1, n_instances=10)
+
+
+def test_unknown_model_and_key_collision(geometry):
+    with pytest.raises(KeyError, match="unknown model 'nope'"):
+        N.make_model("nope", N.ModelSpec(geometry, 50, 10, 24))
+
+    class Other(N.PairModel):
+        key = "clip"
+    with pytest.raises(ValueError, match="already registered"):
+        N.register(Other)
+
+
+def test_make_model_is_seeded_and_leaves_global_rng(geometry):
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = N.make_model("clip", N.ModelSpec(geometry, 50, 10, 24, seed=5))
+    after = torch.rand(1)
+    b = N.make_model("clip", N.ModelSpec(geometry, 50, 10, 24, seed=5))
+    c = N.make_model("clip", N.ModelSpec(geometry, 50, 10, 24, seed=6))
+    assert torch.equal(before, after)
+    wa, wb, wc = ([p for p in m.parameters() if p.ndim == 2][0] for m in (a, b, c))
+    assert torch.equal(wa, wb) and not torch.equal(wa, wc)
+
+
+def test_trim_padding_drops_only_all_padding_columns():
+    t = torch.tensor([[2, 5, 3, 0, 0, 0], [2, 5, 6, 7, 3, 0]])
+    assert torch.equal(N.trim_padding(t), t[:, :5])
+    assert N.trim_padding(torch.zeros(2, 6, dtype=torch.int64)).shape == (2, 2)
+
+
+def test_clip_loss_does_not_depend_on_trailing_padding(geometry):
+    m = N.make_model("clip", N.ModelSpec(geometry, 50, 10, 24, seed=0)).eval()
+    d = _data()
+    x = d.images[:8].float() / 255
+    with torch.no_grad():
+        full = m.loss(x, d.tokens[:8], None, None)
+        trimmed = m.loss(x, N.trim_padding(d.tokens[:8]), None, None)
+    torch.testing.assert_close(full, trimmed, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_is_reproducible_and_lowers_the_loss(geometry):
+    d = _data()
+    labels = np.arange(len(d)) % 10
+    cfg = N.FitConfig(epochs=6, batch_size=8, lr=2e-3, warmup_steps=2, seed=3)
+    runs = []
+    for _ in range(2):
+        m = N.make_model("clip", N.ModelSpec(geometry, 50, 10, len(d), seed=1))
+        r = N.fit(m, d, labels, cfg, progress=False)
+        runs.append((r, N.features(m, d.images)))
+    (r1, f1), (r2, f2) = runs
+    assert r1.steps == 6 * 3 and len(r1.epoch_loss) == 6
+    assert r1.epoch_loss == r2.epoch_loss and np.array_equal(f1, f2)
+    assert r1.epoch_loss[-1] < r1.epoch_loss[0]  # 24 pairs are easy to memorise
+    assert f1.shape == (len(d), geometry.embed_dim) and f1.dtype == np.float32
+
+
+def test_fit_checks_its_inputs(geometry):
+    d = _data()
+    m = N.make_model("clip", N.ModelSpec(geometry, 50, 10, len(d)))
+    with pytest.raises(ValueError, match="label_ids has 3 entries for 24 pairs"):
+        N.fit(m, d, [0, 1, 2], N.FitConfig(), progress=False)
+    with pytest.raises(ValueError, match="exceeds the 24 training pairs"):
+        N.fit(m, d, np.zeros(len(d), int), N.FitConfig(batch_size=32), progress=False)
+
+
+def test_empty_text_is_bos_eos_then_padding():
+    t = N.empty_text(2, 5)
+    assert t.tolist() == [[Vocabulary.bos_id, Vocabulary.eos_id, 0, 0, 0]] * 2
+
+
+def test_card_names_the_model_and_counts_parameters(geometry):
+    m = N.make_model("clip", N.ModelSpec(geometry, 50, 10, 24))
+    card = m.card()
+    assert card["model"] == "clip" and card["parameters"] == sum(p.numel() for p in m.parameters())
+    assert card["interpretation"].startswith("CLIP as in chapter 5")
