@@ -52,6 +52,12 @@ class Profile:
     clip_warmup: int = 30
     sweep_steps: int = 15
     device: str = "cpu"
+    # Chapter 8 (evaluation): the trained models (hzlib.baselines.neural.MODELS), the folds of the
+    # leakage-free protocol, one training budget for all, and the images timed per batch size.
+    eval_models: tuple[str, ...] = ("clip", "dan", "item", "vilbert", "m3p", "vit")
+    eval_folds: int = 3
+    eval_epochs: int = 3
+    eval_timing: int = 64
 
     @classmethod
     def from_dict(cls, params: dict) -> "Profile":
@@ -92,6 +98,12 @@ class Profile:
         for name, ok in (("clip_epochs", self.clip_epochs >= 1), ("clip_batch", self.clip_batch >= 2),
                          ("clip_lr", self.clip_lr > 0), ("clip_warmup", self.clip_warmup >= 0),
                          ("sweep_steps", self.sweep_steps >= 1)):
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r} out of range")
+        if not self.eval_models or len(set(self.eval_models)) != len(self.eval_models):
+            raise ValueError(f"eval_models={list(self.eval_models)} must be distinct model keys, at least one")
+        for name, ok in (("eval_folds", self.eval_folds >= 2), ("eval_epochs", self.eval_epochs >= 1),
+                         ("eval_timing", self.eval_timing >= 1)):
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r} out of range")
         if self.device not in ("auto", "cpu", "cuda"):

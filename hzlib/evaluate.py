@@ -420,6 +420,57 @@ def _loo_logistic(X, y, n_classes, C, tol, max_iter, solver, progress) -> np.nda
     return out
 
 
+def fit_head(X, y, *, C: float = 1.0, seed: int = 0):
+    """The classification head of every trained model: standardisation, then multinomial logistic
+    regression (a fitted scikit-learn pipeline)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000, random_state=seed)).fit(
+        np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64))
+
+
+def head_proba(X, y, train_idx, test_idx, *, n_classes: int, C: float = 1.0, seed: int = 0) -> np.ndarray:
+    """:func:`fit_head` on ``train_idx`` only; probabilities (len(test_idx), n_classes) of ``test_idx``
+    (a class absent from the training items gets 0)."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
+    tr, te = np.asarray(train_idx, dtype=np.int64), np.asarray(test_idx, dtype=np.int64)
+    if np.intersect1d(tr, te).size:
+        raise ValueError("train_idx and test_idx overlap")
+    head = fit_head(X[tr], y[tr], C=C, seed=seed)
+    out = np.zeros((len(te), n_classes))
+    out[:, head.classes_] = head.predict_proba(X[te])
+    return out
+
+
+def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, splits, *, n_classes: int,
+                   C: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Protocol (b): out-of-fold probabilities where ``embed(train_idx)`` returns the features of all
+    items from a backbone trained on ``train_idx`` only, and :func:`head_proba` is fitted on the same
+    items: no part of the model sees its held-out fold. ``embed`` may also be a fixed (n, d) feature
+    array (a backbone that is never trained, such as a random initialisation)."""
+    y = np.asarray(y, dtype=np.int64)
+    if not callable(embed):
+        fixed = np.asarray(embed)
+        if len(fixed) != len(y):
+            raise ValueError(f"features have {len(fixed)} rows for {len(y)} labels")
+        embed = (lambda _tr: fixed)
+    return cross_validate(lambda tr, te: head_proba(embed(tr), y, tr, te, n_classes=n_classes, C=C, seed=seed),
+                          splits, n_items=len(y), n_classes=n_classes)
+
+
+def loo_protocol(X, y, *, n_classes: int, C: float = 1.0, progress: bool = False) -> np.ndarray:
+    """Protocol (a), the paper's leave-one-out, head only: :func:`loo_logistic` on standardised
+    frozen features of a backbone that was trained on every item. The standardisation uses every
+    item too; beside a backbone that saw item i and its text, that adds no further leak worth a
+    refit per item."""
+    X = np.asarray(X, dtype=np.float64)
+    sd = X.std(0)
+    Z = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
+    return loo_logistic(Z, y, n_classes=n_classes, C=C, progress=progress)
+
+
 # --------------------------------------------------------------------------------------------------
 # Analysis time per sculpture (the paper's 182 ms)
 # --------------------------------------------------------------------------------------------------

@@ -339,6 +339,7 @@ def _orthonormal(rows: int, cols: int, seed: int) -> torch.Tensor:
 
 def init_token_embeddings(model, vocab: Vocabulary, fasttext_model, *, seed: int) -> dict:
     """Overwrite the text tower's token embedding rows of vocabulary words with FastText vectors.
+    ``model``: a CLIP model, or any model's token-embedding table (``torch.nn.Embedding``).
 
     Row of word w = s * P^T v(w), with v(w) FastText's vector of w (``get_word_vector``: the word's
     own vector averaged with its character n-grams, so words FastText never saw still get one),
@@ -349,7 +350,8 @@ def init_token_embeddings(model, vocab: Vocabulary, fasttext_model, *, seed: int
     how many of those words are in FastText's own vocabulary (when it exposes ``get_words``), the
     projection and the scale.
     """
-    emb = model.text_model.embeddings.token_embedding.weight
+    table = model if isinstance(model, torch.nn.Embedding) else model.text_model.embeddings.token_embedding
+    emb = table.weight
     n, width = emb.shape
     if len(vocab) != n:
         raise ValueError(f"vocabulary has {len(vocab)} tokens but the model's embedding has {n} rows")

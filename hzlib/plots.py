@@ -389,3 +389,58 @@ def training_curve(metrics: pd.DataFrame, steps_per_epoch: int | None = None, wi
             top.set_xlabel("epoch")
     fig.tight_layout()
     return fig
+
+
+def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy"), paper: dict | None = None,
+            title: str = ""):
+    """Figure 7: per-attribute bars of Eq 12-15 for every model (``table``: long format with columns
+    model, class, metric, value, ci_low, ci_high, as from :func:`hzlib.evaluate.metric_cis` with a
+    ``model`` column; the ``macro`` row is drawn as the last group). One panel per metric, 95% CIs as
+    error bars; ``paper`` (metric -> the paper's mean for CLIP) is drawn as a dashed line."""
+    models = list(dict.fromkeys(table["model"]))
+    rows = [k for k in C.KEYS if k in set(table["class"])] + ["macro"]
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(9.0, 0.95 * len(rows) * max(1, len(models) / 4)),
+                                                        2.3 * len(metrics) + 0.8), sharex=True, squeeze=False)
+    colours = dict(zip(models, sns.color_palette("tab10", len(models))))
+    width = 0.8 / len(models)
+    x = np.arange(len(rows))
+    for ax, m in zip(axes[:, 0], metrics):
+        for j, model in enumerate(models):
+            sub = table[(table["model"] == model) & (table["metric"] == m)].set_index("class").reindex(rows)
+            pos = x - 0.4 + width * (j + 0.5)
+            ax.bar(pos, sub["value"], width, color=colours[model], label=model)
+            ax.errorbar(pos, sub["value"], yerr=[sub["value"] - sub["ci_low"], sub["ci_high"] - sub["value"]],
+                        fmt="none", ecolor="0.25", lw=0.7)
+        if paper and m in paper:
+            ax.axhline(paper[m], color="k", ls="--", lw=1)
+            ax.annotate(f"paper (CLIP, mean): {paper[m]}", (1, paper[m]), xycoords=("axes fraction", "data"),
+                        xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom", fontsize=7)
+        ax.set_ylabel({"accuracy": "accuracy (one-vs-rest)"}.get(m, m))
+        ax.set_ylim(0, 1.05)
+    axes[-1, 0].set_xticks(x, [C.BY_KEY[k].name_zh if k in C.BY_KEY else k for k in rows])
+    axes[0, 0].legend(ncol=min(len(models), 7), fontsize=8, bbox_to_anchor=(0.5, 1.02), loc="lower center")
+    fig.suptitle(title or "Figure 7: precision, recall, F1 and accuracy per cultural attribute", y=1.0)
+    fig.tight_layout()
+    return fig
+
+
+def figure8(curves: pd.DataFrame, aucs: dict | None = None, title: str = ""):
+    """Figure 8: one-vs-rest ROC curves, the macro curve of each model (``curves``: long format from
+    :func:`hzlib.evaluate.roc_curves` with a ``model`` column); ``aucs`` (model -> macro AUC) goes into
+    the legend. A second panel zooms into the low false-positive rates."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    macro = curves[curves["class"] == "macro"]
+    for ax, lim in zip(axes, (1.0, 0.2)):
+        for model, c in macro.groupby("model", sort=False):
+            label = f"{model} (AUC {aucs[model]:.3f})" if aucs and model in aucs else model
+            ax.plot(c["fpr"], c["tpr"], lw=1.6, label=label)
+        ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
+        ax.set_xlim(0, lim)
+        ax.set_ylim(0, 1.0 if lim == 1.0 else None)
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate (macro over attributes)")
+    axes[0].legend(fontsize=8, loc="lower right")
+    axes[1].set_title("low false-positive rates", fontsize=9)
+    fig.suptitle(title or "Figure 8: ROC curves (one-vs-rest, macro-averaged over the 10 attributes)")
+    fig.tight_layout()
+    return fig

@@ -244,3 +244,54 @@ def test_time_analysis_report_shape():
     assert {"device", "torch_threads", "cpu_count", "q1_ms", "q3_ms"} <= set(report.columns)
     with pytest.raises(ValueError, match="exceeds"):
         ev.time_analysis(lambda b: None, ["p"], batch_sizes=(2,))
+
+
+# ---------------------------------------------------------------- protocols on features
+
+def _features(n=120, d=6, K=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(K), n // K)
+    X = rng.normal(size=(n, d)) + 1.5 * np.eye(K, d)[y]
+    return X, y
+
+
+def test_head_proba_equals_a_scaled_logistic_regression_fitted_on_train_only():
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = _features()
+    tr, te = np.arange(0, 120, 2), np.arange(1, 120, 2)
+    P = ev.head_proba(X, y, tr, te, n_classes=4)  # a 4th class that never occurs gets probability 0
+    sc = StandardScaler().fit(X[tr])
+    ref = LogisticRegression(max_iter=5000).fit(sc.transform(X[tr]), y[tr]).predict_proba(sc.transform(X[te]))
+    np.testing.assert_allclose(P[:, :3], ref, atol=1e-8)
+    assert (P[:, 3] == 0).all()
+    with pytest.raises(ValueError, match="overlap"):
+        ev.head_proba(X, y, tr, tr[:3], n_classes=3)
+
+
+def test_kfold_protocol_trains_the_backbone_on_train_folds_only():
+    X, y = _features()
+    splits = ev.kfold_splits(y, 4, seed=0)
+    seen = []
+
+    def embed(train_idx):  # a "backbone" that records what it was trained on
+        seen.append(set(train_idx.tolist()))
+        return X
+
+    P = ev.kfold_protocol(embed, y, splits, n_classes=3)
+    assert len(seen) == 4
+    for s, (_, te) in zip(seen, splits):
+        assert not s & set(te.tolist())
+    np.testing.assert_allclose(P, ev.kfold_protocol(X, y, splits, n_classes=3))  # fixed features: same answer
+    assert (P.argmax(1) == y).mean() > 0.6
+    with pytest.raises(ValueError, match="119 rows for 120 labels"):
+        ev.kfold_protocol(X[:-1], y, splits, n_classes=3)
+
+
+def test_loo_protocol_standardises_then_leaves_one_out():
+    X, y = _features(n=45)
+    scaled = 100 * X + 7  # standardisation makes the scale irrelevant
+    np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3), ev.loo_protocol(scaled, y, n_classes=3), atol=1e-5)
+    Z = (X - X.mean(0)) / X.std(0)
+    np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3), ev.loo_logistic(Z, y, n_classes=3), atol=1e-10)

@@ -107,3 +107,57 @@ def test_card_names_the_model_and_counts_parameters(geometry):
     card = m.card()
     assert card["model"] == "clip" and card["parameters"] == sum(p.numel() for p in m.parameters())
     assert card["interpretation"].startswith("CLIP as in chapter 5")
+
+
+def _corpus(n=24):
+    d = _data(n=n)
+    words = ["石雕", "书法", "宫廷", "民间", "青铜", "木刻"]
+    texts = [f"{words[i % 6]}{words[(i + 1) % 6]}作品" for i in range(n)]
+    texts[-1] = "独一无二的孤词"  # a text whose words appear nowhere else
+    return d.images, texts, np.arange(n) % 3
+
+
+def test_train_and_embed_sees_only_training_items_and_resumes_from_its_cache(geometry, tmp_path, monkeypatch):
+    images, texts, y = _corpus()
+    tr = np.arange(len(y) - 1)  # the last item is held out
+    kw = dict(images=images, texts=texts, label_ids=y, n_classes=3, geometry=geometry,
+              cfg=N.FitConfig(epochs=1, batch_size=8, seed=2), cache_dir=tmp_path, progress=False)
+    feats, record, model = N.train_and_embed("clip", train_idx=tr, **kw)
+    assert feats.shape == (len(y), geometry.embed_dim)
+    assert record["train_items"] == len(tr) and record["fit"]["steps"] == len(tr) // 8
+    from hzlib.model import build_vocabulary
+    assert record["vocab_size"] == len(build_vocabulary(texts[:-1]))  # the held-out words are not in it
+    assert record["vocab_size"] < len(build_vocabulary(texts))
+
+    monkeypatch.setattr(N, "fit", lambda *a, **k: pytest.fail("a cached run was retrained"))
+    again, record2, model2 = N.train_and_embed("clip", train_idx=tr, **kw)
+    np.testing.assert_array_equal(again, feats)
+    assert record2 == record
+    np.testing.assert_array_equal(N.features(model2, images), feats)  # the saved weights are the trained ones
+    with pytest.raises(pytest.fail.Exception, match="retrained"):  # other training items: a new run
+        N.train_and_embed("clip", train_idx=tr[1:], **kw)
+
+
+def test_train_and_embed_checks_its_inputs(geometry):
+    images, texts, y = _corpus()
+    kw = dict(images=images, label_ids=y, n_classes=3, geometry=geometry, cfg=N.FitConfig(epochs=1, batch_size=8))
+    with pytest.raises(ValueError, match="differ in length"):
+        N.train_and_embed("clip", texts=texts[:-1], train_idx=[0, 1], **kw)
+    with pytest.raises(ValueError, match="distinct indices"):
+        N.train_and_embed("clip", texts=texts, train_idx=[0, 0, 1], **kw)
+
+
+def test_run_protocol_trains_once_for_loo_and_once_per_fold(geometry):
+    from hzlib import evaluate as E
+
+    images, texts, y = _corpus()
+    splits = E.kfold_splits(y, 2, seed=0)
+    kw = dict(images=images, texts=texts, label_ids=y, splits=splits, n_classes=3, geometry=geometry,
+              cfg=N.FitConfig(epochs=1, batch_size=8), progress=False)
+    P, recs, _ = N.run_protocol("clip", "loo", **kw)
+    assert P.shape == (24, 3) and len(recs) == 1 and recs[0]["train_items"] == 24
+    np.testing.assert_allclose(P.sum(1), 1)
+    P, recs, _ = N.run_protocol("clip", "kfold", **kw)
+    assert [r["train_items"] for r in recs] == [len(tr) for tr, _ in splits]
+    with pytest.raises(ValueError, match="protocol='both'"):
+        N.run_protocol("clip", "both", **kw)

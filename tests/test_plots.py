@@ -25,3 +25,35 @@ def test_training_curve_has_loss_and_tau_panels():
     fig = plots.training_curve(m, steps_per_epoch=5)
     assert len([a for a in fig.axes if a.get_ylabel()]) >= 2
     plt.close(fig)
+
+
+def _long_metrics():
+    rows = []
+    for model in ("CLIP", "DAN"):
+        for cls in ("imperial", "folk", "macro"):
+            for m in ("precision", "recall", "f1", "accuracy"):
+                v = 0.5 if model == "CLIP" else 0.3
+                rows.append({"model": model, "class": cls, "metric": m, "value": v, "ci_low": v - 0.1, "ci_high": v + 0.1})
+    return pd.DataFrame(rows)
+
+
+def test_figure7_has_a_panel_per_metric_and_the_paper_line():
+    fig = plots.figure7(_long_metrics(), paper={"f1": 0.98})
+    axes = fig.axes
+    assert len(axes) == 4
+    bars = [p for p in axes[0].patches]
+    assert len(bars) == 2 * 3  # two models x (two classes + macro)
+    assert sorted({round(b.get_height(), 2) for b in bars}) == [0.3, 0.5]
+    f1_axis = axes[2]
+    assert any(abs(line.get_ydata()[0] - 0.98) < 1e-9 for line in f1_axis.get_lines() if line.get_linestyle() == "--")
+    plt.close(fig)
+
+
+def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
+    curves = pd.concat([pd.DataFrame({"class": "macro", "fpr": [0, 0.5, 1], "tpr": [0, t, 1], "model": m})
+                        for m, t in (("CLIP", 0.9), ("DAN", 0.6))]
+                       + [pd.DataFrame({"class": "folk", "fpr": [0, 1], "tpr": [0, 1], "model": "CLIP"})])
+    fig = plots.figure8(curves, {"CLIP": 0.9, "DAN": 0.6})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["CLIP (AUC 0.900)", "DAN (AUC 0.600)"]
+    plt.close(fig)

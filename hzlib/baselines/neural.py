@@ -20,9 +20,12 @@ representation depends on a text (co-attention, single-stream fusion) receive th
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -242,6 +245,118 @@ def features(model: PairModel, images_u8: torch.Tensor, *, batch_size: int = 256
     return torch.cat(out).numpy() if out else np.zeros((0, model.spec.geometry.embed_dim), np.float32)
 
 
+EMBED_VERSION = 1  # bump when what train_and_embed computes changes, so cached results are redone
+
+
+def _digest(*arrays) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(memoryview(a).cast("B"))
+    return h.hexdigest()[:16]
+
+
+def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], label_ids: Sequence[int],
+                    train_idx: Sequence[int], n_classes: int, geometry: Geometry, cfg: FitConfig,
+                    fasttext_model=None, fasttext_id: str = "", cache_dir: str | os.PathLike | None = None,
+                    progress: bool = True) -> tuple[np.ndarray, dict, PairModel]:
+    """Train model ``key`` on the items ``train_idx`` only and return the image features of *all*
+    items, the run's record and the trained model.
+
+    Nothing of a held-out item reaches training: the vocabulary is built from the training texts
+    (a word seen only in held-out texts becomes ``<unk>``), token rows are initialised from
+    ``fasttext_model`` (chapter 4's, trained on poetry, never on the corpus's labels), and only the
+    training pairs are fitted. With ``cache_dir`` the features, record and weights are stored under a
+    hash of everything they depend on (model, geometry, budget, the training items, the image and
+    text data, ``fasttext_id``) and reloaded instead of retrained: an interrupted chapter resumes
+    from the last finished model.
+    """
+    from ..config import atomic_write_json, params_hash
+    from ..model import build_vocabulary, init_token_embeddings
+
+    tr = np.sort(np.asarray(train_idx, dtype=np.int64))
+    y = np.asarray(label_ids, dtype=np.int64)
+    texts = list(texts)
+    if not (len(images) == len(texts) == len(y)):
+        raise ValueError(f"images ({len(images)}), texts ({len(texts)}) and label_ids ({len(y)}) differ in length")
+    if tr.size == 0 or tr.min() < 0 or tr.max() >= len(y) or np.unique(tr).size != tr.size:
+        raise ValueError(f"train_idx must be distinct indices in 0..{len(y) - 1}")
+    tag = params_hash({"v": EMBED_VERSION, "key": key, "geometry": {k: v for k, v in geometry.as_dict().items() if k != "source"},
+                       "cfg": cfg.as_dict(), "train": _digest(tr), "labels": _digest(y), "images": _digest(images.numpy()),
+                       "texts": _digest(np.array(texts, dtype=object).astype(str)), "n_classes": n_classes,
+                       "fasttext": fasttext_id})
+    paths = None
+    if cache_dir is not None:
+        cache_dir = Path(cache_dir)
+        paths = {x: cache_dir / f"{key}-{tag}.{x}" for x in ("npy", "json", "pt")}
+        if all(p.is_file() for p in paths.values()):
+            record = json.loads(paths["json"].read_text())
+            model = make_model(key, ModelSpec(geometry, record["vocab_size"], n_classes, len(tr), seed=cfg.seed))
+            model.load_state_dict(torch.load(paths["pt"], map_location="cpu", weights_only=True))
+            return np.load(paths["npy"]), record, model.eval()
+    vocab = build_vocabulary([texts[i] for i in tr])
+    tokens = vocab.encode(texts, geometry.context_length)
+    model = make_model(key, ModelSpec(geometry, len(vocab), n_classes, len(tr), seed=cfg.seed))
+    table = model.token_embedding()
+    token_init = (init_token_embeddings(table, vocab, fasttext_model, seed=cfg.seed) if table is not None
+                  else {"source": "no text"})
+    result = fit(model, PairData(images[torch.from_numpy(tr)], tokens[torch.from_numpy(tr)]), y[tr], cfg,
+                 progress=progress, desc=f"{key} on {len(tr)} pairs")
+    feats = features(model, images, device=cfg.device)
+    model.cpu()
+    record = {"model": key, "tag": tag, "vocab_size": len(vocab), "train_items": int(len(tr)), "token_init": token_init,
+              "fit": result.as_dict(), "config": cfg.as_dict(), "card": model.card()}
+    if paths is not None:
+        paths["npy"].parent.mkdir(parents=True, exist_ok=True)
+        for x, write in (("pt", lambda f: torch.save(model.state_dict(), f)), ("npy", lambda f: np.save(f, feats))):
+            tmp = paths[x].with_name(f".{paths[x].name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as f:
+                write(f)
+            os.replace(tmp, paths[x])
+        atomic_write_json(paths["json"], record)  # written last: its presence marks a finished run
+    return feats, record, model
+
+
+PROTOCOLS = ("loo", "kfold")
+
+
+def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequence[str], label_ids: Sequence[int],
+                 splits, n_classes: int, geometry: Geometry, cfg: FitConfig, C: float = 1.0, fasttext_model=None,
+                 fasttext_id: str = "", cache_dir=None, progress: bool = True) -> tuple[np.ndarray, list[dict], PairModel]:
+    """Class probabilities (n, n_classes) of model ``key`` for every item under ``protocol``:
+
+    * ``"loo"``, the paper's: one backbone trained on every item, then the head-only leave-one-out
+      of :func:`hzlib.evaluate.loo_protocol` (``splits`` unused);
+    * ``"kfold"``, leakage-free: for each (train, test) of ``splits`` a backbone trained on train only
+      and a head fitted on train only (:func:`hzlib.evaluate.kfold_protocol`).
+
+    Also returns the training records (one per backbone) and the last backbone trained (for "loo",
+    the one trained on every item)."""
+    from ..evaluate import kfold_protocol, loo_protocol
+
+    y = np.asarray(label_ids, dtype=np.int64)
+    common = dict(images=images, texts=texts, label_ids=y, n_classes=n_classes, geometry=geometry, cfg=cfg,
+                  fasttext_model=fasttext_model, fasttext_id=fasttext_id, cache_dir=cache_dir, progress=progress)
+    records, last = [], []
+
+    def embed(train_idx):
+        feats, record, model = train_and_embed(key, train_idx=train_idx, **common)
+        records.append(record)
+        last[:] = [model]
+        return feats
+
+    if protocol == "loo":
+        P = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, C=C, progress=progress)
+    elif protocol == "kfold":
+        P = kfold_protocol(embed, y, splits, n_classes=n_classes, C=C, seed=cfg.seed)
+    else:
+        raise ValueError(f"protocol={protocol!r} is not one of {PROTOCOLS}")
+    return P, records, last[0]
+
+
 def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size: int,
              device: str = "cpu") -> Callable[[list], np.ndarray]:
     """The whole analysis of a batch of image paths, for :func:`hzlib.evaluate.time_analysis`: read,
@@ -263,4 +378,4 @@ def cards(keys: Sequence[str], spec: ModelSpec) -> list[dict]:
 
 
 __all__ = ["ModelSpec", "PairModel", "ClipPair", "MODELS", "register", "make_model", "FitConfig", "FitResult",
-           "fit", "features", "analyser", "cards", "empty_text", "trim_padding"]
+           "fit", "features", "train_and_embed", "run_protocol", "PROTOCOLS", "analyser", "cards", "empty_text", "trim_padding"]
