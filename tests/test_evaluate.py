@@ -294,4 +294,24 @@ def test_loo_protocol_standardises_then_leaves_one_out():
     scaled = 100 * X + 7  # standardisation makes the scale irrelevant
     np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3), ev.loo_protocol(scaled, y, n_classes=3), atol=1e-5)
     Z = (X - X.mean(0)) / X.std(0)
-    np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3), ev.loo_logistic(Z, y, n_classes=3), atol=1e-10)
+    np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3, exact=True), ev.loo_logistic(Z, y, n_classes=3),
+                               atol=1e-10)
+    np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3), ev.loo_logistic_newton(Z, y, n_classes=3),
+                               atol=1e-10)
+
+
+@pytest.mark.parametrize("n, d, K, C", [(150, 5, 3, 1.0), (300, 12, 6, 0.1)])
+def test_newton_step_loo_matches_exact_refits(n, d, K, C):
+    rng = np.random.default_rng(n)
+    y = np.repeat(np.arange(K), n // K)
+    X = rng.normal(size=(len(y), d)) + np.eye(K, d)[y]
+    approx = ev.loo_logistic_newton(X, y, n_classes=K, C=C)
+    exact = ev.loo_logistic(X, y, n_classes=K, C=C)
+    np.testing.assert_allclose(approx.sum(1), 1)
+    assert np.abs(approx - exact).max() < 5e-3
+    assert np.abs(approx - exact).mean() < 5e-4
+    # and it is a leave-one-out: each item's own probability of its class drops against the full fit
+    from sklearn.linear_model import LogisticRegression
+    full = LogisticRegression(C=C, tol=1e-8, solver="newton-cg").fit(X, y).predict_proba(X)
+    own = np.arange(len(y)), y
+    assert (approx[own] <= full[own] + 1e-9).all()

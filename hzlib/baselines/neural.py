@@ -349,7 +349,7 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
         return feats
 
     if protocol == "loo":
-        P = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, C=C, progress=progress)
+        P = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, C=C)
     elif protocol == "kfold":
         P = kfold_protocol(embed, y, splits, n_classes=n_classes, C=C, seed=cfg.seed)
     else:
