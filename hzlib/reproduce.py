@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from datetime import datetime, timezone
 
 from .config import Profile, atomic_write_json, atomic_write_text, environment, params_hash
+from .summary import PAGE as SUMMARY_PAGE, summary_markdown
 
 KERNEL = "hzlib"
 
@@ -100,7 +101,7 @@ def run_chapters(profile: Profile, layout: Layout, *, only: list[str] | None = N
             ) from None
         tmp.replace(out)
         rec = {"chapter": nb.stem, "fingerprint": fp, "seconds": round(time.perf_counter() - t0, 1),
-               "status": "ran", "profile": profile.profile,
+               "status": "ran", "profile": profile.profile, "commit": _git_commit(layout.root),
                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         atomic_write_json(stamp, rec)
         records.append(rec)
@@ -126,17 +127,20 @@ def prepare_book(layout: Layout, *, log=print) -> dict:
     Every chapter of ``_toc.yml`` without an executed notebook gets a placeholder page that says so
     (and how to run it); a placeholder whose chapter has since been run is removed. Writes
     ``book/generated/provenance.md``: per chapter, the profile it ran with, its time and when, plus the
-    git commit and the environment. Returns ``{"missing": [...], "profiles": {...}}``."""
+    git commit and the environment; and ``book/generated/summary.md``, the paper beside the values the
+    chapters that ran glued (:mod:`hzlib.summary`). Returns ``{"missing": [...], "profiles": {...},
+    "status": ..., "summary": {"rows": [...], "skipped": {...}}}``."""
     gen = layout.root / "book" / "generated"
     layout.chapters.mkdir(parents=True, exist_ok=True)
-    rows, missing, profiles = [], [], {}
-    for stem in toc_pages(layout, "book/chapters"):
+    rows, missing, profiles, stamps = [], [], {}, {}
+    chapters = toc_pages(layout, "book/chapters")
+    for stem in chapters:
         nb, md = layout.chapters / f"{stem}.ipynb", layout.chapters / f"{stem}.md"
         stamp = layout.chapters / f".{stem}.json"
         if nb.exists():
             if md.exists() and PLACEHOLDER_MARK in md.read_text(encoding="utf-8"):
                 md.unlink()
-            rec = json.loads(stamp.read_text()) if stamp.exists() else {}
+            rec = stamps[stem] = json.loads(stamp.read_text()) if stamp.exists() else {}
             profiles[stem] = rec.get("profile", "?")
             rows.append(f"| {stem} | {profiles[stem]} | {rec.get('seconds', '?')} | {rec.get('finished', '?')} |")
         else:
@@ -148,7 +152,7 @@ def prepare_book(layout: Layout, *, log=print) -> dict:
             rows.append(f"| {stem} | not run | | |")
     for stem in toc_pages(layout, "book/generated"):  # e.g. the corpus card, written by chapter 1
         page = gen / f"{stem}.md"
-        if stem != "provenance" and not page.exists():
+        if stem not in ("provenance", SUMMARY_PAGE) and not page.exists():
             missing.append(stem)
             atomic_write_text(page, f"{PLACEHOLDER_MARK}\n# {stem.replace('_', ' ').capitalize()}\n\n```{{warning}}\n"
                                     f"This page is written by the chapters; run `make reproduce` and rebuild.\n```\n")
@@ -167,9 +171,13 @@ def prepare_book(layout: Layout, *, log=print) -> dict:
         "Each chapter's resolved parameters, package versions and hardware are also written beside its "
         "results under `artifacts/<profile>/`.", "",
         "| package | version |", "|---|---|", pkgs, ""]))
+    # Rewritten on every build (new mtime), so Sphinx re-reads it and re-pastes the chapters' glue even
+    # when only a chapter changed.
+    summary_text, summary = summary_markdown(layout.chapters, chapters, stamps)
+    atomic_write_text(gen / f"{SUMMARY_PAGE}.md", summary_text)
     if status != "complete":
         log(f"[hz] warning: the book is {status}")
-    return {"missing": missing, "profiles": profiles, "status": status}
+    return {"missing": missing, "profiles": profiles, "status": status, "summary": summary}
 
 
 def _git_commit(root: Path) -> str:

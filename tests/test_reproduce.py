@@ -1,4 +1,5 @@
 """The papermill driver, the book's honesty about what was run, and the smoke book build (slow: minutes)."""
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 
 from hzlib.config import load_profile
 from hzlib.reproduce import ChapterFailed, Layout, chapter_notebooks, reproduce, run_chapters
+from hzlib.summary import ROWS, glued_values
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +35,13 @@ def test_smoke_profile_runs_every_chapter_and_builds_the_book(tmp_path):
     card = (html / "book" / "generated" / "corpus_card.html").read_text(encoding="utf-8")
     assert "colour histogram" in card
     assert (html / "book" / "chapters" / "02_normalization.html").exists()
+    # the summary page pastes every row's values from the executed chapters (cross-document glue)
+    summary_html = (html / "book" / "generated" / "summary.html").read_text(encoding="utf-8")
+    assert summary_html.count('class="pasted-text"') == sum(1 + bool(r.ref_key) for r in ROWS)
+    glued = glued_values(root / "book" / "chapters" / "05_clip_training.ipynb")
+    assert ast.literal_eval(glued["ch05_i2t_r10"]) in summary_html
+    n_images = int(glued_values(root / "book" / "chapters" / "01_data_statistics.ipynb")["ch01_n_images"])
+    assert f'<span class="pasted-text">{n_images:,}</span>' in summary_html
     # the executed notebooks carry the smoke parameters
     nb = nbformat.read(root / "book" / "chapters" / "01_data_statistics.ipynb", as_version=4)
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]

@@ -1,0 +1,253 @@
+"""The book's "paper and this study, side by side" page, generated before every build.
+
+Each :class:`Row` pairs a claim of the paper (built from :mod:`hzlib.paper`, or ``NOT_REPORTED``) with
+a value a chapter notebook glued (``myst_nb.glue``). The page never holds our numbers: it pastes them
+at build time from the executed notebooks with ``{glue:text}`/book/chapters/<stem>.ipynb::<key>:<fmt>```
+(myst-nb >= 1.0 resolves such cross-document references after every page is read; the trailing
+format spec is required, since the role splits it off at the last ``:``). A key that is not glued
+would be a warning, which fails the ``-W`` build, so rows are emitted only for chapters that ran and
+whose executed notebook holds every key of the row; the rest are listed as not in this build.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paper
+
+NOT_REPORTED = "not reported"
+PAGE = "summary"  # book/generated/summary.md
+
+
+@dataclass(frozen=True)
+class Row:
+    section: str  # where in the paper (section, table, figure, equation)
+    quantity: str
+    paper: str  # the paper's value or statement, from hzlib.paper; NOT_REPORTED where it gives none
+    chapter: str  # stem of the chapter notebook that glues ``key`` (and ``ref_key``)
+    key: str  # our measured value
+    note: str  # comparability, one line
+    fmt: str = "s"  # format spec of {glue:text}; numbers glued as numbers take e.g. ",d" or ".3f"
+    ref_key: str | None = None  # the level to read it against: baselines, random init, chance
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of the paper that no chapter of this book measures yet."""
+    section: str
+    quantity: str
+    paper: str
+    chapter: str  # the chapter that will measure it
+
+
+def _headline(key: str, fmt: str = ".2f") -> str:
+    return format(paper.HEADLINE[key], fmt)
+
+
+_ACCURACY = f"accuracy {_headline('accuracy')}, the mean over its 10 attributes; protocol not stated"
+_ACC_NOTE = ("not comparable: top-1 on our generated test split, the paper's per-attribute mean on its "
+             "private photographs (chapter 8 compares protocols)")
+
+ROWS: tuple[Row, ...] = (
+    # --- chapter 1: data (Table 1)
+    Row("Table 1", "images", f"{paper.TABLE1_TOTAL:,} photographs (private)", "01_data_statistics",
+        "ch01_n_images", "ours are rendered 3D sculptures; the profile's corpus_scale scales the paper's counts",
+        fmt=",d"),
+    Row("Table 1", "images per class, in the paper's order", ", ".join(map(str, paper.TABLE1_COUNTS)),
+        "01_data_statistics", "ch01_class_counts", "the same classes and counts (at corpus_scale 1); "
+        "the class descriptions are our reading"),
+    Row("(ours only)", "calibration: colour histogram + logistic regression, macro accuracy", NOT_REPORTED,
+        "01_data_statistics", "ch01_colour_hist_macro_acc",
+        "how far colour alone separates our classes; the paper gives no such bound", fmt=".3f"),
+    Row("(ours only)", "calibration: bag of characters of the description + logistic regression, macro accuracy",
+        NOT_REPORTED, "01_data_statistics", "ch01_text_bow_macro_acc",
+        "how far the paired text alone separates our classes", fmt=".3f"),
+    # --- chapter 2: normalisation (Section 3.1, Eq 1-3)
+    Row("Section 3.1, Eq 2", "largest |mean| of an image after z-scoring", NOT_REPORTED, "02_normalization",
+        "ch02_z_mean_max_abs", "0 by construction: a check of our implementation, not of the paper's"),
+    Row("Section 3.1, Eq 2", "per-channel standard deviation after z-scoring (range over images)", NOT_REPORTED,
+        "02_normalization", "ch02_z_std_range", "1 by construction: a check of our implementation"),
+    Row("Section 3.1, Eq 3", "Kolmogorov-Smirnov distance of the equalised image to U(0, 1)", NOT_REPORTED,
+        "02_normalization", "ch02_eq_ks", "limited by the 256 bins and by ties; the paper shows Figure 1 only"),
+    # --- chapter 3: Structure from Motion (Section 3.2, Figure 2)
+    Row("Section 3.2, Figure 2", "orbits whose model agrees with the true cameras", NOT_REPORTED,
+        "03_structure_from_motion", "ch03_orbits_ok",
+        "the paper shows pictures only; our orbits are renders with known cameras and meshes"),
+    Row("Section 3.2", "views registered", NOT_REPORTED, "03_structure_from_motion", "ch03_registered",
+        "over all orbits of the profile"),
+    Row("Section 3.2, Figure 2", "dense cloud recall at 2% of the diagonal (median over orbits)", NOT_REPORTED,
+        "03_structure_from_motion", "ch03_dense_recall_2pct", "measured against the true mesh, which the paper lacks"),
+    Row("Section 3.2, Figure 2", "dense cloud F-score at 2% of the diagonal (median over orbits)", NOT_REPORTED,
+        "03_structure_from_motion", "ch03_dense_fscore_2pct", "as above"),
+    Row("Section 3.2, Figure 2", "dense accuracy: median distance to the true mesh, % of the diagonal",
+        NOT_REPORTED, "03_structure_from_motion", "ch03_dense_accuracy_pct", "as above"),
+    # --- chapter 4: text mapping (Section 3.3, Eq 4, Table 2)
+    Row("Section 3.3, Table 2", "cosine of a mapped text with its own image minus with the others (out of fold)",
+        NOT_REPORTED, "04_text_mapping", "ch04_map_gap",
+        "Table 2 gives a score per text for five texts of its private sculptures, no aggregate; "
+        "our image space is a fixed descriptor, not the paper's", ref_key="ch04_map_gap_ref"),
+    Row("Section 3.3", "share of texts whose own image ranks first in its fold", NOT_REPORTED, "04_text_mapping",
+        "ch04_map_top1", "a measure of ours", ref_key="ch04_map_top1_ref"),
+    # --- chapter 5: CLIP training (Section 3.3, Eq 5-7, Figure 3)
+    Row("Section 3.3, Figure 3", "hyper-parameter sweep, scored on validation", NOT_REPORTED, "05_clip_training",
+        "ch05_sweep", "the paper shows loss curves and states no splits, training length or chosen setting",
+        ref_key="ch05_sweep_ref"),
+    Row("Section 3.3", "image-to-text recall@10 (test split)", NOT_REPORTED, "05_clip_training", "ch05_i2t_r10",
+        "a small CLIP trained from scratch on CPU", ref_key="ch05_i2t_r10_ref"),
+    Row("Section 3.3", "text-to-image recall@10 (test split)", NOT_REPORTED, "05_clip_training", "ch05_t2i_r10",
+        "as above", ref_key="ch05_t2i_r10_ref"),
+    Row(paper.HEADLINE_WHERE["accuracy"], "zero-shot accuracy, 10 classes (test split)", _ACCURACY, "05_clip_training",
+        "ch05_zero_shot_acc", _ACC_NOTE, ref_key="ch05_zero_shot_acc_ref"),
+    Row(paper.HEADLINE_WHERE["accuracy"], "linear-probe accuracy on frozen image embeddings (test split)", _ACCURACY,
+        "05_clip_training", "ch05_probe_acc", _ACC_NOTE, ref_key="ch05_probe_acc_ref"),
+    # --- chapter 6: Grad-CAM (Section 6, Eq 8-11, Figure 4)
+    Row("Section 6, Figure 4", "pointing game: the map's maximum inside the glyph (test split)", NOT_REPORTED,
+        "06_gradcam", "ch06_pointing_trained",
+        "the paper shows heat maps without a measure; our glyph masks give one", ref_key="ch06_pointing_ref"),
+    Row("Section 6, Figure 4", "share of the map's energy inside the glyph (test split)", NOT_REPORTED,
+        "06_gradcam", "ch06_energy_trained", "as above", ref_key="ch06_energy_ref"),
+    # --- chapter 7: clustering (Section 7, Figures 5-6)
+    Row("Section 7, Figure 5", "K-means (k = 3) clusters of high-attention pixels of 真 against its parts (ARI)",
+        NOT_REPORTED, "07_clustering", "ch07_fig5_ari",
+        "the paper reads its clusters as cultural attributes; our stroke masks check them",
+        ref_key="ch07_fig5_ari_ref"),
+    Row("Section 7, Figure 6", "attention per unit stroke area on 真, by stroke type", NOT_REPORTED,
+        "07_clustering", "ch07_stroke_ratios", "the paper reads 横, 竖 and 点 as carriers of meaning",
+        ref_key="ch07_stroke_ratios_ref"),
+    Row("Section 7, Figure 6", "K-means on the strokes' attention alone against the parts of 真 (ARI)",
+        NOT_REPORTED, "07_clustering", "ch07_strokes_ari_attention", "a check of ours",
+        ref_key="ch07_strokes_ari_attention_ref"),
+    Row("Section 7", "K-means (k = 10) on all image embeddings against the 10 classes", NOT_REPORTED,
+        "07_clustering", "ch07_kmeans_k10", "the paper clusters attributes without comparing to its classes",
+        ref_key="ch07_kmeans_k10_ref"),
+)
+
+# ====================================================================================================
+# CHAPTER 8 (evaluation: CLIP against the comparators, Figures 7-8, Table 3) is being written
+# separately. Its notebook will be notebooks/08_evaluation.ipynb and will glue keys named
+# ch08_<protocol>_<model>_<metric>. Its rows go in CHAPTER8_ROWS, e.g.
+#     Row("Abstract", "RMSE", _headline("rmse", "g"), "08_evaluation", "ch08_<protocol>_clip_rmse", "<note>",
+#         fmt=".3f", ref_key="ch08_<protocol>_<comparator>_rmse"),
+# and each claim it measures then leaves CHAPTER8_CLAIMS (the page lists the claims still there as not
+# measured by this book). Add the chapter to _toc.yml, and update the "Evaluation" item of
+# book/limitations.md, which says that chapter 8 is not in the book yet.
+CHAPTER8_ROWS: tuple[Row, ...] = ()
+CHAPTER8_CLAIMS: tuple[Claim, ...] = tuple(
+    Claim(paper.HEADLINE_WHERE[k], q, v, "08_evaluation") for k, q, v in (
+        ("precision", "mean precision / recall / F1 over the 10 attributes",
+         " / ".join(_headline(m) for m in ("precision", "recall", "f1"))),
+        ("accuracy", "mean accuracy over the 10 attributes", _headline("accuracy")),
+        ("auc", "AUC", _headline("auc")),
+        ("auc_gain_over_m3", "AUC above the M3 model", f"{paper.HEADLINE['auc_gain_over_m3']:.1%}"),
+        ("rmse", "RMSE", _headline("rmse", "g")),
+        ("mae", "MAE", _headline("mae", "g")),
+        ("analysis_time_ms", "analysis time", f"{paper.HEADLINE['analysis_time_ms']:g} ms"),
+    ))
+# ====================================================================================================
+
+ALL_ROWS: tuple[Row, ...] = ROWS + CHAPTER8_ROWS
+
+
+def glued_values(notebook: Path) -> dict[str, str]:
+    """Key -> ``text/plain`` of every value an executed notebook glued (myst_nb.glue writes outputs
+    tagged ``scrapbook``, their mime types prefixed when ``display=False``)."""
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    out = {}
+    for c in nb.get("cells", []):
+        for o in c.get("outputs", []) if c.get("cell_type") == "code" else []:
+            meta = o.get("metadata", {}).get("scrapbook")
+            if meta:
+                out[meta["name"]] = o.get("data", {}).get(meta.get("mime_prefix", "") + "text/plain", "")
+    return out
+
+
+def glued_keys(notebook: Path) -> set[str]:
+    return set(glued_values(notebook))
+
+
+def _title(notebook: Path, stem: str) -> str:
+    nb = json.loads(Path(notebook).read_text(encoding="utf-8"))
+    first = "".join(nb["cells"][0]["source"]) if nb.get("cells") else ""
+    return first.splitlines()[0].lstrip("# ").strip() if first.startswith("# ") else stem
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _paste(row: Row, key: str, fmt: str) -> str:
+    return f"{{glue:text}}`/book/chapters/{row.chapter}.ipynb::{key}:{fmt}`"
+
+
+def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[str, dict],
+                     rows: tuple[Row, ...] | None = None, claims: tuple[Claim, ...] | None = None) -> tuple[str, dict]:
+    """The page's MyST text and ``{"rows": [keys emitted], "skipped": {chapter: reason}}``.
+
+    ``toc_chapters``: the chapter stems of ``_toc.yml``, in order; ``stamps``: per chapter that ran, its
+    run record (profile, finished, commit); ``rows`` and ``claims`` default to :data:`ALL_ROWS` and
+    :data:`CHAPTER8_CLAIMS`."""
+    rows = ALL_ROWS if rows is None else rows
+    claims = CHAPTER8_CLAIMS if claims is None else claims
+    by_chapter: dict[str, list[Row]] = {}
+    for r in rows:
+        by_chapter.setdefault(r.chapter, []).append(r)
+    order = list(toc_chapters) + [c for c in [*by_chapter, *(c.chapter for c in claims)] if c not in toc_chapters]
+    order = list(dict.fromkeys(order))
+    lines = [
+        "# The paper and this study, side by side", "",
+        f"For each section of {{cite:t}}`luo2024`: what the paper reports (from `hzlib.paper`; *{NOT_REPORTED}* "
+        "where it gives no number), what this study measured, the level to read our value against (chance, "
+        "a random initialisation, a baseline) and whether the two are comparable. Our values are pasted "
+        "from the executed chapter notebooks when the book is built; none is typed on this page. "
+        "Intervals are 95% bootstrap intervals. The paper's data are private photographs; ours are the "
+        "generated corpus of the corpus card, so no value here reproduces a value of the paper; "
+        "{doc}`/book/limitations` says what else differs.", ""]
+    emitted, skipped, profiles = [], {}, set()
+    head = len(lines)
+    for stem in order:
+        nb = chapters_dir / f"{stem}.ipynb"
+        chapter_rows = by_chapter.get(stem, [])
+        if stem not in toc_chapters:
+            skipped[stem] = "not yet part of this book"
+            continue
+        if not nb.exists():
+            skipped[stem] = "not run for this build"
+            continue
+        if not chapter_rows:
+            continue
+        have = glued_keys(nb)
+        ok = [r for r in chapter_rows if r.key in have and (r.ref_key is None or r.ref_key in have)]
+        stale = [r.key for r in chapter_rows if r not in ok]
+        if stale:  # an executed copy from an older notebook: say so rather than fail the build
+            skipped[stem] = (f"ran, but its executed notebook lacks {', '.join(stale)}; rerun it "
+                             f"(`hz reproduce --only {stem[:2]}`)")
+        if not ok:
+            continue
+        st = stamps.get(stem, {})
+        profiles.add(st.get("profile", "unknown"))
+        lines += [f"## {_title(nb, stem)}", "",
+                  f"From {{doc}}`the chapter </book/chapters/{stem}>`, run with profile **{st.get('profile', 'unknown')}**, "
+                  f"finished {st.get('finished', 'at an unknown time')}, git commit "
+                  f"`{st.get('commit', 'not recorded')}`.", "",
+                  "| where in the paper | quantity | the paper reports | this study | read against | comparability |",
+                  "|---|---|---|---|---|---|"]
+        for r in ok:
+            ref = _paste(r, r.ref_key, "s") if r.ref_key else ""
+            lines.append(f"| {_cell(r.section)} | {_cell(r.quantity)} | {_cell(r.paper)} | {_paste(r, r.key, r.fmt)} "
+                         f"| {ref} | {_cell(r.note)} |")
+            emitted.append(r.key)
+        lines.append("")
+    if len(profiles) > 1:  # said first: it qualifies every table below
+        lines[head:head] = ["```{warning}", f"The chapters below ran with different profiles "
+                            f"({', '.join(sorted(profiles))}): their numbers do not come from one run "
+                            "(see {doc}`/book/generated/provenance`).", "```", ""]
+    if skipped or claims:
+        lines += ["## Not measured in this build", ""]
+        lines += [f"- `{stem}`: {why}." for stem, why in skipped.items()]
+        if claims:  # a claim leaves ``claims`` once a row measures it, so every one left is unmeasured
+            lines += ["", "Claims of the paper that no chapter of this book measures yet:", "",
+                      "| where in the paper | quantity | the paper reports | to be measured by |", "|---|---|---|---|"]
+            lines += [f"| {_cell(c.section)} | {_cell(c.quantity)} | {_cell(c.paper)} | `{c.chapter}` |" for c in claims]
+        lines.append("")
+    return "\n".join(lines), {"rows": emitted, "skipped": skipped}

@@ -1,0 +1,136 @@
+"""The "paper and this study" page: its rows name keys the notebooks really glue, paper values come
+from hzlib.paper, only chapters that ran are pasted from, and the page builds without warnings."""
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hzlib import paper
+from hzlib.summary import ALL_ROWS, CHAPTER8_CLAIMS, CHAPTER8_ROWS, NOT_REPORTED, ROWS, Claim, Row, glued_keys, \
+    summary_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+GLUE_CALL = re.compile(r"""\bglue\(\s*(f?)["']([^"']+)["']""")
+
+
+def _source_keys(notebook: Path) -> set[str]:
+    """Keys a stored notebook glues with a literal name (an f-string name cannot be checked statically)."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    src = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    return {key for f, key in GLUE_CALL.findall(src) if not f}
+
+
+@pytest.mark.parametrize("row", ALL_ROWS, ids=lambda r: r.key)
+def test_every_key_of_a_row_is_glued_by_its_chapter_notebook(row):
+    nb = ROOT / "notebooks" / f"{row.chapter}.ipynb"
+    assert nb.exists(), f"{row.key}: no notebook {nb.name}"
+    keys = _source_keys(nb)
+    for key in filter(None, (row.key, row.ref_key)):
+        assert key in keys, f"{nb.name} does not glue {key!r} (renamed?); the summary page pastes it"
+        assert key.startswith(f"ch{row.chapter[:2]}_"), f"{key}: summary keys carry their chapter's prefix"
+
+
+def test_rows_are_unique_and_chapter8_keeps_its_key_scheme():
+    keys = [r.key for r in ALL_ROWS]
+    assert len(keys) == len(set(keys))
+    assert {r.chapter[:2] for r in ROWS} == {f"{i:02d}" for i in range(1, 8)}
+    for r in CHAPTER8_ROWS:  # empty until chapter 8 lands; then its keys follow ch08_<protocol>_<model>_<metric>
+        assert r.chapter == "08_evaluation" and re.fullmatch(r"ch08_[a-z0-9]+_[a-z0-9]+_[a-z0-9_]+", r.key)
+
+
+def _paper_numbers() -> set[str]:
+    vals = [*paper.TABLE1_COUNTS, paper.TABLE1_TOTAL, len(paper.TABLE1_COUNTS), *paper.HEADLINE.values(),
+            100 * paper.HEADLINE["auc_gain_over_m3"]]
+    return {format(v, "g") for v in vals}
+
+
+@pytest.mark.parametrize("claim", [*ALL_ROWS, *CHAPTER8_CLAIMS], ids=lambda r: r.quantity[:40])
+def test_the_paper_column_holds_only_numbers_of_hzlib_paper(claim):
+    # every number in the paper's column must be one hzlib.paper states: none is typed or invented here
+    stated = re.sub(r"\b(Table|Figure|Section|Eq) [\d.]+", "", claim.paper)  # where it is said is no claim
+    for num in re.findall(r"\d[\d,]*(?:\.\d+)?", stated):
+        assert format(float(num.replace(",", "")), "g") in _paper_numbers(), f"{num!r} in {claim.paper!r}"
+    if claim.paper != NOT_REPORTED and isinstance(claim, Row):
+        assert re.search(r"\d", claim.paper), "a paper statement without a number is NOT_REPORTED"
+
+
+def _executed(path: Path, values: dict) -> None:
+    """An executed notebook whose outputs are what ``glue(key, value, display=False)`` writes."""
+    cell = nbformat.v4.new_code_cell("glue(...)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": repr(v)},
+                                           metadata={"scrapbook": {"name": k, "mime_prefix": "application/papermill.record/"}})
+                    for k, v in values.items()]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Chapter A"), cell])
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.write(nb, path)
+
+
+TEST_ROWS = (
+    Row("Table 1", "images", f"{paper.TABLE1_TOTAL:,}", "01_a", "ch01_n", "generated", fmt=",d"),
+    Row("Section 9", "score", NOT_REPORTED, "01_a", "ch01_score", "ours only", ref_key="ch01_score_ref"),
+    Row("Section 9", "other", NOT_REPORTED, "02_b", "ch02_other", "not run"),
+)
+TEST_CLAIMS = (Claim("Abstract", "RMSE", str(paper.HEADLINE["rmse"]), "08_evaluation"),)
+
+
+def test_rows_are_pasted_only_from_chapters_that_ran(tmp_path):
+    _executed(tmp_path / "01_a.ipynb", {"ch01_n": 1234, "ch01_score": "0.617 [0.5, 0.7]", "ch01_score_ref": "chance 0.1"})
+    text, info = summary_markdown(tmp_path, ["01_a", "02_b"], {"01_a": {"profile": "smoke", "commit": "deadbee"}},
+                                  rows=TEST_ROWS, claims=TEST_CLAIMS)
+    assert info["rows"] == ["ch01_n", "ch01_score"]
+    assert info["skipped"] == {"02_b": "not run for this build", "08_evaluation": "not yet part of this book"}
+    assert "{glue:text}`/book/chapters/01_a.ipynb::ch01_n:,d`" in text
+    assert "{glue:text}`/book/chapters/01_a.ipynb::ch01_score_ref:s`" in text
+    assert "ch02_other" not in text and "0.617" not in text and "1234" not in text  # pasted, never typed
+    assert "**smoke**" in text and "deadbee" in text and "# Chapter A" in text
+    assert f"| {paper.HEADLINE['rmse']} | `08_evaluation` |" in text
+
+
+def test_a_stale_executed_notebook_is_reported_not_pasted(tmp_path):
+    _executed(tmp_path / "01_a.ipynb", {"ch01_n": 1})  # run before ch01_score existed
+    text, info = summary_markdown(tmp_path, ["01_a"], {}, rows=TEST_ROWS[:2], claims=())
+    assert info["rows"] == ["ch01_n"] and "lacks ch01_score" in info["skipped"]["01_a"]
+    assert "ch01_score_ref" not in text
+    assert glued_keys(tmp_path / "01_a.ipynb") == {"ch01_n"}
+
+
+def test_mixed_profiles_are_flagged_above_the_tables(tmp_path):
+    _executed(tmp_path / "01_a.ipynb", {"ch01_n": 1})
+    _executed(tmp_path / "02_b.ipynb", {"ch02_other": "x"})
+    text, _ = summary_markdown(tmp_path, ["01_a", "02_b"], {"01_a": {"profile": "smoke"}, "02_b": {"profile": "default"}},
+                               rows=(TEST_ROWS[0], TEST_ROWS[2]), claims=())
+    assert text.index("different profiles (default, smoke)") < text.index("## Chapter A")
+
+
+def test_the_summary_page_builds_without_warnings_and_shows_the_glued_values(tmp_path, monkeypatch):
+    """jupyter-book -nW on a tiny book: one executed chapter, the generated summary page (cross-document
+    glue) and a chapter that was not run (a placeholder page)."""
+    from hzlib.reproduce import Layout, prepare_book
+
+    (tmp_path / "book" / "chapters").mkdir(parents=True)
+    for name in ("intro.md", "references.md", "references.bib"):
+        shutil.copy(ROOT / "book" / name, tmp_path / "book" / name)
+    (tmp_path / "book" / "limitations.md").write_text("# Limitations\n", encoding="utf-8")
+    shutil.copy(ROOT / "_config.yml", tmp_path / "_config.yml")
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n  - caption: C\n    chapters:\n"
+        "      - file: book/chapters/01_a\n      - file: book/chapters/02_b\n      - file: book/generated/summary\n"
+        "      - file: book/limitations\n      - file: book/generated/provenance\n      - file: book/references\n",
+        encoding="utf-8")
+    lay = Layout(tmp_path)
+    _executed(lay.chapters / "01_a.ipynb", {"ch01_n": 1234, "ch01_score": "0.617 [0.5, 0.7]", "ch01_score_ref": "chance 0.1"})
+    monkeypatch.setattr("hzlib.summary.ALL_ROWS", TEST_ROWS)
+    monkeypatch.setattr("hzlib.summary.CHAPTER8_CLAIMS", TEST_CLAIMS)
+    info = prepare_book(lay, log=lambda *_: None)
+    assert info["summary"]["rows"] == ["ch01_n", "ch01_score"] and "02_b" in info["missing"]
+    jb = Path(sys.executable).parent / "jupyter-book"
+    res = subprocess.run([str(jb), "build", str(tmp_path), "-nW", "--keep-going"], capture_output=True, text=True)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    html = (tmp_path / "_build" / "html" / "book" / "generated" / "summary.html").read_text(encoding="utf-8")
+    assert '<span class="pasted-text">1,234</span>' in html
+    assert "0.617 [0.5, 0.7]" in html and "chance 0.1" in html
