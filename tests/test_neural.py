@@ -161,3 +161,14 @@ def test_run_protocol_trains_once_for_loo_and_once_per_fold(geometry):
     assert [r["train_items"] for r in recs] == [len(tr) for tr, _ in splits]
     with pytest.raises(ValueError, match="protocol='both'"):
         N.run_protocol("clip", "both", **kw)
+
+
+def test_cards_markdown_holds_every_card_and_the_budget(geometry):
+    cards = N.cards(["clip"], N.ModelSpec(geometry, 1000, 10, 24))
+    md = N.cards_markdown(cards, cfg=N.FitConfig(epochs=3, batch_size=64, seed=9), n_items=1850, folds=3,
+                          results={"clip": {"macro F1 (b)": "0.30 [0.28, 0.32]"}})
+    assert md.startswith("### CLIP (`clip`)")
+    assert f"{cards[0]['parameters']:,} parameters" in md
+    assert "3 epoch(s), batch 64" in md and "seed 9" in md and "all 1,850" in md and "folds of 3" in md
+    assert "macro F1 (b) 0.30 [0.28, 0.32]" in md
+    assert "attribute labels" not in md  # CLIP does not train on labels

@@ -372,10 +372,37 @@ def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size
     return analyse
 
 
+def cards_markdown(cards: Sequence[dict], *, cfg: FitConfig, n_items: int, folds: int,
+                   results: dict[str, dict[str, str]] | None = None) -> str:
+    """Model cards in Markdown, one section per card of :func:`cards`: what the model follows and how
+    we read it, its size, what it was trained on and with which budget, how it is evaluated, its
+    results (``results``: model key -> {label: formatted value}) and what it is not."""
+    out = []
+    for c in cards:
+        lines = [f"### {c['title']} (`{c['model']}`)", "",
+                 f"- **Follows:** {c['follows']}.",
+                 f"- **Our reading:** {c['interpretation']}",
+                 f"- **Size:** {c['parameters']:,} parameters (vocabulary of 1,000 words).",
+                 f"- **Trained on:** the corpus's image–description pairs{' and their attribute labels' if c['uses labels'] else ''}: "
+                 f"all {n_items:,} for protocol (a), the training folds of {folds} for protocol (b); from scratch, "
+                 "with no pretrained weights.",
+                 f"- **Budget:** {cfg.epochs} epoch(s), batch {cfg.batch_size}, AdamW (lr {cfg.lr:g}, weight decay "
+                 f"{cfg.weight_decay:g}), {cfg.warmup_steps} warm-up steps then cosine decay, gradient clipping at "
+                 f"{cfg.grad_clip:g}, seed {cfg.seed}; the same for every model.",
+                 "- **Evaluated as:** its image feature (from the image alone) -> standardisation -> multinomial "
+                 "logistic regression; Eq 12-17 with 95% bootstrap intervals."]
+        if results and c["model"] in results:
+            lines.append("- **Results:** " + "; ".join(f"{k} {v}" for k, v in results[c["model"]].items()) + ".")
+        lines.append("- **Not:** the published model or its pretraining data; its numbers describe this generated "
+                     "corpus at this scale only.")
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
 def cards(keys: Sequence[str], spec: ModelSpec) -> list[dict]:
     """The card of each model (built once from ``spec`` to count its parameters)."""
     return [make_model(k, spec).card() for k in keys]
 
 
 __all__ = ["ModelSpec", "PairModel", "ClipPair", "MODELS", "register", "make_model", "FitConfig", "FitResult",
-           "fit", "features", "train_and_embed", "run_protocol", "PROTOCOLS", "analyser", "cards", "empty_text", "trim_padding"]
+           "fit", "features", "train_and_embed", "run_protocol", "PROTOCOLS", "analyser", "cards", "cards_markdown", "empty_text", "trim_padding"]
