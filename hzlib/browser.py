@@ -7,7 +7,7 @@ internal link must resolve to a file of the build and, with ``#anchor``, to an e
 and each chapter must show the figures and tables it promises. A full-page screenshot of the summary
 page (else the root page) is saved.
 
-The pure parts (which pages, how an ``href`` resolves, which ids a page has) take no browser and are
+The pure parts (the summary page, how an ``href`` resolves, which ids a page has) take no browser and are
 unit-tested on a hand-made tree. Chromium and chromedriver are Debian's (``/usr/bin/chromium``,
 ``/usr/bin/chromedriver``; ``HZ_CHROMIUM`` / ``HZ_CHROMEDRIVER`` override), driven by Selenium with
 the driver given explicitly so that Selenium Manager never downloads anything; every host but
@@ -42,26 +42,6 @@ CONSOLE_NOISE = ("Identifier 'THEBE_JS_URL' has already been declared", "Got inv
 
 
 # --- pure parts -----------------------------------------------------------------------------------
-
-def toc_files(root: Path) -> list[str]:
-    """Every page of ``_toc.yml`` (root first, then parts, chapters and sections in order), as paths
-    relative to the book root without suffix, e.g. ``book/chapters/01_data_statistics``."""
-    import yaml
-
-    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text(encoding="utf-8")) or {}
-    out = [toc["root"]] if toc.get("root") else []
-
-    def walk(entries):
-        for e in entries or []:
-            if e.get("file"):
-                out.append(e["file"])
-            walk(e.get("chapters"))
-            walk(e.get("sections"))
-
-    walk(toc.get("parts"))
-    walk(toc.get("chapters"))
-    return [re.sub(r"\.(md|ipynb|rst)$", "", f) for f in out]
-
 
 def summary_page(files: list[str]) -> str:
     """The page to photograph: the summary page of the toc if there is one, else the root page."""
@@ -266,8 +246,8 @@ class BookReport:
 
 def check_book(html_root: Path, files: list[str], *, expect: dict[str, list[str]] | None = None,
                images_per_page: dict[str, int] | None = None, screenshot: Path | None = None) -> BookReport:
-    """Load every page (``files`` as :func:`toc_files` gives them) of the build in ``html_root`` in
-    headless Chromium and collect every problem a reader would meet, each naming its page:
+    """Load every page (``files`` as :func:`hzlib.reproduce.toc_files` gives them) of the build in
+    ``html_root`` in headless Chromium and collect every problem a reader would meet, each naming its page:
 
     * the page is missing, does not finish loading, has no title or main content, or a request to
       the book's own server fails (a 404 stylesheet, script or image) or a script of the book throws;

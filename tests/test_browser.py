@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hzlib.browser import check_book, check_links, resolve_href, scan_html, summary_page, toc_files
+from hzlib.browser import check_book, check_links, resolve_href, scan_html, summary_page
+from hzlib.reproduce import toc_files
 
 ROOT = Path(__file__).resolve().parent.parent
 # The smoke book's screenshot, a CI artefact: a stable path in the clone (git-ignored), not pytest's tmp.
