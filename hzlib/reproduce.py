@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -111,14 +112,30 @@ def run_chapters(profile: Profile, layout: Layout, *, only: list[str] | None = N
 PLACEHOLDER_MARK = "<!-- hz: placeholder for a chapter that has not been run -->"
 
 
+def toc_files(root: Path) -> list[str]:
+    """Every page of ``_toc.yml`` (root first, then parts, chapters and sections in order), as paths
+    relative to the book root without suffix, e.g. ``book/chapters/01_data_statistics``."""
+    import yaml
+
+    toc = yaml.safe_load((Path(root) / "_toc.yml").read_text(encoding="utf-8")) or {}
+    out = [toc["root"]] if toc.get("root") else []
+
+    def walk(entries):
+        for e in entries or []:
+            if e.get("file"):
+                out.append(e["file"])
+            walk(e.get("chapters"))
+            walk(e.get("sections"))
+
+    walk(toc.get("parts"))
+    walk(toc.get("chapters"))
+    return [re.sub(r"\.(md|ipynb|rst)$", "", f) for f in out]
+
+
 def toc_pages(layout: Layout, folder: str) -> list[str]:
     """Stems of the pages ``_toc.yml`` lists under ``folder`` (``book/chapters`` for the executed
     chapters, ``book/generated`` for pages the chapters write)."""
-    import yaml
-
-    toc = yaml.safe_load((layout.root / "_toc.yml").read_text(encoding="utf-8")) or {}
-    files = [ch.get("file", "") for part in toc.get("parts", []) for ch in part.get("chapters", [])]
-    return [f.split("/")[-1] for f in files if f.startswith(folder.rstrip("/") + "/")]
+    return [f.split("/")[-1] for f in toc_files(layout.root) if f.startswith(folder.rstrip("/") + "/")]
 
 
 def prepare_book(layout: Layout, *, log=print) -> dict:

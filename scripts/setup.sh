@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One-time set-up of everything the study needs, idempotent: system packages (fonts, libusb),
+# One-time set-up of everything the study needs, idempotent: system packages (fonts, libusb, and
+# Chromium for the browser test),
 # a virtual environment with the Python packages (pinned by constraints.txt), the Jupyter kernel
 # `hzlib`, and the pinned, checksummed data assets (cached outside the clone).
 set -euo pipefail
@@ -7,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 VENV=${HZ_VENV:-.venv}
 PY=${PYTHON:-python3}
+# chromium + chromium-driver: tests/test_browser.py opens the built book in headless Chromium
 APT_PACKAGES=(libusb-1.0-0 fonts-arphic-uming fonts-arphic-ukai fonts-wqy-zenhei fonts-cwtex-fs
   fonts-ipafont-mincho fonts-oradano-mincho-gsrr fonts-kouzan-mouhitsu fonts-lxgw-wenkai
-  fonts-aoyagi-soseki)
+  fonts-aoyagi-soseki chromium chromium-driver)
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }

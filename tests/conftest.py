@@ -1,4 +1,10 @@
+import os
+import shutil
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -10,3 +16,37 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def project_copy(dst: Path) -> Path:
+    """The book's sources (notebooks, profiles, pages, config) in ``dst``, without generated pages."""
+    for name in ("notebooks", "profiles", "book"):
+        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("chapters", "generated", "_build"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, dst / name)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Every chapter run on the smoke profile and the book built, once per session (minutes): the
+    build test and the browser test share it. Yields ``(root, summary)``; the HTML is in
+    ``root/_build/html``."""
+    from hzlib.config import load_profile
+    from hzlib.reproduce import reproduce
+
+    root = project_copy(tmp_path_factory.mktemp("smoke_book"))
+    return root, reproduce(load_profile("smoke"), root)
+
+
+@pytest.fixture(scope="session")
+def headless_chromium():
+    """Skips a browser test where Chromium, chromedriver or selenium is missing, but fails it in CI
+    (``CI=true``): CI installs them (scripts/setup.sh), so a skip there would hide a broken set-up."""
+    from hzlib.browser import browser_missing
+
+    why = browser_missing()
+    if why and os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but the browser test cannot run: {why}")
+    if why:
+        pytest.skip(why)

@@ -1,7 +1,6 @@
 """The papermill driver, the book's honesty about what was run, and the smoke book build (slow: minutes)."""
 import ast
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
@@ -11,21 +10,10 @@ from hzlib.config import load_profile
 from hzlib.reproduce import ChapterFailed, Layout, chapter_notebooks, reproduce, run_chapters
 from hzlib.summary import ROWS, glued_values
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _project_copy(dst: Path) -> Path:
-    for name in ("notebooks", "profiles", "book"):
-        shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("chapters", "generated", "_build"))
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(ROOT / name, dst / name)
-    return dst
-
 
 @pytest.mark.slow
-def test_smoke_profile_runs_every_chapter_and_builds_the_book(tmp_path):
-    root = _project_copy(tmp_path)
-    summary = reproduce(load_profile("smoke"), root)
+def test_smoke_profile_runs_every_chapter_and_builds_the_book(smoke_book):
+    root, summary = smoke_book  # built once per session (conftest), also opened in a browser (test_browser)
     chapters = [r["chapter"] for r in summary["chapters"]]
     assert chapters == [p.stem for p in chapter_notebooks(Layout(root))]
     html = root / "_build" / "html"
