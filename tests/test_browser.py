@@ -26,6 +26,7 @@ PAPER_LABELS = {
     "book/chapters/05_clip_training": ["Figure 3"],
     "book/chapters/06_gradcam": ["Figure 4"],
     "book/chapters/07_clustering": ["Figure 5", "Figure 6"],
+    "book/chapters/08_evaluation": ["Figure 7", "Figure 8", "Table 3"],
 }
 
 
