@@ -33,6 +33,7 @@ bench: setup           ## benchmark tables (installs the "bench" extra: open_cli
 	$(PY) benchmarks/bench_sfm.py
 	$(PY) benchmarks/bench_text.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_evaluate.py
 	$(PY) benchmarks/bench_book.py
 
 clean:
