@@ -34,8 +34,8 @@ def _model(geometry, seed=0, n=24):
     return N.make_model("dan", N.ModelSpec(geometry, vocab_size=50, n_classes=10, n_instances=n, seed=seed))
 
 
-class SeparateMemory(DualAttentionNetwork):  # the paper's m-DAN, not registered
-    shared_memory = False
+class SharedMemory(DualAttentionNetwork):  # the paper's r-DAN memory, not registered
+    shared_memory = True
 
 
 def _x(d, n=8):
@@ -52,7 +52,7 @@ def test_shapes_and_card(geometry):
     assert f.shape == (5, geometry.embed_dim) and torch.isfinite(f).all()
     assert m.regions(_x(d, 2)).shape == (2, (32 // 8) ** 2, 32)  # the patch grid of the geometry
     card = m.card()
-    assert card["model"] == "dan" and card["interpretation"].startswith("Follows Nam, Ha & Kim (2017)")
+    assert card["model"] == "dan" and card["interpretation"].startswith("Follows the matching model m-DAN of Nam, Ha & Kim (2017)")
     assert not card["uses labels"]
 
 
@@ -77,7 +77,7 @@ def test_seed_sets_the_weights(geometry):
     assert not torch.equal(a.project[0].weight, c.project[0].weight)
 
 
-@pytest.mark.parametrize("cls", [DualAttentionNetwork, SeparateMemory])
+@pytest.mark.parametrize("cls", [DualAttentionNetwork, SharedMemory])
 def test_trailing_padding_changes_nothing(geometry, cls):
     torch.manual_seed(0)
     m = cls(N.ModelSpec(geometry, 50, 10, 24)).eval()
@@ -127,7 +127,7 @@ def _pair_score_by_hand(m, regions, u_t, shared):
     return s
 
 
-@pytest.mark.parametrize("cls", [DualAttentionNetwork, SeparateMemory])
+@pytest.mark.parametrize("cls", [DualAttentionNetwork, SharedMemory])
 def test_score_matrix_matches_the_recurrence_by_hand(geometry, cls):
     torch.manual_seed(0)
     m = cls(N.ModelSpec(geometry, 50, 10, 24)).eval()
@@ -177,8 +177,8 @@ def test_image_features_use_the_image_alone(geometry):
 
 def test_separate_memory_keeps_the_image_side_text_free(geometry):
     torch.manual_seed(0)
-    m = SeparateMemory(N.ModelSpec(geometry, 50, 10, 24)).eval()
-    shared = _model(geometry).eval()
+    m = _model(geometry).eval()  # the registered m-DAN
+    shared = SharedMemory(N.ModelSpec(geometry, 50, 10, 24)).eval()
     d = _data()
     x = _x(d, 4)
     with torch.no_grad():

@@ -80,28 +80,27 @@ class _Attention(nn.Module):
 
 @register
 class DualAttentionNetwork(PairModel):
-    """Follows Nam, Ha & Kim (2017): K = 2 steps of visual attention over image regions and of textual
-    attention over the words of a bidirectional LSTM, both conditioned at step k on the joint memory
-    of the paper's r-DAN (m(0) = v(0) * u(0), m(k) = m(k-1) + v(k) * u(k)); a pair is scored as in its
-    matching model m-DAN, S = sum_k v(k) . u(k), and trained with its bidirectional triplet ranking
-    loss summed over all in-batch negatives (margin 0.1 * embed_dim = 12.8 at tiny). Kept: the
-    attention form (tanh(W x) * tanh(W_m m), two-layer scores), v(k) = tanh(P(k) context),
-    v(0) = tanh(P(0) mean region), u_t = forward + backward LSTM state, u(0) = mean word state.
-    Scaled down: ResNet-152 regions -> a small residual CNN whose output is the patch grid of the
-    geometry (64 regions at tiny), the 512-d joint space -> embed_dim, trainable (optionally
-    FastText-initialised) embeddings. The joint memory makes every image-text pair its own attention
-    pass; all B x B pairs of a batch run as one batched pass. Image-only feature: sum_k v(k)
-    (embed_dim; a concatenation would need a projection the loss never trains) with the memory built
-    from the empty text <bos><eos>.
+    """Follows the matching model m-DAN of Nam, Ha & Kim (2017): K = 2 steps of visual attention over
+    image regions and of textual attention over the words of a bidirectional LSTM, each conditioned on
+    its own memory (m_v(k) = m_v(k-1) + v(k), m_u(k) = m_u(k-1) + u(k)), so the image side never reads
+    a text; a pair is scored S = sum_k v(k) . u(k) and trained with the bidirectional triplet ranking
+    loss summed over all in-batch negatives (margin 0.1 * embed_dim = 12.8 at tiny; the paper's margin
+    is not stated). Kept: the attention form (tanh(W x) * tanh(W_m m), two-layer scores),
+    v(k) = tanh(P(k) context), v(0) = tanh(P(0) mean region), u_t = forward + backward LSTM state,
+    u(0) = mean word state. Scaled down: ResNet-152 regions -> a small residual CNN whose output is the
+    patch grid of the geometry (64 regions at tiny), the 512-d joint space -> embed_dim, trainable
+    (FastText-initialised) embeddings. Image-only feature: sum_k v(k) (embed_dim; a concatenation
+    would need a projection the loss never trains).
 
-    ``shared_memory = False`` gives the paper's matching model m-DAN instead (separate memories
-    m_v(k) = m_v(k-1) + v(k) and m_u(k) = m_u(k-1) + u(k)); its visual attention never sees a text.
+    ``shared_memory = True`` gives the joint memory of the paper's reasoning model r-DAN instead
+    (m(0) = v(0) * u(0), m(k) = m(k-1) + v(k) * u(k)): every image-text pair is then its own attention
+    pass, and an image-only feature needs the empty text <bos><eos> as its partner.
     """
 
     key = "dan"
     title = "Dual-Attention Network"
     follows = "Nam, Ha & Kim 2017, Dual Attention Networks for Multimodal Reasoning and Matching (CVPR)"
-    shared_memory = True
+    shared_memory = False
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)
