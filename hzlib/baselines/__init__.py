@@ -3,3 +3,5 @@ on pixels and on the fixed HOG + colour descriptor, a text-only classifier)."""
 from .plain import DescriptorProbe, IndexedProbe, PixelProbe, TextProbe, pixel_features
 
 __all__ = ["IndexedProbe", "PixelProbe", "DescriptorProbe", "TextProbe", "pixel_features"]
+from . import dual_attention  # registers dan
+from . import instance_embedding  # registers item

@@ -1,0 +1,152 @@
+"""The Image-Text Embedding Model comparator: the dual-path CNN with instance loss (Zheng et al.,
+ACM TOMM 2020) at the scale of our CLIP."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model import Vocabulary
+from .neural import ModelSpec, PairModel, register
+
+RANK_MARGIN = 1.0   # on cosine similarities, as in the authors' released stage-II code ("margin1")
+RANK_WEIGHT = 1.0   # lambda_1 of L = lambda_1 L_rank + lambda_2 L_img + lambda_3 L_txt
+INSTANCE_WEIGHT = 1.0  # lambda_2 = lambda_3
+
+
+def _groups(width: int) -> int:
+    return 8 if width % 8 == 0 else 1
+
+
+class _Block2d(nn.Module):
+    """Pre-activation residual block; GroupNorm keeps train and eval alike and items independent."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.GroupNorm(_groups(width), width), nn.ReLU(),
+                                  nn.Conv2d(width, width, 3, padding=1, bias=False),
+                                  nn.GroupNorm(_groups(width), width), nn.ReLU(),
+                                  nn.Conv2d(width, width, 3, padding=1, bias=False))
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class _Block1d(nn.Module):
+    """Pre-activation residual block over words, (B, L, C) layout. LayerNorm is per position, and the
+    input of each convolution is zeroed at padding, so a real word sees exactly what the convolution's
+    own zero padding would give: the output at real words does not depend on trailing padding."""
+
+    def __init__(self, width: int, kernel: int = 3):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.conv1 = nn.Conv1d(width, width, kernel, padding=kernel // 2)
+        self.conv2 = nn.Conv1d(width, width, kernel, padding=kernel // 2)
+
+    def forward(self, x, keep):                      # keep: (B, L, 1) float, 1 at real tokens
+        h = self.conv1((F.relu(self.norm1(x)) * keep).transpose(1, 2)).transpose(1, 2)
+        h = self.conv2((F.relu(self.norm2(h)) * keep).transpose(1, 2)).transpose(1, 2)
+        return x + h
+
+
+class ImageCNN(nn.Module):
+    """log2(patch) stride-2 stages (widths doubling up to ``vision.width``), one residual block each,
+    ``vision.layers // 2 - 1`` more at the last stage, global average pooling, a linear layer to
+    ``embed_dim`` (the paper: ResNet-50, average pooling, fc)."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        g = spec.geometry
+        v = g.vision
+        stages = int(round(math.log2(v.patch_size)))
+        if 2 ** stages != v.patch_size or stages < 1:
+            raise ValueError(f"ImageCNN needs a power-of-two patch size > 1, got {v.patch_size}")
+        layers, c = [], 3
+        for w in [max(v.width >> (stages - 1 - s), 16) for s in range(stages)]:
+            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), _Block2d(w)]
+            c = w
+        layers += [_Block2d(c) for _ in range(max(v.layers // 2 - 1, 0))]
+        layers += [nn.GroupNorm(_groups(c), c), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Linear(c, g.embed_dim), nn.LayerNorm(g.embed_dim))
+
+    def forward(self, images):
+        return self.fc(self.net(images).mean((2, 3)))
+
+
+class TextCNN(nn.Module):
+    """Token embeddings, ``text.layers`` residual blocks of 1-D convolutions (kernel 3) over the words,
+    average pooling over the real tokens, a linear layer to ``embed_dim`` (the paper: a one-hot
+    "word2vec" conv, residual 1 x 2 convs, average pooling, fc)."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        t = spec.geometry.text
+        self.embed = nn.Embedding(spec.vocab_size, t.width, padding_idx=Vocabulary.pad_id)
+        self.blocks = nn.ModuleList([_Block1d(t.width) for _ in range(t.layers)])
+        self.norm = nn.LayerNorm(t.width)
+        self.fc = nn.Sequential(nn.Linear(t.width, spec.geometry.embed_dim), nn.LayerNorm(spec.geometry.embed_dim))
+
+    def forward(self, tokens):
+        keep = (tokens != Vocabulary.pad_id).unsqueeze(-1).float()
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, keep)
+        x = F.relu(self.norm(x)) * keep
+        return self.fc(x.sum(1) / keep.sum(1).clamp(min=1))
+
+
+@register
+class InstanceEmbedding(PairModel):
+    """Follows Zheng et al. (2020): a dual-path CNN, an image CNN and a text CNN each ending in an
+    embed_dim vector, trained with the instance loss (each training pair is its own class: one
+    classifier W, embed_dim x n_instances, shared by both paths; cross-entropy of the image's and of
+    the text's logits against the pair's index) plus the bidirectional ranking loss on cosine
+    similarities with the hardest negative of the batch (margin 1): L = L_rank + L_img + L_txt.
+    Scaled down: ResNet-50 -> a small residual CNN (three stride-2 stages to 8 x 8 at tiny); the deep
+    text CNN -> text.layers residual blocks of 1-D convolutions over trainable (optionally
+    FastText-initialised) embeddings, average-pooled over the real tokens; 2048-d -> embed_dim, the
+    batch norm after each path's fc -> a LayerNorm (per item; it gives the features the scale at
+    which the instance classifier learns within our budget); dropout dropped. The paper's two stages
+    (instance loss only, then both) become one run with both losses from the first step: fit gives
+    no step count, the instance loss still shapes both paths from the start (the reason for stage I),
+    and halving our short budget would leave the ranking loss few steps. Image-only feature: the
+    image embedding.
+    """
+
+    key = "item"
+    title = "Image-Text Embedding Model"
+    follows = "Zheng, Zheng, Garrett, Yang, Xu & Shen 2020, Dual-path convolutional image-text embeddings with instance loss (ACM TOMM)"
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        self.image = ImageCNN(spec)
+        self.text = TextCNN(spec)
+        self.classifier = nn.Linear(spec.geometry.embed_dim, spec.n_instances, bias=False)  # W_share
+
+    def loss(self, images, tokens, labels, index):
+        img, txt = self.image(images), self.text(tokens)
+        instance = F.cross_entropy(self.classifier(img), index) + F.cross_entropy(self.classifier(txt), index)
+        rank = hardest_negative_ranking_loss(F.normalize(img, dim=-1) @ F.normalize(txt, dim=-1).T, RANK_MARGIN)
+        return INSTANCE_WEIGHT * instance + RANK_WEIGHT * rank
+
+    def image_features(self, images):
+        return self.image(images)
+
+    def token_embedding(self):
+        return self.text.embed
+
+
+def hardest_negative_ranking_loss(score: torch.Tensor, margin: float) -> torch.Tensor:
+    """Bidirectional hinge on a (B, B) similarity matrix with true pairs on the diagonal: for every
+    pair, max(0, margin - s(I, T) + s(I, T_n)) with T_n the most similar other text of the batch, plus
+    the same with the most similar other image; averaged over the pairs."""
+    pos = score.diagonal()
+    neg = score.masked_fill(torch.eye(len(score), dtype=torch.bool, device=score.device), float("-inf"))
+    return ((margin - pos + neg.amax(1)).clamp(min=0) + (margin - pos + neg.amax(0)).clamp(min=0)).mean()
+
+
+__all__ = ["InstanceEmbedding", "ImageCNN", "TextCNN", "hardest_negative_ranking_loss",
+           "RANK_MARGIN", "RANK_WEIGHT", "INSTANCE_WEIGHT"]

@@ -1,0 +1,156 @@
+"""The Image-Text Embedding Model comparator: shapes, padding, batch independence, seeding, the instance
+and ranking losses written out by hand, parameter count."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from hzlib.baselines import neural as N
+from hzlib.baselines.instance_embedding import (INSTANCE_WEIGHT, RANK_MARGIN, RANK_WEIGHT,
+                                                hardest_negative_ranking_loss)
+from hzlib.model import Vocabulary, load_geometry
+from hzlib.train import PairData
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def geometry():
+    g = load_geometry("tiny")
+    return replace(g, vision=replace(g.vision, image_size=32, width=32, layers=1),
+                   text=replace(g.text, width=32, layers=2), embed_dim=24, context_length=16)
+
+
+def _data(n=24, size=32, L=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.zeros(n, L, dtype=torch.int64)
+    for i in range(n):
+        k = 3 + i % 7  # texts of different lengths; the rest is padding
+        tokens[i, 0], tokens[i, 1:k - 1], tokens[i, k - 1] = Vocabulary.bos_id, torch.randint(4, 50, (k - 2,), generator=g), Vocabulary.eos_id
+    return PairData(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g), tokens)
+
+
+def _model(geometry, seed=0, n=30):
+    return N.make_model("item", N.ModelSpec(geometry, vocab_size=50, n_classes=10, n_instances=n, seed=seed))
+
+
+def _x(d, n=8):
+    return d.images[:n].float() / 255 - 0.5
+
+
+def test_shapes_card_and_one_shared_classifier(geometry):
+    m = _model(geometry).eval()
+    d = _data()
+    with torch.no_grad():
+        f = m.image_features(_x(d, 5))
+        t = m.text(d.tokens[:3])
+    assert f.shape == (5, geometry.embed_dim) and t.shape == (3, geometry.embed_dim)
+    heads = [mod for mod in m.modules() if isinstance(mod, torch.nn.Linear) and mod.out_features == 30]
+    assert heads == [m.classifier] and m.classifier.weight.shape == (30, geometry.embed_dim)
+    card = m.card()
+    assert card["model"] == "item" and card["interpretation"].startswith("Follows Zheng et al. (2020)")
+    assert not card["uses labels"]
+
+
+def test_fit_lowers_the_loss_and_is_seeded(geometry):
+    d = _data()
+    cfg = N.FitConfig(epochs=12, batch_size=8, lr=5e-3, warmup_steps=2, seed=3)  # 36 steps
+    runs = []
+    for _ in range(2):
+        m = _model(geometry, seed=1)
+        r = N.fit(m, d, np.arange(len(d)) % 10, cfg, progress=False)
+        runs.append((r, N.features(m, d.images), m.state_dict()))
+    (r1, f1, w1), (r2, f2, w2) = runs
+    assert all(np.isfinite(r1.epoch_loss)) and r1.epoch_loss[-1] < 0.7 * r1.epoch_loss[0]
+    assert r1.epoch_loss == r2.epoch_loss and np.array_equal(f1, f2)
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert f1.shape == (len(d), geometry.embed_dim) and f1.dtype == np.float32
+
+
+def test_seed_sets_the_weights(geometry):
+    a, b, c = _model(geometry, 5), _model(geometry, 5), _model(geometry, 6)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.classifier.weight, c.classifier.weight)
+
+
+def test_trailing_padding_changes_nothing(geometry):
+    m = _model(geometry).eval()
+    d = _data()
+    x, t, idx = _x(d), d.tokens[:8], torch.arange(8)
+    longer = torch.cat([t, torch.zeros(8, 9, dtype=t.dtype)], 1)
+    with torch.no_grad():
+        losses = [m.loss(x, tt, None, idx) for tt in (N.trim_padding(t), t, longer)]
+        texts = [m.text(tt) for tt in (N.trim_padding(t), t, longer)]
+    for other in losses[1:]:
+        torch.testing.assert_close(other, losses[0], rtol=1e-5, atol=1e-6)
+    for other in texts[1:]:
+        torch.testing.assert_close(other, texts[0], rtol=1e-5, atol=1e-6)
+
+
+def test_text_is_each_text_alone(geometry):
+    """A text's embedding is the one it gets with no padding and no batch around it."""
+    m = _model(geometry).eval()
+    t = _data().tokens[:6]
+    with torch.no_grad():
+        batch = m.text(t)
+        alone = torch.cat([m.text(t[i:i + 1, :int((t[i] != 0).sum())]) for i in range(len(t))])
+    torch.testing.assert_close(batch, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_loss_by_hand(geometry):
+    """The instance loss (one shared W, each pair its own class) plus the hardest-negative ranking
+    loss, written out with plain tensor operations."""
+    m = _model(geometry).eval()
+    d = _data()
+    x, t, idx = _x(d, 5), d.tokens[:5], torch.tensor([3, 0, 17, 9, 29])
+    with torch.no_grad():
+        got = m.loss(x, t, None, idx)
+        img, txt = m.image(x), m.text(t)
+        W = m.classifier.weight
+
+        def cross_entropy(f):
+            logits = f @ W.T
+            return (torch.log(torch.exp(logits).sum(1)) - logits[torch.arange(5), idx]).mean()
+
+        a = img / img.norm(dim=1, keepdim=True)
+        b = txt / txt.norm(dim=1, keepdim=True)
+        rank = 0.0
+        for i in range(5):
+            s_pos = a[i] @ b[i]
+            hard_text = max(a[i] @ b[j] for j in range(5) if j != i)
+            hard_image = max(a[j] @ b[i] for j in range(5) if j != i)
+            rank += max(0.0, RANK_MARGIN - s_pos + hard_text) + max(0.0, RANK_MARGIN - s_pos + hard_image)
+        want = INSTANCE_WEIGHT * (cross_entropy(img) + cross_entropy(txt)) + RANK_WEIGHT * rank / 5
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_hardest_negative_ranking_loss_known_answer():
+    s = torch.tensor([[0.9, 0.1, 0.5], [0.3, 0.2, -0.4], [0.8, 0.0, 0.6]])
+    # pair 0: hardest text 0.5, hardest image 0.8 -> (1 - 0.9 + 0.5) + (1 - 0.9 + 0.8) = 1.5
+    # pair 1: 0.3, 0.1 -> 1.1 + 0.9 = 2.0 ; pair 2: 0.8, 0.5 -> 1.2 + 0.9 = 2.1
+    assert hardest_negative_ranking_loss(s, 1.0).item() == pytest.approx((1.5 + 2.0 + 2.1) / 3)
+    # margin 0: only pair 1's text (0.3 > 0.2) and pair 2's text (0.8 > 0.6) violate
+    assert hardest_negative_ranking_loss(s, 0.0).item() == pytest.approx((0.1 + 0.2) / 3)
+
+
+def test_image_features_use_the_image_alone(geometry):
+    m = _model(geometry).eval()
+    d = _data()
+    x = _x(d, 8)
+    with torch.no_grad():
+        full = m.image_features(x)
+        alone = torch.cat([m.image_features(x[i:i + 1]) for i in range(8)])
+        other = m.image_features(torch.cat([x[5:], x[:3].flip(0)]))
+        m.loss(x, d.tokens[:8], None, torch.arange(8))
+        again = m.image_features(x)
+    torch.testing.assert_close(alone, full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(other[:3], full[5:], rtol=1e-5, atol=1e-5)
+    assert torch.equal(again, full)
+
+
+def test_parameter_count_is_near_clip_tiny():
+    spec = N.ModelSpec(load_geometry("tiny"), vocab_size=1000, n_classes=10, n_instances=1850)
+    ours = sum(p.numel() for p in N.make_model("item", spec).parameters())
+    clip = sum(p.numel() for p in N.make_model("clip", spec).parameters())
+    assert 0.5 * clip <= ours <= 2 * clip, (ours, clip)
