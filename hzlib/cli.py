@@ -38,6 +38,17 @@ def cmd_book(a) -> int:
     return 0
 
 
+def cmd_record(a) -> int:
+    from .reproduce import Layout, record_run
+
+    try:
+        record_run(Layout(_root()), Path(a.out) if a.out else None)
+    except ValueError as e:
+        print(f"[hz] error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_assets(a) -> int:
     from . import assets
 
@@ -84,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
     b = sub.add_parser("book", help="build the HTML book from the executed chapters")
     b.set_defaults(func=cmd_book)
+    rec = sub.add_parser("record", help="keep the executed chapters' results as a reference run (results/<profile>/)")
+    rec.add_argument("--out", default=None, help="folder for record.json (default results/<profile>/)")
+    rec.set_defaults(func=cmd_record)
 
     s = sub.add_parser("assets", help="data assets")
     s_sub = s.add_subparsers(dest="action", required=True)

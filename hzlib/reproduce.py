@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -190,11 +191,66 @@ def prepare_book(layout: Layout, *, log=print) -> dict:
         "| package | version |", "|---|---|", pkgs, ""]))
     # Rewritten on every build (new mtime), so Sphinx re-reads it and re-pastes the chapters' glue even
     # when only a chapter changed.
-    summary_text, summary = summary_markdown(layout.chapters, chapters, stamps)
+    summary_text, summary = summary_markdown(layout.chapters, chapters, stamps, records=reference_records(layout))
     atomic_write_text(gen / f"{SUMMARY_PAGE}.md", summary_text)
     if status != "complete":
         log(f"[hz] warning: the book is {status}")
     return {"missing": missing, "profiles": profiles, "status": status, "summary": summary}
+
+
+RESULTS = "results"  # committed reference runs: results/<profile>/record.json
+
+
+def reference_records(layout: Layout) -> dict[str, dict]:
+    """The committed reference runs (``results/<name>/record.json``), by name."""
+    out = {}
+    for p in sorted((layout.root / RESULTS).glob("*/record.json")):
+        try:
+            out[p.parent.name] = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{p}: not a readable run record ({e})") from None
+    return out
+
+
+def record_run(layout: Layout, out_dir: Path | None = None, *, log=print) -> Path:
+    """Keep the run whose executed chapters are in ``book/chapters`` as a reference record:
+    ``<out_dir>/record.json`` (default ``results/<profile>/``) holds, per chapter, its run stamp
+    (profile, seconds, finished, git commit) and every value it glued, plus the book's status, the
+    git commit and the environment; each stage's ``artifacts/<profile>/<stage>/summary.json`` is
+    copied beside it. The summary page shows such a record as a column, so a book can show a run it
+    did not recompute. Refuses a book whose chapters ran with several profiles."""
+    import shutil
+
+    from .summary import glued_values
+
+    chapters = toc_pages(layout, "book/chapters")
+    stamps = {s: json.loads((layout.chapters / f".{s}.json").read_text()) for s in chapters
+              if (layout.chapters / f"{s}.ipynb").exists() and (layout.chapters / f".{s}.json").exists()}
+    if not stamps:
+        raise ValueError(f"no executed chapters in {layout.chapters}; run `hz reproduce` first")
+    kinds = sorted({st.get("profile", "?") for st in stamps.values()})
+    if len(kinds) != 1:
+        raise ValueError(f"the executed chapters come from several profiles ({', '.join(kinds)}); "
+                         "a record must be one run")
+    profile = kinds[0]
+    out_dir = Path(out_dir) if out_dir is not None else layout.root / RESULTS / profile
+    missing = [s for s in chapters if s not in stamps]
+    record = {"profile": profile, "commit": _git_commit(layout.root),
+              "recorded": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "status": "complete" if not missing else f"partial: not run: {', '.join(missing)}",
+              "environment": environment(),
+              "chapters": {s: {**stamps[s], "glue": glued_values(layout.chapters / f"{s}.ipynb")} for s in stamps}}
+    run = layout.chapters / "run.json"
+    if run.exists():
+        record["run"] = {k: v for k, v in json.loads(run.read_text()).items() if k != "environment"}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for summary in sorted((layout.root / "artifacts" / profile).glob("*/summary.json")):
+        tmp = out_dir / f".{summary.parent.name}.json.tmp"
+        shutil.copyfile(summary, tmp)
+        os.replace(tmp, out_dir / f"{summary.parent.name}.json")
+    atomic_write_json(out_dir / "record.json", record)
+    log(f"[hz] recorded {len(stamps)} chapter(s) of profile {profile!r} in {out_dir}")
+    return out_dir / "record.json"
 
 
 def _git_commit(root: Path) -> str:

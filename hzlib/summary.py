@@ -198,13 +198,37 @@ def _paste(row: Row, key: str, fmt: str) -> str:
     return f"{{glue:text}}`/book/chapters/{row.chapter}.ipynb::{key}:{fmt}`"
 
 
+def _plain(text: str) -> str:
+    """A glued value's ``text/plain`` as shown: a string's repr loses its quotes."""
+    t = text.strip()
+    return t[1:-1] if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"" else t
+
+
+def _recorded(record: dict, row: Row, key: str | None, fmt: str) -> str:
+    if key is None:
+        return ""
+    v = record.get("chapters", {}).get(row.chapter, {}).get("glue", {}).get(key)
+    if v is None:
+        return "not recorded"
+    v = _plain(v)
+    if fmt != "s":
+        try:
+            return format(float(v) if "f" in fmt or "g" in fmt or "%" in fmt else int(float(v)), fmt)
+        except ValueError:
+            pass
+    return v
+
+
 def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[str, dict],
-                     rows: tuple[Row, ...] | None = None, claims: tuple[Claim, ...] | None = None) -> tuple[str, dict]:
+                     rows: tuple[Row, ...] | None = None, claims: tuple[Claim, ...] | None = None,
+                     records: dict[str, dict] | None = None) -> tuple[str, dict]:
     """The page's MyST text and ``{"rows": [keys emitted], "skipped": {chapter: reason}}``.
 
     ``toc_chapters``: the chapter stems of ``_toc.yml``, in order; ``stamps``: per chapter that ran, its
     run record (profile, finished, commit); ``rows`` and ``claims`` default to :data:`ALL_ROWS` and
-    :data:`CHAPTER8_CLAIMS`."""
+    :data:`CHAPTER8_CLAIMS`; ``records``: committed reference runs (name -> the record written by
+    :func:`hzlib.reproduce.record_run`), each shown as one more column with its values as recorded."""
+    records = records or {}
     rows = ALL_ROWS if rows is None else rows
     claims = CHAPTER8_CLAIMS if claims is None else claims
     by_chapter: dict[str, list[Row]] = {}
@@ -248,14 +272,25 @@ def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[s
                   f"From {{doc}}`the chapter </book/chapters/{stem}>`, run with profile **{st.get('profile', 'unknown')}**, "
                   f"finished {st.get('finished', 'at an unknown time')}, git commit "
                   f"`{st.get('commit', 'not recorded')}`.", "",
-                  "| where in the paper | quantity | the paper reports | this study | read against | comparability |",
-                  "|---|---|---|---|---|---|"]
+                  "| where in the paper | quantity | the paper reports | this study | read against | "
+                  + "".join(f"reference run `{name}` | " for name in records) + "comparability |",
+                  "|---|---|---|---|---|" + "---|" * len(records) + "---|"]
         for r in ok:
             ref = _paste(r, r.ref_key, "s") if r.ref_key else ""
+            recorded = "".join(f"{_cell(_recorded(rec, r, r.key, r.fmt))}"
+                               + (f" (against {_cell(_recorded(rec, r, r.ref_key, 's'))})" if r.ref_key else "") + " | "
+                               for rec in records.values())
             lines.append(f"| {_cell(r.section)} | {_cell(r.quantity)} | {_cell(r.paper)} | {_paste(r, r.key, r.fmt)} "
-                         f"| {ref} | {_cell(r.note)} |")
+                         f"| {ref} | {recorded}{_cell(r.note)} |")
             emitted.append(r.key)
         lines.append("")
+    if records:
+        lines[head:head] = ["Columns headed *reference run* hold the values of committed runs "
+                            "(`results/<profile>/record.json`, written by `hz record` from that run's executed "
+                            "chapters), so the book can show a run it did not recompute:", "",
+                            *[f"- `{name}`: profile {rec.get('profile', '?')}, git commit `{rec.get('commit', '?')}`, "
+                              f"recorded {rec.get('recorded', '?')}, book status: {rec.get('status', '?')}."
+                              for name, rec in records.items()], ""]
     if len(profiles) > 1:  # said first: it qualifies every table below
         lines[head:head] = ["```{warning}", f"The chapters below ran with different profiles "
                             f"({', '.join(sorted(profiles))}): their numbers do not come from one run "

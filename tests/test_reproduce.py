@@ -96,3 +96,33 @@ def test_prepare_book_complete_when_every_chapter_ran_with_one_profile(tmp_path)
         nbformat.write(nbformat.v4.new_notebook(), lay.chapters / f"{stem}.ipynb")
         (lay.chapters / f".{stem}.json").write_text(json.dumps({"profile": "smoke", "seconds": 1}))
     assert prepare_book(lay, log=lambda *_: None)["status"] == "complete"
+
+
+def test_record_run_keeps_stamps_glue_and_stage_summaries_and_refuses_mixed_profiles(tmp_path):
+    from hzlib.reproduce import prepare_book, record_run, reference_records
+
+    lay = _toc_project(tmp_path)
+    cell = nbformat.v4.new_code_cell("glue(...)")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": "'0.5'"},
+                                           metadata={"scrapbook": {"name": "ch01_x", "mime_prefix": "application/papermill.record/"}})]
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), lay.chapters / "01_a.ipynb")
+    (lay.chapters / ".01_a.json").write_text(json.dumps({"profile": "default", "seconds": 12.5, "commit": "c0ffee"}))
+    stage = tmp_path / "artifacts" / "default" / "evaluation"
+    stage.mkdir(parents=True)
+    (stage / "summary.json").write_text(json.dumps({"macro": [1, 2]}))
+    path = record_run(lay, log=lambda *_: None)
+    assert path == tmp_path / "results" / "default" / "record.json"
+    rec = json.loads(path.read_text())
+    assert rec["profile"] == "default" and rec["status"] == "partial: not run: 02_b"
+    assert rec["chapters"]["01_a"]["glue"] == {"ch01_x": "'0.5'"} and rec["chapters"]["01_a"]["seconds"] == 12.5
+    assert json.loads((path.parent / "evaluation.json").read_text()) == {"macro": [1, 2]}
+    assert reference_records(lay) == {"default": rec}
+
+    nbformat.write(nbformat.v4.new_notebook(), lay.chapters / "02_b.ipynb")
+    (lay.chapters / ".02_b.json").write_text(json.dumps({"profile": "smoke", "seconds": 1}))
+    with pytest.raises(ValueError, match="several profiles"):
+        record_run(lay, log=lambda *_: None)
+    (tmp_path / "results" / "broken").mkdir()
+    (tmp_path / "results" / "broken" / "record.json").write_text("{")
+    with pytest.raises(ValueError, match="broken/record.json: not a readable run record"):
+        prepare_book(lay, log=lambda *_: None)

@@ -140,3 +140,19 @@ def test_the_summary_page_builds_without_warnings_and_shows_the_glued_values(tmp
     html = (tmp_path / "_build" / "html" / "book" / "generated" / "summary.html").read_text(encoding="utf-8")
     assert '<span class="pasted-text">1,234</span>' in html
     assert "0.617 [0.5, 0.7]" in html and "chance 0.1" in html
+
+
+def test_a_reference_record_is_one_more_column_with_its_values_and_provenance(tmp_path):
+    _executed(tmp_path / "01_a.ipynb", {"ch01_n": 93, "ch01_score": "0.5 [0.4, 0.6]", "ch01_score_ref": "0.1"})
+    record = {"profile": "default", "commit": "abc123", "recorded": "2026-11-28T04:00:00+00:00", "status": "complete",
+              "chapters": {"01_a": {"glue": {"ch01_n": "1850", "ch01_score": "'0.7 [0.6, 0.8]'",
+                                             "ch01_score_ref": "'0.2'"}}}}
+    text, _ = summary_markdown(tmp_path, ["01_a"], {"01_a": {"profile": "smoke"}}, rows=TEST_ROWS[:2], claims=(),
+                               records={"default": record})
+    assert "reference run `default`" in text and "git commit `abc123`" in text
+    assert "| 1,850 |" in text  # formatted as the row asks (",d")
+    assert "0.7 [0.6, 0.8] (against 0.2)" in text  # a string's repr loses its quotes
+    other = {**record, "chapters": {}}
+    text, _ = summary_markdown(tmp_path, ["01_a"], {"01_a": {"profile": "smoke"}}, rows=TEST_ROWS[:1], claims=(),
+                               records={"old": other})
+    assert "not recorded" in text
