@@ -75,7 +75,7 @@ def test_clip_loss_does_not_depend_on_trailing_padding(geometry):
 def test_fit_is_reproducible_and_lowers_the_loss(geometry):
     d = _data()
     labels = np.arange(len(d)) % 10
-    cfg = N.FitConfig(epochs=6, batch_size=8, lr=2e-3, warmup_steps=2, seed=3)
+    cfg = N.FitConfig(epochs=6, batch_size=8, lr=2e-3, warmup=0.1, seed=3)
     runs = []
     for _ in range(2):
         m = N.make_model("clip", N.ModelSpec(geometry, 50, 10, len(d), seed=1))

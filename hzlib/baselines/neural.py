@@ -167,14 +167,14 @@ class FitConfig:
     batch_size: int = 64
     lr: float = 5e-4
     weight_decay: float = 0.05
-    warmup_steps: int = 20
+    warmup: float = 0.1             # linear warm-up over this fraction of the run's steps, then cosine decay
     grad_clip: float = 1.0
     seed: int = 0
     device: str = "cpu"
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0:
-            raise ValueError(f"FitConfig needs epochs >= 1, batch_size >= 2 and lr > 0, got {self}")
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or not 0 <= self.warmup < 1:
+            raise ValueError(f"FitConfig needs epochs >= 1, batch_size >= 2, lr > 0 and 0 <= warmup < 1, got {self}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -212,7 +212,7 @@ def fit(model: PairModel, data: PairData, label_ids: Sequence[int], cfg: FitConf
     other = [p for p in model.parameters() if p.ndim < 2 and p.requires_grad]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": other, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    sched = get_cosine_schedule_with_warmup(opt, min(cfg.warmup_steps, total), total)
+    sched = get_cosine_schedule_with_warmup(opt, int(round(cfg.warmup * total)), total)
     losses = np.zeros(total)
     t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
@@ -387,7 +387,7 @@ def cards_markdown(cards: Sequence[dict], *, cfg: FitConfig, n_items: int, folds
                  f"all {n_items:,} for protocol (a), the training folds of {folds} for protocol (b); from scratch, "
                  "with no pretrained weights.",
                  f"- **Budget:** {cfg.epochs} epoch(s), batch {cfg.batch_size}, AdamW (lr {cfg.lr:g}, weight decay "
-                 f"{cfg.weight_decay:g}), {cfg.warmup_steps} warm-up steps then cosine decay, gradient clipping at "
+                 f"{cfg.weight_decay:g}), linear warm-up over {cfg.warmup:.0%} of the steps then cosine decay, gradient clipping at "
                  f"{cfg.grad_clip:g}, seed {cfg.seed}; the same for every model.",
                  "- **Evaluated as:** its image feature (from the image alone) -> standardisation -> multinomial "
                  "logistic regression; Eq 12-17 with 95% bootstrap intervals."]
