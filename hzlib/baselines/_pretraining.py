@@ -1,0 +1,147 @@
+"""Pieces shared by the pre-trained vision-language transformers (ViLBERT, M3P): BERT's masked language
+modelling, image-text matching with deterministic in-batch negatives, and the transformer parts
+(pre-norm layers, patch embedding) built from the CLIP geometry.
+
+* :func:`mask_tokens` follows BERT (Devlin et al. 2019), as both papers do: 15% of the *word* tokens
+  (ids >= 4: never padding, ``<unk>``, ``<bos>`` or ``<eos>``) become targets; of those 80% are
+  replaced by ``[MASK]``, 10% by a random word, 10% kept. Our vocabulary has no ``[MASK]``, so
+  ``<unk>`` (id 1) plays it. The draws have the shape (B, context_length) whatever the batch's text
+  length, so trailing padding changes neither the mask nor the loss.
+* :func:`itm_pairs` builds the matching task without a second random source: positives are the
+  batch's own pairs, negatives pair image i with text i-1 (the texts rolled by one). A "negative" whose
+  text is token-for-token the image's own text is labelled aligned.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model import SPECIALS, Vocabulary
+
+MASK_ID = Vocabulary.unk_id      # the [MASK] token: our vocabulary has none, <unk> stands in
+FIRST_WORD_ID = len(SPECIALS)    # ids below are <pad> <unk> <bos> <eos>
+IGNORE = -100                    # F.cross_entropy's ignore_index: not an MLM target
+INIT_STD = 0.02                  # BERT's (and CLIP's) embedding initialisation
+
+
+def mask_tokens(tokens: torch.Tensor, vocab_size: int, context_length: int, prob: float = 0.15,
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking with torch's global RNG: (inputs, targets), targets = the original id at the
+    chosen positions and ``IGNORE`` elsewhere."""
+    B, L = tokens.shape
+    width = max(L, context_length)  # fixed draw shape: a trimmed batch gets the same mask
+    pick_u = torch.rand(B, width, device=tokens.device)[:, :L]
+    kind_u = torch.rand(B, width, device=tokens.device)[:, :L]
+    random_ids = torch.randint(FIRST_WORD_ID, vocab_size, (B, width), device=tokens.device)[:, :L]
+    pick = (pick_u < prob) & (tokens >= FIRST_WORD_ID)
+    targets = torch.where(pick, tokens, torch.full_like(tokens, IGNORE))
+    inputs = torch.where(pick & (kind_u < 0.8), torch.full_like(tokens, MASK_ID), tokens)
+    inputs = torch.where(pick & (kind_u >= 0.8) & (kind_u < 0.9), random_ids, inputs)
+    return inputs, targets
+
+
+def itm_pairs(tokens: torch.Tensor, half: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(image_idx, text_idx, aligned) of the matching task on a batch of B pairs.
+
+    ``half=False``: all B pairs are positives and all B images are paired again with text i-1
+    (2B pairs). ``half=True``: the first B//2 pairs are positives and the other images get text i-1
+    (B pairs, half the cost)."""
+    B = len(tokens)
+    i = torch.arange(B, device=tokens.device)
+    if half:
+        img, txt = i, torch.where(i < B // 2, i, i - 1)
+    else:
+        img, txt = torch.cat([i, i]), torch.cat([i, torch.roll(i, 1)])
+    aligned = (tokens[txt] == tokens[img]).all(1).float()
+    return img, txt, aligned
+
+
+def itm_loss(logits: torch.Tensor, aligned: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the alignment logits (B',) against the 0/1 targets."""
+    return F.binary_cross_entropy_with_logits(logits, aligned)
+
+
+class MaskedLMHead(nn.Module):
+    """BERT's prediction head: dense + activation + LayerNorm, then a decoder tied to the token
+    embedding (plus a bias). Only the target positions are decoded (the vocabulary projection of
+    every position would cost more than the rest of the head)."""
+
+    def __init__(self, embedding: nn.Embedding, act: str):
+        super().__init__()
+        width = embedding.embedding_dim
+        self.embedding = embedding
+        self.transform = nn.Sequential(nn.Linear(width, width), activation(act), nn.LayerNorm(width))
+        self.bias = nn.Parameter(torch.zeros(embedding.num_embeddings))
+
+    def forward(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the positions of ``hidden`` (.., L, D) whose ``targets`` (.., L)
+        are not ``IGNORE``; 0 (with a graph) when there are none."""
+        keep = targets != IGNORE
+        h = self.transform(hidden[keep])
+        logits = F.linear(h, self.embedding.weight, self.bias)
+        return F.cross_entropy(logits, targets[keep], reduction="sum") / keep.sum().clamp(min=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# Transformer parts of the CLIP geometry
+# --------------------------------------------------------------------------------------------------
+
+def _quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    return x * torch.sigmoid(1.702 * x)
+
+
+class _Act(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def activation_fn(name: str):
+    """The geometry's ``hidden_act`` as a function (``F.gelu`` itself keeps PyTorch's fused path)."""
+    return {"gelu": F.gelu, "quick_gelu": _quick_gelu,
+            "gelu_new": lambda x: F.gelu(x, approximate="tanh")}[name]
+
+
+def activation(name: str) -> nn.Module:
+    return _Act(activation_fn(name))
+
+
+def encoder_layer(width: int, heads: int, mlp_ratio: float, act: str) -> nn.TransformerEncoderLayer:
+    """A pre-norm self-attention layer like CLIP's (no dropout: CLIP's towers have none either)."""
+    return nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout=0.0,
+                                      activation=activation_fn(act), batch_first=True, norm_first=True)
+
+
+class PatchEmbedding(nn.Module):
+    """CLIP's image input: non-overlapping patches projected to ``width`` (a strided convolution
+    without bias), a learned leading token (<IMG> / [CLS]) and learned positions, then LayerNorm."""
+
+    def __init__(self, image_size: int, patch_size: int, width: int):
+        super().__init__()
+        self.patch = nn.Conv2d(3, width, patch_size, stride=patch_size, bias=False)
+        n = (image_size // patch_size) ** 2
+        self.lead = nn.Parameter(torch.randn(width) * INIT_STD)
+        self.position = nn.Parameter(torch.randn(n + 1, width) * INIT_STD)
+        self.norm = nn.LayerNorm(width)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patch(images).flatten(2).transpose(1, 2)  # (B, n, width)
+        x = torch.cat([self.lead.expand(len(x), 1, -1), x], 1)
+        return self.norm(x + self.position)
+
+
+def token_embedding(vocab_size: int, width: int) -> nn.Embedding:
+    emb = nn.Embedding(vocab_size, width, padding_idx=Vocabulary.pad_id)
+    nn.init.normal_(emb.weight, std=INIT_STD)
+    with torch.no_grad():
+        emb.weight[Vocabulary.pad_id].zero_()
+    return emb
+
+
+def padding_mask(tokens: torch.Tensor) -> torch.Tensor:
+    """True at padding: the keys every attention over the text must ignore."""
+    return tokens == Vocabulary.pad_id

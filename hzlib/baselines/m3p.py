@@ -1,0 +1,79 @@
+"""M3 of the paper, read as M3P (Ni et al. 2021), at the scale of our CLIP."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import _pretraining as P
+from .neural import ModelSpec, PairModel, empty_text, register
+
+TEXT, IMAGE = 0, 1  # modality (segment) ids
+
+
+@register
+class M3P(PairModel):
+    """M3 read as M3P (Ni et al. 2021): the paper names "M3" without a reference; M3P is the best-known
+    multilingual multimodal pre-trained transformer of that name, and its multilingual text side fits
+    Chinese descriptions. A single stream: one pre-norm transformer over [CLS] + the text tokens + the
+    image patches (CLIP's patch embedding of the geometry), each token with a modality (segment)
+    embedding and a position within its modality; text padding is masked as keys. Width and heads are
+    the CLIP text tower's (M3P's stream is its text transformer, which takes projected image features);
+    depth 1.5x the text tower's (6 layers at tiny: 0.8x CLIP's parameters at about its speed; twice the
+    depth would run at half CLIP's speed, since every layer reads text and image together). Kept:
+    multimodal masked language modelling (BERT's 15% of word tokens, 80/10/10, <unk> as [MASK], a head
+    tied to the token embedding) and image-text matching by a linear layer on the projected [CLS]
+    (binary cross-entropy; half the batch are the true pairs, the other half images paired with the
+    text rolled by one; MLM on the true pairs only), summed in one pass. Dropped: multilingual
+    code-switching (one language) and masked region modelling (no region detector or class
+    distribution for our renderings); the XLM-R-base scale and its pre-training corpora. Image-only
+    feature: [CLS] with the empty text (<bos><eos>), projected to embed_dim."""
+
+    key = "m3p"
+    title = "M3 (read as M3P)"
+    follows = ("Ni et al. 2021, M3P: Learning Universal Representations via Multitask Multilingual "
+               "Multimodal Pre-training (CVPR)")
+    half_negatives = True  # one sequence per item: the whole stream is paid once per pair
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        g, v, t = spec.geometry, spec.geometry.vision, spec.geometry.text
+        self.token = P.token_embedding(spec.vocab_size, t.width)
+        self.text_position = nn.Parameter(torch.randn(g.context_length, t.width) * P.INIT_STD)
+        self.image_embed = P.PatchEmbedding(v.image_size, v.patch_size, t.width)  # its lead token is [CLS]
+        self.modality = nn.Parameter(torch.randn(2, t.width) * P.INIT_STD)
+        self.norm_in = nn.LayerNorm(t.width)
+        self.layers = nn.ModuleList(P.encoder_layer(t.width, t.heads, t.mlp_ratio, g.hidden_act)
+                                    for _ in range(max(1, (3 * t.layers) // 2)))
+        self.norm_out = nn.LayerNorm(t.width)
+        self.project = nn.Linear(t.width, g.embed_dim)
+        self.match = nn.Linear(g.embed_dim, 1)
+        self.mlm = P.MaskedLMHead(self.token, g.hidden_act)
+
+    def encode(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, 1 + L + n_patches, width): [CLS], the text tokens, the patches."""
+        image = self.image_embed(images)  # [CLS] + patches, with their positions
+        text = self.token(tokens) + self.text_position[:tokens.shape[1]] + self.modality[TEXT]
+        cls, patches = image[:, :1] + self.modality[TEXT], image[:, 1:] + self.modality[IMAGE]
+        x = self.norm_in(torch.cat([cls, text, patches], 1))
+        keep = torch.zeros(len(x), 1, dtype=torch.bool, device=x.device)
+        pad = torch.cat([keep, P.padding_mask(tokens), keep.expand(-1, patches.shape[1])], 1)
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=pad)
+        return self.norm_out(x)
+
+    def loss(self, images, tokens, labels, index):
+        g = self.spec.geometry
+        inputs, targets = P.mask_tokens(tokens, self.spec.vocab_size, g.context_length)
+        img, txt, aligned = P.itm_pairs(tokens, self.half_negatives)
+        h = self.encode(images[img], inputs[txt])
+        L = tokens.shape[1]
+        positive = img == txt  # masked tokens are predicted from their own image only
+        match = self.match(self.project(h[:, 0])).squeeze(1)
+        return P.itm_loss(match, aligned) + self.mlm(h[positive, 1:1 + L], targets[txt][positive])
+
+    def image_features(self, images):
+        tokens = empty_text(len(images), 2, device=images.device)  # more padding would change nothing
+        return self.project(self.encode(images, tokens)[:, 0])
+
+    def token_embedding(self):
+        return self.token

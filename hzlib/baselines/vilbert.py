@@ -1,0 +1,113 @@
+"""ViLBERT (Lu, Batra, Parikh & Lee 2019), one of the paper's comparators, at the scale of our CLIP."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import _pretraining as P
+from .neural import ModelSpec, PairModel, empty_text, register
+
+
+class CoAttention(nn.Module):
+    """One direction of a Co-TRM block: the queries of stream x attend to the keys and values of the
+    other stream y (its padding masked), then x's own feed-forward; pre-norm residuals as in CLIP."""
+
+    def __init__(self, width: int, other_width: int, heads: int, mlp_ratio: float, act: str):
+        super().__init__()
+        self.norm_q, self.norm_kv = nn.LayerNorm(width), nn.LayerNorm(other_width)
+        self.attn = nn.MultiheadAttention(width, heads, kdim=other_width, vdim=other_width, batch_first=True)
+        self.norm_ff = nn.LayerNorm(width)
+        hidden = int(width * mlp_ratio)
+        self.ff = nn.Sequential(nn.Linear(width, hidden), P.activation(act), nn.Linear(hidden, width))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, y_pad: torch.Tensor | None) -> torch.Tensor:
+        kv = self.norm_kv(y)
+        x = x + self.attn(self.norm_q(x), kv, kv, key_padding_mask=y_pad, need_weights=False)[0]
+        return x + self.ff(self.norm_ff(x))
+
+
+@register
+class ViLBERT(PairModel):
+    """ViLBERT (Lu et al. 2019) at the scale of our CLIP: two streams, a vision stream (CLIP's patch
+    embedding, a learned <IMG> token and positions) and a text stream (token and position
+    embeddings), each with its own pre-norm transformer layers (half the CLIP tower's depth), then
+    co-attentional blocks (Co-TRM, half the smaller depth) in which each stream's queries attend to the
+    other stream's keys and values, then its own feed-forward; widths and heads are those of the CLIP
+    towers, text padding is masked as keys. Kept: the two pre-training objectives on text, multimodal
+    alignment prediction (a linear layer over h_IMG (.) h_CLS, both projected to embed_dim; binary
+    cross-entropy; half the batch are the true pairs, the other half images paired with the text
+    rolled by one) and masked language modelling on the text stream (BERT's 15% of word tokens,
+    80/10/10, <unk> as [MASK], a head tied to the token embedding), summed. Dropped: masked region
+    modelling, which regresses a region detector's class distribution that our renderings do not
+    have (no Faster R-CNN regions, patches instead); the 12+6-layer BERT-base scale and Conceptual
+    Captions pre-training. Image-only feature: the projected h_IMG after the co-attention blocks with
+    the empty text (<bos><eos>)."""
+
+    key = "vilbert"
+    title = "ViLBERT"
+    follows = ("Lu, Batra, Parikh & Lee 2019, ViLBERT: Pretraining Task-Agnostic Visiolinguistic "
+               "Representations for Vision-and-Language Tasks (NeurIPS)")
+    half_negatives = True  # B pairs per step instead of 2B: the co-attention cost of CLIP's speed
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__(spec)
+        g, v, t = spec.geometry, spec.geometry.vision, spec.geometry.text
+        self.image_embed = P.PatchEmbedding(v.image_size, v.patch_size, v.width)
+        self.token = P.token_embedding(spec.vocab_size, t.width)
+        self.text_position = nn.Parameter(torch.randn(g.context_length, t.width) * P.INIT_STD)
+        self.text_norm = nn.LayerNorm(t.width)
+        self.vision_layers = nn.ModuleList(P.encoder_layer(v.width, v.heads, v.mlp_ratio, g.hidden_act)
+                                           for _ in range(max(1, v.layers // 2)))
+        self.text_layers = nn.ModuleList(P.encoder_layer(t.width, t.heads, t.mlp_ratio, g.hidden_act)
+                                         for _ in range(max(1, t.layers // 2)))
+        n_co = max(1, min(v.layers, t.layers) // 2)
+        self.co_vision = nn.ModuleList(CoAttention(v.width, t.width, v.heads, v.mlp_ratio, g.hidden_act)
+                                       for _ in range(n_co))
+        self.co_text = nn.ModuleList(CoAttention(t.width, v.width, t.heads, t.mlp_ratio, g.hidden_act)
+                                     for _ in range(n_co))
+        self.vision_out, self.text_out = nn.LayerNorm(v.width), nn.LayerNorm(t.width)
+        self.image_pool = nn.Linear(v.width, g.embed_dim)  # ViLBERT's poolers, to a common size
+        self.text_pool = nn.Linear(t.width, g.embed_dim)
+        self.align = nn.Linear(g.embed_dim, 1)
+        self.mlm = P.MaskedLMHead(self.token, g.hidden_act)
+
+    # -- the two streams ---------------------------------------------------------------------------
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.image_embed(images)
+        for layer in self.vision_layers:
+            x = layer(x)
+        return x
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.text_norm(self.token(tokens) + self.text_position[:tokens.shape[1]])
+        pad = P.padding_mask(tokens)
+        for layer in self.text_layers:
+            x = layer(x, src_key_padding_mask=pad)
+        return x
+
+    def co_attend(self, v: torch.Tensor, t: torch.Tensor, t_pad: torch.Tensor):
+        for co_v, co_t in zip(self.co_vision, self.co_text):
+            v, t = co_v(v, t, t_pad), co_t(t, v, None)  # both directions read the block's inputs
+        return self.vision_out(v), self.text_out(t)
+
+    def alignment_logits(self, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """(B,) logits of 'aligned' from the co-attended streams: linear over h_IMG (.) h_CLS."""
+        return self.align(self.image_pool(v[:, 0]) * self.text_pool(t[:, 0])).squeeze(1)
+
+    # -- PairModel ---------------------------------------------------------------------------------
+    def loss(self, images, tokens, labels, index):
+        g = self.spec.geometry
+        inputs, targets = P.mask_tokens(tokens, self.spec.vocab_size, g.context_length)
+        img, txt, aligned = P.itm_pairs(tokens, self.half_negatives)
+        v, t = self.encode_image(images), self.encode_text(inputs)  # each stream once per item
+        v, t = self.co_attend(v[img], t[txt], P.padding_mask(tokens)[txt])
+        positive = img == txt  # no language modelling on a mismatched pair, as in ViLBERT
+        return P.itm_loss(self.alignment_logits(v, t), aligned) + self.mlm(t[positive], targets[txt][positive])
+
+    def image_features(self, images):
+        tokens = empty_text(len(images), 2, device=images.device)  # more padding would change nothing
+        v, _ = self.co_attend(self.encode_image(images), self.encode_text(tokens), P.padding_mask(tokens))
+        return self.image_pool(v[:, 0])
+
+    def token_embedding(self):
+        return self.token

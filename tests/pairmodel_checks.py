@@ -1,0 +1,107 @@
+"""Checks that every trained model of the evaluation chapter must pass (used by tests/test_<model>.py)."""
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from hzlib.baselines import neural as N
+from hzlib.model import Vocabulary, load_geometry
+from hzlib.train import PairData, to_model_input
+
+VOCAB = 60
+
+
+def small_geometry():
+    """The tiny geometry with 32 px images, one layer per tower and 16 tokens: fast, same widths."""
+    g = load_geometry("tiny")
+    return replace(g, vision=replace(g.vision, image_size=32, layers=1), text=replace(g.text, layers=1),
+                   context_length=16)
+
+
+def pairs(n=16, size=32, L=16, seed=0) -> PairData:
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.zeros(n, L, dtype=torch.int64)
+    for i in range(n):
+        k = 4 + i % 9  # texts of different lengths; the rest is padding
+        tokens[i, 0], tokens[i, 1:k - 1], tokens[i, k - 1] = (Vocabulary.bos_id, torch.randint(4, VOCAB, (k - 2,), generator=g),
+                                                              Vocabulary.eos_id)
+    return PairData(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g), tokens)
+
+
+def spec(geometry, n=16, seed=0) -> N.ModelSpec:
+    return N.ModelSpec(geometry, vocab_size=VOCAB, n_classes=4, n_instances=n, seed=seed)
+
+
+def labels_of(d: PairData) -> np.ndarray:
+    return np.arange(len(d)) % 4
+
+
+def check_shapes(key, geometry):
+    d = pairs()
+    m = N.make_model(key, spec(geometry)).eval()
+    x = to_model_input(d.images[:5])
+    f = m.image_features(x)
+    assert f.shape == (5, geometry.embed_dim) and torch.isfinite(f).all()
+    loss = m.train().loss(x, N.trim_padding(d.tokens[:5]), torch.as_tensor(labels_of(d)[:5]), torch.arange(5))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert sum(p.grad.abs().sum() for p in m.parameters() if p.grad is not None) > 0
+    assert N.features(m, d.images).shape == (len(d), geometry.embed_dim)
+
+
+def check_overfits(key, geometry, epochs=25):
+    d = pairs()
+    m = N.make_model(key, spec(geometry, seed=1))
+    r = N.fit(m, d, labels_of(d), N.FitConfig(epochs=epochs, batch_size=8, lr=2e-3, warmup_steps=3, seed=2),
+              progress=False)
+    assert np.isfinite(r.epoch_loss).all()
+    first, last = np.mean(r.epoch_loss[:3]), np.mean(r.epoch_loss[-3:])
+    assert last < 0.8 * first, r.epoch_loss
+    return r
+
+
+def check_padding_invariance(key, geometry):
+    """Eval mode, the same RNG state: the loss on a batch and on the batch trimmed of its padding."""
+    d = pairs()
+    m = N.make_model(key, spec(geometry)).eval()
+    x, t = to_model_input(d.images[:8]), d.tokens[:8]
+    assert N.trim_padding(t).shape[1] < t.shape[1]
+    lab = torch.as_tensor(labels_of(d)[:8])
+    with torch.no_grad():
+        torch.manual_seed(7)
+        full = m.loss(x, t, lab, torch.arange(8))
+        torch.manual_seed(7)
+        trimmed = m.loss(x, N.trim_padding(t), lab, torch.arange(8))
+    torch.testing.assert_close(full, trimmed, rtol=1e-5, atol=1e-5)
+
+
+def check_batch_independence(key, geometry):
+    d = pairs()
+    m = N.make_model(key, spec(geometry)).eval()
+    with torch.no_grad():
+        alone = m.image_features(to_model_input(d.images[:3]))
+        mixed = m.image_features(to_model_input(torch.cat([d.images[8:13], d.images[:3]])))[5:]
+        single = m.image_features(to_model_input(d.images[1:2]))
+    torch.testing.assert_close(alone, mixed, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(alone[1:2], single, rtol=1e-5, atol=1e-5)
+
+
+def check_seeded(key, geometry):
+    d = pairs()
+    a, b, c = (N.make_model(key, spec(geometry, seed=s)) for s in (3, 3, 4))
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    cfg = N.FitConfig(epochs=2, batch_size=8, lr=1e-3, warmup_steps=1, seed=5)
+    ra, rb = (N.fit(m, d, labels_of(d), cfg, progress=False) for m in (a, b))
+    assert ra.epoch_loss == rb.epoch_loss
+    assert np.array_equal(N.features(a, d.images), N.features(b, d.images))
+
+
+def check_parameter_count(key):
+    """Within 0.5x-2x of CLIP at the real tiny geometry (with a 1,000-word vocabulary)."""
+    s = N.ModelSpec(load_geometry("tiny"), vocab_size=1000, n_classes=10, n_instances=1850)
+    ours = N.make_model(key, s).card()["parameters"]
+    clip = N.make_model("clip", s).card()["parameters"]
+    assert 0.5 * clip <= ours <= 2 * clip, (ours, clip)
+    return ours, clip

@@ -1,0 +1,138 @@
+"""ViLBERT: two streams, co-attention, alignment prediction + masked language modelling."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import hzlib.baselines  # noqa: F401  (registers the models)
+from hzlib.baselines import _pretraining as P
+from hzlib.baselines import neural as N
+from hzlib.baselines.vilbert import CoAttention
+from hzlib.train import to_model_input
+
+import pairmodel_checks as C
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+KEY = "vilbert"
+
+
+@pytest.fixture(scope="module")
+def geometry():
+    return C.small_geometry()
+
+
+def test_shapes_and_a_finite_loss(geometry):
+    C.check_shapes(KEY, geometry)
+
+
+def test_loss_falls_when_overfitting(geometry):
+    C.check_overfits(KEY, geometry)
+
+
+def test_trailing_padding_changes_nothing(geometry):
+    C.check_padding_invariance(KEY, geometry)
+    m = N.make_model(KEY, C.spec(geometry)).eval()
+    t = C.pairs().tokens[:6]
+    with torch.no_grad():
+        full, trimmed = m.encode_text(t), m.encode_text(N.trim_padding(t))
+        L = trimmed.shape[1]
+        torch.testing.assert_close(full[:, :L][t[:, :L] != 0], trimmed[t[:, :L] != 0], rtol=1e-5, atol=1e-5)
+
+
+def test_image_features_ignore_the_batch(geometry):
+    C.check_batch_independence(KEY, geometry)
+
+
+def test_image_features_read_only_the_empty_text(geometry):
+    d = C.pairs()
+    m = N.make_model(KEY, C.spec(geometry)).eval()
+    x = to_model_input(d.images[:4])
+    with torch.no_grad():
+        f = m.image_features(x)
+        empty = N.empty_text(4, geometry.context_length)  # padded to the full context: the same feature
+        v, _ = m.co_attend(m.encode_image(x), m.encode_text(empty), P.padding_mask(empty))
+        torch.testing.assert_close(f, m.image_pool(v[:, 0]), rtol=1e-5, atol=1e-5)
+        t = d.tokens[:4]
+        v_text, _ = m.co_attend(m.encode_image(x), m.encode_text(t), P.padding_mask(t))
+    assert not torch.allclose(f, m.image_pool(v_text[:, 0]), atol=1e-4)  # co-attention does read the text
+
+
+def test_seeded(geometry):
+    C.check_seeded(KEY, geometry)
+
+
+def test_parameter_count_is_comparable_to_clip():
+    ours, clip = C.check_parameter_count(KEY)
+    assert 0.9 * clip < ours < 1.1 * clip
+
+
+def test_card_and_token_embedding(geometry):
+    m = N.make_model(KEY, C.spec(geometry))
+    card = m.card()
+    assert card["model"] == KEY and card["title"] == "ViLBERT" and not card["uses labels"]
+    assert card["interpretation"].startswith("ViLBERT (Lu et al. 2019)") and "masked region" in card["interpretation"]
+    assert m.token_embedding() is m.token and m.mlm.embedding is m.token
+
+
+def _co_attention_by_hand(blk, x, y, pad, heads):
+    def ln(z, norm):
+        return F.layer_norm(z, z.shape[-1:], norm.weight, norm.bias, norm.eps)
+
+    a = blk.attn
+    if a.in_proj_weight is not None:
+        wq, wk, wv = a.in_proj_weight.chunk(3)
+    else:
+        wq, wk, wv = a.q_proj_weight, a.k_proj_weight, a.v_proj_weight
+    bq, bk, bv = a.in_proj_bias.chunk(3)
+    qx, ky = ln(x, blk.norm_q), ln(y, blk.norm_kv)
+    q, k, v = qx @ wq.T + bq, ky @ wk.T + bk, ky @ wv.T + bv
+    B, Lq, D = q.shape
+    dh = D // heads
+    split = (lambda z: z.reshape(B, -1, heads, dh).transpose(1, 2))
+    scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(dh)
+    scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
+    out = (scores.softmax(-1) @ split(v)).transpose(1, 2).reshape(B, Lq, D)
+    x = x + out @ a.out_proj.weight.T + a.out_proj.bias
+    l1, l2 = blk.ff[0], blk.ff[2]
+    return x + F.gelu(ln(x, blk.norm_ff) @ l1.weight.T + l1.bias) @ l2.weight.T + l2.bias
+
+
+@pytest.mark.parametrize("other_width", [6, 8])
+def test_co_attention_by_hand(other_width):
+    """Queries of one stream, keys and values of the other, its padding ignored, then the feed-forward."""
+    torch.manual_seed(0)
+    blk = CoAttention(8, other_width, 2, 2.0, "gelu").eval()
+    x, y = torch.randn(2, 3, 8), torch.randn(2, 5, other_width)
+    pad = torch.tensor([[False, False, False, True, True], [False] * 5])
+    with torch.no_grad():
+        torch.testing.assert_close(blk(x, y, pad), _co_attention_by_hand(blk, x, y, pad, 2), rtol=1e-5, atol=1e-5)
+        y2 = y.clone()
+        y2[0, 3:] = 100.0  # what sits at the padding does not matter
+        torch.testing.assert_close(blk(x, y2, pad), blk(x, y, pad))
+
+
+def test_loss_is_alignment_plus_mlm_on_the_true_pairs(geometry):
+    """The objective by hand, pair by pair: half the batch true pairs, the rest image i with text i-1;
+    h_IMG (.) h_CLS for alignment; MLM on the true pairs' co-attended text stream."""
+    d = C.pairs()
+    m = N.make_model(KEY, C.spec(geometry)).train()
+    x, t = to_model_input(d.images[4:8]), N.trim_padding(d.tokens[4:8])
+    seed = next(s for s in range(100)  # a draw that masks words of the true pairs
+                if (torch.manual_seed(s) and P.mask_tokens(t, C.VOCAB, geometry.context_length)[1][:2] != P.IGNORE).any())
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        loss = m.loss(x, t, None, None)
+        torch.manual_seed(seed)
+        inputs, targets = P.mask_tokens(t, C.VOCAB, geometry.context_length)
+        v, h = m.encode_image(x), m.encode_text(inputs)
+        logits, mlm_hidden = [], []
+        for i, j in [(0, 0), (1, 1), (2, 1), (3, 2)]:
+            vi, hj = m.co_attend(v[i:i + 1], h[j:j + 1], (t[j:j + 1] == 0))
+            logits.append((m.align.weight @ (m.image_pool(vi[0, 0]) * m.text_pool(hj[0, 0])) + m.align.bias)[0])
+            mlm_hidden.append(hj[0])
+        z = torch.stack(logits)
+        y = torch.tensor([1.0, 1.0, 0.0, 0.0])
+        itm = -(y * F.logsigmoid(z) + (1 - y) * F.logsigmoid(-z)).mean()
+        mlm = m.mlm(torch.stack(mlm_hidden[:2]), targets[:2])
+    torch.testing.assert_close(loss, itm + mlm, rtol=1e-5, atol=1e-5)
