@@ -58,7 +58,7 @@ def test_shapes_and_card(geometry):
 
 def test_fit_lowers_the_loss_and_is_seeded(geometry):
     d = _data()
-    cfg = N.FitConfig(epochs=8, batch_size=8, lr=2e-3, warmup_steps=2, seed=3)
+    cfg = N.FitConfig(epochs=8, batch_size=8, lr=2e-3, warmup=0.1, seed=3)
     runs = []
     for _ in range(2):
         m = _model(geometry, seed=1)

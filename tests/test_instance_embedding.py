@@ -55,7 +55,7 @@ def test_shapes_card_and_one_shared_classifier(geometry):
 
 def test_fit_lowers_the_loss_and_is_seeded(geometry):
     d = _data()
-    cfg = N.FitConfig(epochs=12, batch_size=8, lr=5e-3, warmup_steps=2, seed=3)  # 36 steps
+    cfg = N.FitConfig(epochs=12, batch_size=8, lr=5e-3, warmup=0.1, seed=3)  # 36 steps
     runs = []
     for _ in range(2):
         m = _model(geometry, seed=1)
