@@ -2,36 +2,18 @@
 ACM TOMM 2020) at the scale of our CLIP."""
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..model import Vocabulary
+from .dual_attention import RegionGrid
 from .neural import ModelSpec, PairModel, register
 
 RANK_MARGIN = 1.0   # on cosine similarities, as in the authors' released stage-II code ("margin1")
 RANK_WEIGHT = 1.0   # lambda_1 of L = lambda_1 L_rank + lambda_2 L_img + lambda_3 L_txt
 INSTANCE_WEIGHT = 1.0  # lambda_2 = lambda_3
-
-
-def _groups(width: int) -> int:
-    return 8 if width % 8 == 0 else 1
-
-
-class _Block2d(nn.Module):
-    """Pre-activation residual block; GroupNorm keeps train and eval alike and items independent."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.GroupNorm(_groups(width), width), nn.ReLU(),
-                                  nn.Conv2d(width, width, 3, padding=1, bias=False),
-                                  nn.GroupNorm(_groups(width), width), nn.ReLU(),
-                                  nn.Conv2d(width, width, 3, padding=1, bias=False))
-
-    def forward(self, x):
-        return x + self.body(x)
 
 
 class _Block1d(nn.Module):
@@ -58,22 +40,12 @@ class ImageCNN(nn.Module):
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        g = spec.geometry
-        v = g.vision
-        stages = int(round(math.log2(v.patch_size)))
-        if 2 ** stages != v.patch_size or stages < 1:
-            raise ValueError(f"ImageCNN needs a power-of-two patch size > 1, got {v.patch_size}")
-        layers, c = [], 3
-        for w in [max(v.width >> (stages - 1 - s), 16) for s in range(stages)]:
-            layers += [nn.Conv2d(c, w, 3, stride=2, padding=1, bias=False), _Block2d(w)]
-            c = w
-        layers += [_Block2d(c) for _ in range(max(v.layers // 2 - 1, 0))]
-        layers += [nn.GroupNorm(_groups(c), c), nn.ReLU()]
-        self.net = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Linear(c, g.embed_dim), nn.LayerNorm(g.embed_dim))
+        self.grid = RegionGrid(spec)  # DAN's region CNN: the same stages and blocks, so one definition
+        self.fc = nn.Sequential(nn.Linear(spec.geometry.vision.width, spec.geometry.embed_dim),
+                                nn.LayerNorm(spec.geometry.embed_dim))
 
     def forward(self, images):
-        return self.fc(self.net(images).mean((2, 3)))
+        return self.fc(self.grid(images).mean(1))
 
 
 class TextCNN(nn.Module):
