@@ -136,6 +136,14 @@ def test_train_and_embed_sees_only_training_items_and_resumes_from_its_cache(geo
     np.testing.assert_array_equal(N.features(model2, images), feats)  # the saved weights are the trained ones
     with pytest.raises(pytest.fail.Exception, match="retrained"):  # other training items: a new run
         N.train_and_embed("clip", train_idx=tr[1:], **kw)
+    monkeypatch.setattr(N, "_code_digest", lambda key: "edited")
+    with pytest.raises(pytest.fail.Exception, match="retrained"):  # the model's code changed: a new run
+        N.train_and_embed("clip", train_idx=tr, **kw)
+
+
+def test_code_digest_follows_the_model_module():
+    assert N._code_digest("clip") == N._code_digest("clip")
+    assert N._code_digest("dan") != N._code_digest("item")  # different modules, same training loop
 
 
 def test_train_and_embed_checks_its_inputs(geometry):

@@ -136,3 +136,17 @@ def test_loss_is_alignment_plus_mlm_on_the_true_pairs(geometry):
         itm = -(y * F.logsigmoid(z) + (1 - y) * F.logsigmoid(-z)).mean()
         mlm = m.mlm(torch.stack(mlm_hidden[:2]), targets[:2])
     torch.testing.assert_close(loss, itm + mlm, rtol=1e-5, atol=1e-5)
+
+
+def test_co_trm_block_updates_both_streams_from_its_inputs(geometry):
+    """ViLBERT's Co-TRM: vision reads the text and text reads the vision as they entered the block."""
+    d = C.pairs()
+    m = N.make_model(KEY, C.spec(geometry)).eval()
+    assert len(m.co_vision) == len(m.co_text) == 1
+    x, t = to_model_input(d.images[:3]), N.trim_padding(d.tokens[:3])
+    with torch.no_grad():
+        v, h = m.encode_image(x), m.encode_text(t)
+        pad = t == 0
+        out_v, out_t = m.co_attend(v, h, pad)
+        torch.testing.assert_close(out_v, m.vision_out(m.co_vision[0](v, h, pad)))
+        torch.testing.assert_close(out_t, m.text_out(m.co_text[0](h, v, None)))

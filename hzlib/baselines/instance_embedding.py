@@ -2,7 +2,6 @@
 ACM TOMM 2020) at the scale of our CLIP."""
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import nn

@@ -248,6 +248,19 @@ def features(model: PairModel, images_u8: torch.Tensor, *, batch_size: int = 256
 EMBED_VERSION = 1  # bump when what train_and_embed computes changes, so cached results are redone
 
 
+def _code_digest(key: str) -> str:
+    """sha256 (16 hex) of the source of model ``key``'s module and of this one (the training loop):
+    a cached run is reused only with the code that produced it."""
+    import hashlib
+    import inspect
+    import sys
+
+    h = hashlib.sha256()
+    for mod in dict.fromkeys((MODELS[key].__module__, __name__)):
+        h.update(inspect.getsource(sys.modules[mod]).encode())
+    return h.hexdigest()[:16]
+
+
 def _digest(*arrays) -> str:
     import hashlib
 
@@ -270,8 +283,8 @@ def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], lab
     (a word seen only in held-out texts becomes ``<unk>``), token rows are initialised from
     ``fasttext_model`` (chapter 4's, trained on poetry, never on the corpus's labels), and only the
     training pairs are fitted. With ``cache_dir`` the features, record and weights are stored under a
-    hash of everything they depend on (model, geometry, budget, the training items, the image and
-    text data, ``fasttext_id``) and reloaded instead of retrained: an interrupted chapter resumes
+    hash of everything they depend on (the model and its code, geometry, budget, the training items,
+    the image and text data, ``fasttext_id``) and reloaded instead of retrained: an interrupted chapter resumes
     from the last finished model.
     """
     from ..config import atomic_write_json, params_hash
@@ -284,7 +297,9 @@ def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], lab
         raise ValueError(f"images ({len(images)}), texts ({len(texts)}) and label_ids ({len(y)}) differ in length")
     if tr.size == 0 or tr.min() < 0 or tr.max() >= len(y) or np.unique(tr).size != tr.size:
         raise ValueError(f"train_idx must be distinct indices in 0..{len(y) - 1}")
-    tag = params_hash({"v": EMBED_VERSION, "key": key, "geometry": {k: v for k, v in geometry.as_dict().items() if k != "source"},
+    if key not in MODELS:
+        raise KeyError(f"unknown model {key!r}; known: {sorted(MODELS)}")
+    tag = params_hash({"v": EMBED_VERSION, "key": key, "code": _code_digest(key), "geometry": {k: v for k, v in geometry.as_dict().items() if k != "source"},
                        "cfg": cfg.as_dict(), "train": _digest(tr), "labels": _digest(y), "images": _digest(images.numpy()),
                        "texts": _digest(np.array(texts, dtype=object).astype(str)), "n_classes": n_classes,
                        "fasttext": fasttext_id})
