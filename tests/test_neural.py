@@ -180,3 +180,6 @@ def test_cards_markdown_holds_every_card_and_the_budget(geometry):
     assert "3 epoch(s), batch 64" in md and "seed 9" in md and "all 1,850" in md and "folds of 3" in md
     assert "macro F1 (b) 0.30 [0.28, 0.32]" in md
     assert "attribute labels" not in md  # CLIP does not train on labels
+    tagged = N.cards_markdown([{**cards[0], "interpretation": "a learned <IMG> token"}], cfg=N.FitConfig(),
+                              n_items=10, folds=2)
+    assert "a learned &lt;IMG&gt; token" in tagged and "<IMG>" not in tagged  # no stray HTML tag in the book

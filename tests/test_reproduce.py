@@ -8,7 +8,7 @@ import pytest
 
 from hzlib.config import load_profile
 from hzlib.reproduce import ChapterFailed, Layout, chapter_notebooks, reproduce, run_chapters
-from hzlib.summary import ROWS, glued_values
+from hzlib.summary import ALL_ROWS, glued_values
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_smoke_profile_runs_every_chapter_and_builds_the_book(smoke_book):
     assert (html / "book" / "chapters" / "02_normalization.html").exists()
     # the summary page pastes every row's values from the executed chapters (cross-document glue)
     summary_html = (html / "book" / "generated" / "summary.html").read_text(encoding="utf-8")
-    assert summary_html.count('class="pasted-text"') == sum(1 + bool(r.ref_key) for r in ROWS)
+    assert summary_html.count('class="pasted-text"') == sum(1 + bool(r.ref_key) for r in ALL_ROWS)
     glued = glued_values(root / "book" / "chapters" / "05_clip_training.ipynb")
     assert ast.literal_eval(glued["ch05_i2t_r10"]) in summary_html
     n_images = int(glued_values(root / "book" / "chapters" / "01_data_statistics.ipynb")["ch01_n_images"])

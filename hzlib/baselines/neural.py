@@ -392,11 +392,14 @@ def cards_markdown(cards: Sequence[dict], *, cfg: FitConfig, n_items: int, folds
     """Model cards in Markdown, one section per card of :func:`cards`: what the model follows and how
     we read it, its size, what it was trained on and with which budget, how it is evaluated, its
     results (``results``: model key -> {label: formatted value}) and what it is not."""
+    from html import escape
+
     out = []
     for c in cards:
-        lines = [f"### {c['title']} (`{c['model']}`)", "",
-                 f"- **Follows:** {c['follows']}.",
-                 f"- **Our reading:** {c['interpretation']}",
+        # escaped: the cards quote tokens such as <IMG> and <bos>, which HTML would take for tags
+        lines = [f"### {escape(c['title'], quote=False)} (`{c['model']}`)", "",
+                 f"- **Follows:** {escape(c['follows'], quote=False)}.",
+                 f"- **Our reading:** {escape(c['interpretation'], quote=False)}",
                  f"- **Size:** {c['parameters']:,} parameters (vocabulary of 1,000 words).",
                  f"- **Trained on:** the corpus's image–description pairs{' and their attribute labels' if c['uses labels'] else ''}: "
                  f"all {n_items:,} for protocol (a), the training folds of {folds} for protocol (b); from scratch, "
