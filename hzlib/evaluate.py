@@ -344,6 +344,16 @@ def cross_validate(fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray],
     return out
 
 
+def _loo_inputs(X, y, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """X (n, d) float and y (n,) int of a leave-one-out, checked: one row per label, every class >= 2 items."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    if X.ndim != 2 or len(X) != len(y):
+        raise ValueError(f"X must be (n, d) with one row per label, got {X.shape} for {len(y)} labels")
+    _class_counts_ok(y, n_classes)
+    return X, y
+
+
 def _class_counts_ok(y: np.ndarray, n_classes: int) -> None:
     counts = np.bincount(y, minlength=n_classes)
     if counts.min() < 2:
@@ -357,13 +367,9 @@ def loo_ridge(X, y, *, n_classes: int, alpha: float = 1.0) -> np.ndarray:
     H = Xa (Xa'Xa + alpha D)^-1 Xa' (Xa = [X, 1], D = diag(1, ..., 1, 0)), the prediction for item i
     from the fit without i is (F_i - H_ii Y_i) / (1 - H_ii), F = H Y. Equals refitting n times
     (``sklearn.linear_model.Ridge``). Scores, not probabilities: use the arg-max or AUC."""
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    if X.ndim != 2 or len(X) != len(y):
-        raise ValueError(f"X must be (n, d) with one row per label, got {X.shape} for {len(y)} labels")
     if alpha <= 0:
         raise ValueError(f"alpha must be positive, got {alpha}")
-    _class_counts_ok(y, n_classes)
+    X, y = _loo_inputs(X, y, n_classes)
     Xa = np.hstack([X, np.ones((len(X), 1))])
     D = np.eye(Xa.shape[1])
     D[-1, -1] = 0.0
@@ -389,11 +395,7 @@ def loo_logistic(X, y, *, n_classes: int, C: float = 1.0, tol: float = 1e-6, max
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    if X.ndim != 2 or len(X) != len(y):
-        raise ValueError(f"X must be (n, d) with one row per label, got {X.shape} for {len(y)} labels")
-    _class_counts_ok(y, n_classes)
+    X, y = _loo_inputs(X, y, n_classes)
     with threadpool_limits(limits=threads):
         return _loo_logistic(X, y, n_classes, C, tol, max_iter, solver, progress)
 
@@ -439,13 +441,9 @@ def loo_logistic_newton(X, y, *, n_classes: int, C: float = 1.0, tol: float = 1e
     less (``tests/test_evaluate.py`` checks it against :func:`loo_logistic`)."""
     from sklearn.linear_model import LogisticRegression
 
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.int64)
-    if X.ndim != 2 or len(X) != len(y):
-        raise ValueError(f"X must be (n, d) with one row per label, got {X.shape} for {len(y)} labels")
     if C <= 0:
         raise ValueError(f"C must be positive, got {C}")
-    _class_counts_ok(y, n_classes)
+    X, y = _loo_inputs(X, y, n_classes)
     full = LogisticRegression(C=C, tol=tol, max_iter=max_iter, solver="newton-cg").fit(X, y)
     K, n = n_classes, len(y)
     Xa = np.hstack([X, np.ones((n, 1))])
