@@ -9,8 +9,9 @@ import torch
 from hzlib.baselines import neural as N
 from hzlib.baselines.instance_embedding import (INSTANCE_WEIGHT, RANK_MARGIN, RANK_WEIGHT,
                                                 hardest_negative_ranking_loss)
-from hzlib.model import Vocabulary, load_geometry
-from hzlib.train import PairData
+from hzlib.model import load_geometry
+
+import pairmodel_checks as C
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -23,12 +24,7 @@ def geometry():
 
 
 def _data(n=24, size=32, L=16, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    tokens = torch.zeros(n, L, dtype=torch.int64)
-    for i in range(n):
-        k = 3 + i % 7  # texts of different lengths; the rest is padding
-        tokens[i, 0], tokens[i, 1:k - 1], tokens[i, k - 1] = Vocabulary.bos_id, torch.randint(4, 50, (k - 2,), generator=g), Vocabulary.eos_id
-    return PairData(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g), tokens)
+    return C.pairs(n, size, L, seed, vocab=50, min_len=3, spread=7)
 
 
 def _model(geometry, seed=0, n=30):
