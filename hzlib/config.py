@@ -204,3 +204,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def map_files(fn, jobs, *, workers: int = 1, desc: str | None = None, progress: bool = True) -> list:
+    """``[fn(j) for j in jobs]``, in ``workers`` processes when more than one (``fn`` must be a
+    module-level function), with a progress bar; the order of the results is the order of ``jobs``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    jobs = list(jobs)
+    bar = dict(total=len(jobs), desc=desc, unit="img", disable=not progress or desc is None, leave=False)
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            return list(tqdm(ex.map(fn, jobs, chunksize=16), **bar))
+    return [fn(j) for j in tqdm(jobs, **bar)]

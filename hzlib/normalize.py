@@ -115,11 +115,16 @@ def descriptor(image: np.ndarray, cfg: DescriptorConfig = DescriptorConfig()) ->
     return np.concatenate([p / max(np.linalg.norm(p), 1e-12) for p in parts])
 
 
-def descriptors(paths, cfg: DescriptorConfig = DescriptorConfig()) -> np.ndarray:
-    """:func:`descriptor` of each image file, stacked (n, d)."""
+def _file_descriptor(args) -> np.ndarray:
+    path, cfg = args
     from PIL import Image
-    from tqdm.auto import tqdm
 
-    paths = list(paths)
-    return np.stack([descriptor(np.asarray(Image.open(p).convert("RGB")), cfg)
-                     for p in tqdm(paths, desc="image descriptors", unit="img", leave=False)])
+    return descriptor(np.asarray(Image.open(path).convert("RGB")), cfg)
+
+
+def descriptors(paths, cfg: DescriptorConfig = DescriptorConfig(), *, workers: int = 1) -> np.ndarray:
+    """:func:`descriptor` of each image file, stacked (n, d), in ``workers`` processes."""
+    from .config import map_files
+
+    return np.stack(map_files(_file_descriptor, [(str(p), cfg) for p in paths], workers=workers,
+                              desc="image descriptors"))

@@ -27,7 +27,6 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -37,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import atomic_open, atomic_write_json, environment, params_hash
+from .config import atomic_open, atomic_write_json, environment, map_files, params_hash
 from .model import clip_loss, encode_images, encode_texts
 from .stats import mean_ci
 
@@ -119,8 +118,6 @@ def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str |
     The cache is reused when it was made from the same paths (and file sizes and modification
     times) at the same size; otherwise it is rebuilt (``workers`` processes) and written atomically.
     """
-    from tqdm.auto import tqdm
-
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
@@ -135,13 +132,8 @@ def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str |
                 return blob["images"]
         except Exception:  # an unreadable cache is rebuilt
             pass
-    jobs = [(str(p), size) for p in paths]
-    bar = dict(total=len(jobs), desc=f"Eq 1-3 at {size}px", unit="img", disable=not progress, leave=False)
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            arrays = list(tqdm(ex.map(_normalized_u8, jobs, chunksize=16), **bar))
-    else:
-        arrays = [_normalized_u8(j) for j in tqdm(jobs, **bar)]
+    arrays = map_files(_normalized_u8, [(str(p), size) for p in paths], workers=workers,
+                       desc=f"Eq 1-3 at {size}px", progress=progress)
     images = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, 3, size, size, dtype=torch.uint8)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")

@@ -91,3 +91,10 @@ def test_clip_keys_are_checked(tmp_path):
     p.write_text("clip_batch: 1\n")
     with pytest.raises(ValueError, match=r"clip_batch=1"):
         load_profile(p)
+
+
+def test_map_files_keeps_the_order_of_the_jobs_in_processes():
+    jobs = list(range(50))
+    assert config.map_files(abs, [-j for j in jobs], workers=2) == jobs
+    assert config.map_files(abs, [-3, 2], workers=1) == [3, 2]
+    assert config.map_files(abs, [], workers=2) == []

@@ -72,3 +72,16 @@ def test_pipeline_returns_all_stages():
     assert set(out) == {"original", "resized", "standardized", "equalized"}
     assert out["standardized"].shape == (32, 32, 3)
     np.testing.assert_allclose(out["standardized"].mean(axis=(0, 1)), 0, atol=1e-9)
+
+
+def test_descriptors_of_files_match_in_one_or_two_processes(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 256, (40 + 8 * i, 48, 3), dtype=np.uint8)).save(paths[-1])
+    one = N.descriptors(paths)
+    assert np.array_equal(one, N.descriptors(paths, workers=2))
+    assert np.allclose(one[3], N.descriptor(np.asarray(Image.open(paths[3]).convert("RGB"))))

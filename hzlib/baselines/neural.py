@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -338,9 +338,17 @@ def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], lab
 PROTOCOLS = ("loo", "kfold")
 
 
+class ProtocolRun(NamedTuple):
+    """What :func:`run_protocol` returns."""
+    proba: np.ndarray  # (n, n_classes), every item predicted while held out
+    records: list[dict]  # one training record per backbone
+    model: PairModel  # the last backbone trained: for "loo", the one trained on every item
+    features: np.ndarray  # that backbone's image features of every item
+
+
 def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequence[str], label_ids: Sequence[int],
                  splits, n_classes: int, geometry: Geometry, cfg: FitConfig, C: float = 1.0, fasttext_model=None,
-                 fasttext_id: str = "", cache_dir=None, progress: bool = True) -> tuple[np.ndarray, list[dict], PairModel]:
+                 fasttext_id: str = "", cache_dir=None, progress: bool = True) -> ProtocolRun:
     """Class probabilities (n, n_classes) of model ``key`` for every item under ``protocol``:
 
     * ``"loo"``, the paper's: one backbone trained on every item, then the head-only leave-one-out
@@ -348,8 +356,8 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
     * ``"kfold"``, leakage-free: for each (train, test) of ``splits`` a backbone trained on train only
       and a head fitted on train only (:func:`hzlib.evaluate.kfold_protocol`).
 
-    Also returns the training records (one per backbone) and the last backbone trained (for "loo",
-    the one trained on every item)."""
+    Also returns the training records (one per backbone), the last backbone trained (for "loo", the
+    one trained on every item) and its features (:class:`ProtocolRun`)."""
     from ..evaluate import kfold_protocol, loo_protocol
 
     y = np.asarray(label_ids, dtype=np.int64)
@@ -360,7 +368,7 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
     def embed(train_idx):
         feats, record, model = train_and_embed(key, train_idx=train_idx, **common)
         records.append(record)
-        last[:] = [model]
+        last[:] = [model, feats]
         return feats
 
     if protocol == "loo":
@@ -369,7 +377,7 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
         P = kfold_protocol(embed, y, splits, n_classes=n_classes, C=C, seed=cfg.seed)
     else:
         raise ValueError(f"protocol={protocol!r} is not one of {PROTOCOLS}")
-    return P, records, last[0]
+    return ProtocolRun(P, records, *last)
 
 
 def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size: int,
@@ -423,4 +431,4 @@ def cards(keys: Sequence[str], spec: ModelSpec) -> list[dict]:
 
 
 __all__ = ["ModelSpec", "PairModel", "ClipPair", "MODELS", "register", "make_model", "FitConfig", "FitResult",
-           "fit", "features", "train_and_embed", "run_protocol", "PROTOCOLS", "analyser", "cards", "cards_markdown", "empty_text", "trim_padding"]
+           "fit", "features", "train_and_embed", "run_protocol", "ProtocolRun", "PROTOCOLS", "analyser", "cards", "cards_markdown", "empty_text", "trim_padding"]

@@ -190,14 +190,9 @@ def _pixels(args) -> np.ndarray:
 def pixel_features(paths: Sequence, *, size: int = 32, workers: int = 1) -> np.ndarray:
     """The Eq 1-3 normalised image (:func:`hzlib.normalize.normalize` at ``size`` x ``size``, the
     equalised stage, values in [0, 1]) of each file, flattened: (n, size * size * 3) float32."""
-    from concurrent.futures import ProcessPoolExecutor
+    from ..config import map_files
 
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
-    jobs = [(str(p), size) for p in paths]
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            rows = list(ex.map(_pixels, jobs, chunksize=16))
-    else:
-        rows = [_pixels(j) for j in jobs]
+    rows = map_files(_pixels, [(str(p), size) for p in paths], workers=workers)
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, size * size * 3), np.float32)
