@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def _root() -> Path:
-    return Path.cwd()
+    from .config import project_root
+
+    return project_root()
 
 
 def cmd_reproduce(a) -> int:

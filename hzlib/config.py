@@ -109,14 +109,28 @@ class Profile:
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device={self.device!r} must be auto, cpu or cuda")
 
-    def data_dir(self, base: Path | str = ".") -> Path:
-        return Path(base) / self.data_root / self.profile
+    def data_dir(self, base: Path | str | None = None) -> Path:
+        """Where this profile's corpus is: ``data_root`` (relative to ``base``, by default the
+        :func:`project_root`) / profile."""
+        return Path(project_root() if base is None else base) / self.data_root / self.profile
 
-    def artifacts_dir(self, stage: str, base: Path | str = ".") -> Path:
-        return Path(base) / self.artifacts_root / self.profile / stage
+    def artifacts_dir(self, stage: str, base: Path | str | None = None) -> Path:
+        return Path(project_root() if base is None else base) / self.artifacts_root / self.profile / stage
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path:
+    """The study's folder: the nearest of ``start`` (default: the working directory) and its parents
+    that holds ``_toc.yml`` and ``notebooks/``; ``start`` itself when none does. A notebook opened in
+    Jupyter runs in ``notebooks/``, papermill and ``hz`` in the study's folder: both find the same
+    data and artefacts through it."""
+    start = Path(Path.cwd() if start is None else start).resolve()
+    for d in (start, *start.parents):
+        if (d / "_toc.yml").is_file() and (d / "notebooks").is_dir():
+            return d
+    return start
 
 
 def load_profile(name_or_path: str | os.PathLike, profile_dir: Path = PROFILE_DIR) -> Profile:

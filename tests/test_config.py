@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,3 +99,24 @@ def test_map_files_keeps_the_order_of_the_jobs_in_processes():
     assert config.map_files(abs, [-j for j in jobs], workers=2) == jobs
     assert config.map_files(abs, [-3, 2], workers=1) == [3, 2]
     assert config.map_files(abs, [], workers=2) == []
+
+
+def test_project_root_is_found_from_the_notebooks_folder(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text("root: intro\n")
+    assert config.project_root(tmp_path / "notebooks") == tmp_path.resolve()
+    assert config.project_root(tmp_path) == tmp_path.resolve()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "_toc.yml").unlink()  # no study above: the folder itself
+    assert config.project_root(elsewhere) == elsewhere.resolve()
+
+
+def test_profile_folders_resolve_against_the_project_root(tmp_path, monkeypatch):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "_toc.yml").write_text("root: intro\n")
+    monkeypatch.chdir(tmp_path / "notebooks")  # where Jupyter starts a notebook's kernel
+    prof = load_profile("smoke")
+    assert prof.data_dir() == tmp_path.resolve() / "data" / "smoke"
+    assert prof.artifacts_dir("clip") == tmp_path.resolve() / "artifacts" / "smoke" / "clip"
+    assert prof.data_dir("base") == Path("base") / "data" / "smoke"

@@ -1,7 +1,10 @@
 """Notebooks are stored clean, with one literal `parameters` cell right after the imports whose keys
-and values are the default profile's; no function or class definitions."""
+and values are the default profile's; no function or class definitions. Each chapter runs standalone
+with the papermill command of the README and top to bottom as Jupyter runs it (slow: minutes)."""
 import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +57,52 @@ def test_no_definitions_in_notebooks(nb):
 def test_first_cell_is_the_title(nb):
     first = _cells(nb)[0]
     assert first["cell_type"] == "markdown" and "".join(first["source"]).startswith("# ")
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_asks_for_the_project_kernel(nb):
+    spec = json.loads(nb.read_text(encoding="utf-8"))["metadata"]["kernelspec"]
+    assert spec == {"display_name": "Python (hzlib)", "language": "python", "name": "hzlib"}  # scripts/setup.sh registers it
+
+
+def _errors(executed) -> list:
+    return [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_runs_standalone_with_papermill_and_a_profile_file(smoke_book, nb, tmp_path):
+    """``papermill notebooks/NN_….ipynb out.ipynb -f profiles/smoke.yml`` in the study's folder, after
+    the smoke run (a chapter reads what the chapters before it wrote)."""
+    import nbformat
+
+    root, _ = smoke_book
+    out = tmp_path / nb.name
+    papermill = Path(sys.executable).with_name("papermill")
+    run = subprocess.run([str(papermill), f"notebooks/{nb.name}", str(out), "-f", "profiles/smoke.yml"],
+                         cwd=root, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, f"{nb.name} failed standalone:\n{run.stderr[-4000:]}"
+    executed = nbformat.read(out, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and 'profile = "smoke"' in injected[0].source
+    assert not _errors(executed)
+    assert any("image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_runs_top_to_bottom_as_in_jupyter(smoke_book, nb):
+    """As a reader runs it: the kernel starts in ``notebooks/``, nothing is injected, the reader has
+    typed the smoke profile's values into the parameters cell."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    root, _ = smoke_book
+    book = nbformat.read(root / "notebooks" / nb.name, as_version=4)
+    params = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]
+    smoke = yaml.safe_load((root / "profiles" / "smoke.yml").read_text(encoding="utf-8"))
+    params[0].source = "\n".join(f"{k} = {v!r}" for k, v in smoke.items())
+    NotebookClient(book, kernel_name="hzlib", timeout=1200,
+                   resources={"metadata": {"path": str(root / "notebooks")}}).execute()
+    assert not _errors(book)
+    assert not (root / "notebooks" / "data").exists() and not (root / "notebooks" / "artifacts").exists()
