@@ -233,21 +233,22 @@ def stroke_attention(cam: np.ndarray, stroke_mask: np.ndarray | None, stroke_typ
     ``stroke_mask``: the stroke-id mask (0 none, k stroke k) or None; ``stroke_types``: see
     :func:`parse_stroke_types`; ``glyph_mask``: the glyph (defaults to the strokes' union; give it
     when part of the glyph has no stroke id). Missing stroke data gives a result with ``reason`` set
-    and empty tables rather than an error; types that do not match the strokes leave ``per_type``
-    empty with a reason."""
+    and empty tables rather than an error, and so does an all-zero map (NaN shares); types that do not
+    match the strokes leave ``per_type`` empty with a reason."""
     cam = np.asarray(cam, dtype=np.float64)
     if cam.ndim != 2 or (cam < 0).any() or np.isnan(cam).any():
         raise ValueError("cam: expected a 2-D, finite, non-negative map")
     total = cam.sum()
-    if total <= 0:
-        raise ValueError("cam: the map is all zero, shares are undefined")
     glyph = None
     if glyph_mask is not None:
         glyph = np.asarray(glyph_mask) > 0
         if glyph.shape != cam.shape:
             raise ValueError(f"glyph_mask: shape {glyph.shape} differs from the map's {cam.shape}")
-    empty = StrokeAttention(float(cam[glyph].sum() / total) if glyph is not None else float("nan"),
+    empty = StrokeAttention(float(cam[glyph].sum() / total) if glyph is not None and total > 0 else float("nan"),
                             float("nan"), pd.DataFrame(columns=_STROKE_COLS), pd.DataFrame(columns=_TYPE_COLS))
+    if total <= 0:  # Grad-CAM's ReLU leaves nothing when no region raises the class score
+        empty.reason = "the map is all zero: no share is defined"
+        return empty
     if stroke_mask is None:
         empty.reason = "no stroke mask (the glyph source has no per-stroke outlines)"
         return empty

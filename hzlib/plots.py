@@ -343,10 +343,11 @@ def _setting_label(row) -> str:
     return f"lr {row['lr']:.1e}, B {int(row['batch_size'])}, {tau}"
 
 
-def figure3(curves: pd.DataFrame, table: pd.DataFrame, best: int | None = None, select_by: str = "val_mean_recall"):
+def figure3(curves: pd.DataFrame, table: pd.DataFrame, best: int | None = None, select_by: str = "val_mean_recall",
+            chosen: str = "best on validation"):
     """Figure 3: training loss against iteration for every setting of the sweep (``curves``: setting,
     step, loss; ``table``: one row per setting with lr, batch_size, learn_tau and ``select_by``), the
-    best setting (``best``, its number) drawn thick and named in the legend."""
+    chosen setting (``best``, its number) drawn thick and named in the legend with why (``chosen``)."""
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
     settings = list(table["setting"])
     colours = dict(zip(settings, sns.color_palette("husl", len(settings))))
@@ -355,7 +356,7 @@ def figure3(curves: pd.DataFrame, table: pd.DataFrame, best: int | None = None, 
         c = curves[curves["setting"] == s]
         row = rows.loc[s]
         is_best = s == best
-        label = f"{s}: {_setting_label(row)}" + ("  ← best on validation" if is_best else "")
+        label = f"{s}: {_setting_label(row)}" + (f"  ← {chosen}" if is_best else "")
         ax.plot(c["step"], c["loss"], color=colours[s], lw=2.6 if is_best else 1.0,
                 ls="-" if row.get("learn_tau", True) else "--", alpha=1.0 if is_best else 0.75, label=label,
                 zorder=3 if is_best else 2)
@@ -365,7 +366,7 @@ def figure3(curves: pd.DataFrame, table: pd.DataFrame, best: int | None = None, 
                     textcoords="offset points", ha="right", va="bottom", fontsize=7, color="0.4")
     ax.set_xlabel("iteration (training step)")
     ax.set_ylabel("contrastive loss (Eq 6)")
-    ax.set_title(f"Figure 3: loss against iteration, {len(settings)} settings (best by {select_by})")
+    ax.set_title(f"Figure 3: loss against iteration, {len(settings)} settings (chosen by {select_by})")
     ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=7)
     fig.tight_layout()
     return fig

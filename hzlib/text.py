@@ -410,14 +410,15 @@ def load_model(out_path: str | os.PathLike):
 
 
 def load_or_train(out_path: str | os.PathLike, sentences: Sequence[str] | Callable[[], Sequence[str]], *,
-                  corpus_id: str | None = None, **params):
+                  corpus_id: str | None = None, processes: int | None = None, **params):
     """Load the model at ``out_path`` if it was trained with the same parameters on the same corpus,
     else train it (:func:`train_fasttext`) and save it there.
 
     ``sentences``: a list, or a zero-argument callable returning one (called only when training, so
     loading never reads the corpus). ``corpus_id`` names the corpus (e.g.
     ``"chinese-poetry@2.0.1 limit=None + descriptions <sha>"``); without it the sha256 of the
-    sentences is used, which needs them materialised. Returns ``(model, trained: bool)``.
+    sentences is used, which needs them materialised. ``processes`` segment the text (it does not
+    change the model, so it is not one of the parameters compared). Returns ``(model, trained: bool)``.
     """
     out_path = Path(out_path)
     p = {**DEFAULT_PARAMS, **params}
@@ -434,7 +435,7 @@ def load_or_train(out_path: str | os.PathLike, sentences: Sequence[str] | Callab
             return load_model(out_path), False
     if callable(sentences):
         sentences = sentences()
-    return train_fasttext(sentences, out_path, extra={"corpus_id": corpus_id}, **p), True
+    return train_fasttext(sentences, out_path, extra={"corpus_id": corpus_id}, processes=processes, **p), True
 
 
 def pretrain(out_path: str | os.PathLike, poetry_dir: str | os.PathLike, descriptions: Sequence[str], *,

@@ -689,6 +689,7 @@ class SweepResult:
     best: dict         # the chosen setting's parameters (by select_by on the validation split)
     select_by: str
     best_setting: int = -1  # the chosen setting's number (its position in the settings)
+    informative: bool = True  # False: no setting's loss left ln B, and the base setting was kept
 
 
 def default_sweep(steps: int, base_lr: float, base_batch: int) -> list[dict]:
@@ -718,12 +719,16 @@ def _val_metrics(model, val: PairData, batch_size: int) -> dict:
 
 def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], train_data: PairData,
           val_data: PairData, base: TrainConfig, out_dir: str | os.PathLike,
-          select_by: str = "val_mean_recall") -> SweepResult:
+          select_by: str = "val_mean_recall", min_drop: float = 0.05) -> SweepResult:
     """Train one short run per setting (each a dict of :class:`TrainConfig` overrides on ``base``)
     from a fresh ``make_model()``, log its loss every step, and score it on ``val_data`` (retrieval
-    recall and loss). The best setting maximises ``select_by`` (``val_loss`` is minimised); it is
-    chosen on the validation split only. A setting whose ``result.json`` exists in ``out_dir`` with
-    the same parameters is read, not retrained; checkpoints are deleted after scoring."""
+    recall and loss). A setting *has learnt* when the mean loss of its last fifth of steps lies at
+    least ``min_drop`` below ln B, the loss of uniform logits (column ``loss_drop``). The best setting
+    is the one of those that maximises ``select_by`` (``val_loss`` is minimised), chosen on the
+    validation split only. When none has learnt, the validation scores are noise and cannot rank
+    the settings: the one equal to ``base`` (on the keys the settings vary) is kept, with
+    ``informative`` False. A setting whose ``result.json`` exists in ``out_dir`` with the same
+    parameters is read, not retrained; checkpoints are deleted after scoring."""
     import shutil
 
     import pandas as pd
@@ -749,9 +754,20 @@ def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], trai
     table = pd.DataFrame(rows)
     if select_by not in table:
         raise ValueError(f"select_by={select_by!r} is not a validation column: {list(table.columns)}")
-    best_row = table[select_by].idxmin() if select_by == "val_loss" else table[select_by].idxmax()
-    best_setting = int(table.loc[best_row, "setting"])
-    return SweepResult(pd.DataFrame(curves), table, dict(settings[best_setting]), select_by, best_setting)
+    curves = pd.DataFrame(curves)
+    tail = curves.groupby("setting")["loss"].apply(lambda v: float(v.iloc[-max(1, len(v) // 5):].mean()))
+    batch = table.get("batch_size", pd.Series(base.batch_size, index=table.index))
+    table["loss_drop"] = np.log(batch.astype(float)) - table["setting"].map(tail)
+    learnt = table[table["loss_drop"] >= min_drop]
+    if len(learnt):
+        best_row = learnt[select_by].idxmin() if select_by == "val_loss" else learnt[select_by].idxmax()
+        best_setting = int(table.loc[best_row, "setting"])
+        return SweepResult(curves, table, dict(settings[best_setting]), select_by, best_setting)
+    same = [i for i, st in enumerate(settings)
+            if all(getattr(base, k) == v for k, v in st.items() if k not in ("max_steps", "warmup_steps"))]
+    if not same:
+        raise ValueError("no setting learnt and none equals the base configuration: add the base to the sweep")
+    return SweepResult(curves, table, dict(settings[same[0]]), select_by, same[0], informative=False)
 
 
 # --------------------------------------------------------------------------------------------------

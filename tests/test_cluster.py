@@ -124,6 +124,16 @@ def test_missing_stroke_data_is_reported():
     assert np.isnan(comp["ari"]) and comp["reason"]
 
 
+def test_an_all_zero_map_has_no_shares_and_drops_out_of_the_tables():
+    sm, glyph = _zhen_like()
+    zero = K.stroke_attention(np.zeros((12, 12)), sm, "横竖横点", glyph_mask=glyph)
+    assert not zero.ok and "all zero" in zero.reason and np.isnan(zero.in_glyph) and zero.per_stroke.empty
+    ok = K.stroke_attention(np.ones((12, 12)), sm, "横竖横点", glyph_mask=glyph)
+    table = K.stroke_table([zero, ok], ["a", "b"])
+    assert set(table["id"]) == {"b"} and len(table) == 4
+    assert np.isnan(K.stroke_clusters_vs_components(zero, {1: "a", 2: "a", 3: "b", 4: "b"})["ari"])
+
+
 def test_stroke_clusters_vs_components():
     # Two components far apart: strokes 1-2 top left, 3-4 bottom right; attention differs too.
     sm = np.zeros((20, 20), np.uint16)

@@ -18,6 +18,10 @@ def test_figure3_draws_every_setting_and_marks_the_best():
     labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
     assert len(labels) == 3 and "best" in labels[1] and "best" not in labels[0]
     plt.close(fig)
+    fig = plots.figure3(curves, table, best=2, chosen="kept: no setting learnt")
+    labels = [line.get_label() for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")]
+    assert labels[2].endswith("← kept: no setting learnt") and "←" not in labels[1]
+    plt.close(fig)
 
 
 def test_training_curve_has_loss_and_tau_panels():
