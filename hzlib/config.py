@@ -56,7 +56,7 @@ class Profile:
     # leakage-free protocol, one training budget for all, and the images timed per batch size.
     eval_models: tuple[str, ...] = ("clip", "dan", "item", "vilbert", "m3p", "vit")
     eval_folds: int = 3
-    eval_epochs: int = 3
+    eval_epochs: int = 2
     eval_timing: int = 64
 
     @classmethod
