@@ -723,9 +723,9 @@ def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], trai
     """Train one short run per setting (each a dict of :class:`TrainConfig` overrides on ``base``)
     from a fresh ``make_model()``, log its loss every step, and score it on ``val_data`` (retrieval
     recall and loss). A setting *has learnt* when the mean loss of its last fifth of steps lies at
-    least ``min_drop`` below ln B, the loss of uniform logits (column ``loss_drop``). The best setting
-    is the one of those that maximises ``select_by`` (``val_loss`` is minimised), chosen on the
-    validation split only. When none has learnt, the validation scores are noise and cannot rank
+    least ``min_drop`` below ln B, the loss of uniform logits (columns ``loss_drop``, ``learnt``).
+    The best setting is the one of those that maximises ``select_by`` (``val_loss`` is minimised),
+    chosen on the validation split only. When none has learnt, the validation scores are noise and cannot rank
     the settings: the one equal to ``base`` (on the keys the settings vary) is kept, with
     ``informative`` False. A setting whose ``result.json`` exists in ``out_dir`` with the same
     parameters is read, not retrained; checkpoints are deleted after scoring."""
@@ -758,7 +758,8 @@ def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], trai
     tail = curves.groupby("setting")["loss"].apply(lambda v: float(v.iloc[-max(1, len(v) // 5):].mean()))
     batch = table.get("batch_size", pd.Series(base.batch_size, index=table.index))
     table["loss_drop"] = np.log(batch.astype(float)) - table["setting"].map(tail)
-    learnt = table[table["loss_drop"] >= min_drop]
+    table["learnt"] = table["loss_drop"] >= min_drop
+    learnt = table[table["learnt"]]
     if len(learnt):
         best_row = learnt[select_by].idxmin() if select_by == "val_loss" else learnt[select_by].idxmax()
         best_setting = int(table.loc[best_row, "setting"])

@@ -298,6 +298,7 @@ def test_sweep_returns_curves_and_picks_on_validation_among_the_settings_that_le
     assert set(res.table.columns) >= {"val_loss", "val_mean_recall", "val_i2t_r@1", "final_loss", "lr", "loss_drop"}
     tail = res.curves[res.curves.step > 16].groupby("setting").loss.mean()  # the last fifth of 20 steps
     np.testing.assert_allclose(res.table.loss_drop, np.log(8) - tail.to_numpy())
+    assert res.table.learnt.tolist() == (res.table.loss_drop >= 0.05).tolist()
     learnt = res.table[res.table.loss_drop >= 0.05]
     assert 0 < len(learnt) < len(settings)  # the case the rule is for: some settings have not left ln B
     best = learnt.loc[learnt.val_loss.idxmin(), "setting"]
