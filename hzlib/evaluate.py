@@ -43,6 +43,14 @@ Protocols (what the backbone saw)
 * :func:`kfold_splits` + :func:`cross_validate`: stratified k-fold, the same folds for every model
   (fixed by seed). The caller's ``fit_predict(train_idx, test_idx)`` must train *everything*
   (backbone and head) on ``train_idx`` only; then no part of a model ever sees its held-out fold.
+
+Heads and probes
+----------------
+:func:`fit_head` (standardisation + multinomial logistic regression, C chosen from :data:`DEFAULT_CS`
+by inner stratified CV on macro-F1, on the rows it is given only) is the head of every protocol and
+the linear probe: :func:`probe` fits it on training rows and scores test rows with bootstrap CIs;
+:func:`paired_probe_difference` compares two probes on the same test items; :func:`linear_weights`
+folds the standardisation into the weights (raw features -> logits), for Grad-CAM.
 """
 from __future__ import annotations
 
@@ -474,58 +482,269 @@ def loo_logistic_newton(X, y, *, n_classes: int, C: float = 1.0, tol: float = 1e
     return out
 
 
-def fit_head(X, y, *, C: float = 1.0, seed: int = 0):
-    """The classification head of every trained model: standardisation, then multinomial logistic
-    regression (a fitted scikit-learn pipeline)."""
-    from sklearn.linear_model import LogisticRegression
+# --------------------------------------------------------------------------------------------------
+# The head and the linear probe (standardised, C chosen by inner cross-validation on training rows)
+# --------------------------------------------------------------------------------------------------
+
+DEFAULT_CS: tuple[float, ...] = tuple(float(c) for c in np.logspace(-3, 1, 5))  # 0.001 ... 10
+PROBE_SCORING = "f1_macro"  # see fit_head
+
+
+def _f1_macro(y_true, y_pred) -> float:
+    from sklearn.metrics import f1_score
+
+    return f1_score(y_true, y_pred, average="macro", zero_division=0)
+
+
+def _macro_f1_scorer():
+    """scikit-learn's "f1_macro" without its 0/0 warnings (nor, for two string classes, a pos_label)."""
+    from sklearn.metrics import make_scorer
+
+    return make_scorer(_f1_macro)
+
+
+def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
+             max_iter: int = 5000, tol: float = 1e-6, threads: int | None = 1):
+    """The classification head of every trained model and the linear probe: a fitted scikit-learn
+    pipeline of ``StandardScaler`` then multinomial L2 logistic regression whose inverse strength C
+    is chosen from ``Cs`` by ``LogisticRegressionCV`` with ``StratifiedKFold(inner_folds, shuffle,
+    random_state=seed)`` **on the rows given only** (pass the training rows; the test rows must not
+    be here). The chosen C is refitted on all the rows given; :func:`chosen_C` reads it.
+
+    * Standardisation: an unstandardised head on unit-norm embeddings (entries ~ 1/sqrt(d)) is so
+      strongly regularised at C = 1 that on a weak backbone it predicts the majority class only.
+    * Scoring ``f1_macro`` (not ``neg_log_loss``): the probes are reported by macro-F1, and log loss
+      rewards shrinking towards the class priors: on weak features (a random-init tower) it picks
+      the smallest C, whose arg-max is then the majority class or a few classes (on 1,850 x 128
+      features with little signal: macro-F1 0.05 against 0.10 for the C that macro-F1 picks). Macro-F1
+      is step-valued, so ties happen; scikit-learn then takes the first best C of the grid, i.e. the
+      strongest regularisation among the tied.
+    * ``Cs`` with one value: that C, fixed, no inner cross-validation (a plain ``LogisticRegression``).
+    * Folds: if a class has fewer training rows than ``inner_folds``, the inner folds are reduced to
+      that count (at least 2; a class with one row is then absent from one inner training fold, and
+      scikit-learn warns). The number used is stored as the pipeline's attribute ``inner_folds_``.
+      A single class raises ``ValueError``.
+
+    ``y`` may hold any sortable labels (strings included); ``classes_`` are the sorted distinct
+    labels. ``tol`` is tighter than scikit-learn's default (1e-4), so that the fit is reproducible to
+    ~1e-6 in probabilities. ``threads`` caps BLAS/OpenMP threads during the fit (None: leave them; on
+    a shared 2-core machine, BLAS threads made these small fits ~3x slower). Cost: ~0.2-0.3 s for
+    1,850 x 128 features, 10 classes, on one core."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000, random_state=seed)).fit(
-        np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64))
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        raise ValueError(f"X must be (n, d) with one label per row, got X {X.shape} and y {y.shape}")
+    labels, counts = np.unique(y, return_counts=True)
+    if len(labels) < 2:
+        raise ValueError(f"fit_head needs at least two classes in the training rows, got only "
+                         f"{labels.tolist()} ({len(y)} rows)")
+    Cs = np.asarray(Cs, dtype=np.float64).ravel()
+    if len(Cs) == 0 or not (np.isfinite(Cs) & (Cs > 0)).all():
+        raise ValueError(f"Cs must hold positive, finite values, got {Cs.tolist()}")
+    if not isinstance(inner_folds, (int, np.integer)) or inner_folds < 2:
+        raise ValueError(f"inner_folds must be an integer >= 2, got {inner_folds!r}")
+    if len(Cs) == 1:
+        folds, clf = 0, LogisticRegression(C=float(Cs[0]), tol=tol, max_iter=max_iter, random_state=seed)
+    else:
+        folds = int(max(2, min(inner_folds, counts.min())))
+        clf = LogisticRegressionCV(Cs=Cs, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                                   scoring=_macro_f1_scorer(), l1_ratios=(0.0,), tol=tol, max_iter=max_iter,
+                                   random_state=seed, use_legacy_attributes=False)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        head = make_pipeline(StandardScaler(), clf).fit(X, y)
+    head.inner_folds_ = folds
+    return head
 
 
-def head_proba(X, y, train_idx, test_idx, *, n_classes: int, C: float = 1.0, seed: int = 0) -> np.ndarray:
-    """:func:`fit_head` on ``train_idx`` only; probabilities (len(test_idx), n_classes) of ``test_idx``
-    (a class absent from the training items gets 0)."""
+def chosen_C(head) -> float:
+    """The C of a :func:`fit_head` pipeline (the one inner cross-validation chose, or the fixed one)."""
+    clf = head[-1]
+    return float(np.ravel(clf.C_)[0]) if hasattr(clf, "C_") else float(clf.C)
+
+
+def linear_weights(pipeline) -> tuple[np.ndarray, np.ndarray]:
+    """(W (K, D), b (K,)) with ``X @ W.T + b`` = the pipeline's ``decision_function(X)`` on raw
+    (unstandardised) X: a ``StandardScaler`` (and any other scaler with ``mean_``/``scale_``) is
+    folded into the weights, W = coef / scale, b = intercept - W @ mean. Use it to backpropagate a
+    standardised probe through a network (Grad-CAM): the logits are ``features @ W.T + b``.
+
+    Two classes: scikit-learn keeps one row (the logit of ``classes_[1]`` against ``classes_[0]``);
+    it is returned as two rows, -w/2 and w/2 (biases -b/2, b/2), one logit per class in the order of
+    ``classes_``: their difference is the decision function and their softmax ``predict_proba``."""
+    steps = [s for _, s in pipeline.steps] if hasattr(pipeline, "steps") else [pipeline]
+    clf = steps[-1]
+    W = np.asarray(clf.coef_, dtype=np.float64).copy()
+    b = np.asarray(clf.intercept_, dtype=np.float64).copy()
+    for step in reversed(steps[:-1]):  # innermost first: W x' + b with x' = (x - mean) / scale
+        if step in (None, "passthrough"):
+            continue
+        if not hasattr(step, "scale_") or not hasattr(step, "mean_"):
+            raise ValueError(f"linear_weights folds only affine scalers (mean_, scale_), not {type(step).__name__}")
+        scale = np.ones(W.shape[1]) if step.scale_ is None else np.asarray(step.scale_, dtype=np.float64)
+        mean = np.zeros(W.shape[1]) if step.mean_ is None else np.asarray(step.mean_, dtype=np.float64)
+        W = W / scale
+        b = b - W @ mean
+    if W.shape[0] == 1:
+        W, b = np.vstack([-W / 2, W / 2]), np.r_[-b / 2, b / 2]
+    return W, b
+
+
+def head_proba(X, y, train_idx, test_idx, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS,
+               inner_folds: int = 3, seed: int = 0) -> np.ndarray:
+    """:func:`fit_head` on ``train_idx`` only (C chosen by inner CV on those rows); probabilities
+    (len(test_idx), n_classes) of ``test_idx`` (a class absent from the training items gets 0)."""
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
     tr, te = np.asarray(train_idx, dtype=np.int64), np.asarray(test_idx, dtype=np.int64)
     if np.intersect1d(tr, te).size:
         raise ValueError("train_idx and test_idx overlap")
-    head = fit_head(X[tr], y[tr], C=C, seed=seed)
+    head = fit_head(X[tr], y[tr], Cs=Cs, inner_folds=inner_folds, seed=seed)
     out = np.zeros((len(te), n_classes))
     out[:, head.classes_] = head.predict_proba(X[te])
     return out
 
 
 def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, splits, *, n_classes: int,
-                   C: float = 1.0, seed: int = 0) -> np.ndarray:
+                   Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0) -> np.ndarray:
     """Protocol (b): out-of-fold probabilities where ``embed(train_idx)`` returns the features of all
     items from a backbone trained on ``train_idx`` only, and :func:`head_proba` is fitted on the same
-    items: no part of the model sees its held-out fold. ``embed`` may also be a fixed (n, d) feature
-    array (a backbone that is never trained, such as a random initialisation)."""
+    items (its C chosen by inner CV within them): no part of the model sees its held-out fold.
+    ``embed`` may also be a fixed (n, d) feature array (a backbone that is never trained, such as a
+    random initialisation)."""
     y = np.asarray(y, dtype=np.int64)
     if not callable(embed):
         fixed = np.asarray(embed)
         if len(fixed) != len(y):
             raise ValueError(f"features have {len(fixed)} rows for {len(y)} labels")
         embed = (lambda _tr: fixed)
-    return cross_validate(lambda tr, te: head_proba(embed(tr), y, tr, te, n_classes=n_classes, C=C, seed=seed),
+    return cross_validate(lambda tr, te: head_proba(embed(tr), y, tr, te, n_classes=n_classes, Cs=Cs,
+                                                    inner_folds=inner_folds, seed=seed),
                           splits, n_items=len(y), n_classes=n_classes)
 
 
-def loo_protocol(X, y, *, n_classes: int, C: float = 1.0, exact: bool = False) -> np.ndarray:
+def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
+                 exact: bool = False, return_C: bool = False):
     """Protocol (a), the paper's leave-one-out, head only, on standardised frozen features of a
-    backbone that was trained on every item: :func:`loo_logistic_newton` (one Newton step per item
-    from the full fit; seconds), or with ``exact`` :func:`loo_logistic` (warm-started refits to
-    convergence; minutes). The standardisation uses every item too; beside a backbone that saw item
-    i and its text, that adds no further leak worth a refit per item."""
+    backbone that was trained on every item. C is chosen from ``Cs`` as :func:`fit_head` chooses it
+    (inner stratified CV, macro-F1), here **on all items**; then :func:`loo_logistic_newton` at that
+    C (one Newton step per item from the full fit; seconds), or with ``exact`` :func:`loo_logistic`
+    (warm-started refits to convergence; minutes). Both fit scikit-learn's ``LogisticRegression(C)``
+    on the same standardised features as the pipeline, so C means the same thing: the objective
+    sum_i l_i + ||W||^2 / (2C) (``tests/test_evaluate.py`` checks the convention).
+
+    The standardisation and the choice of C use every item too: that is part of this protocol's known
+    leak (beside a backbone that saw item i and its text, it adds little; a refit of either per item
+    would not make the protocol honest). ``return_C``: return (probabilities, C)."""
     X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    _loo_inputs(X, y, n_classes)
+    C = chosen_C(fit_head(X, y, Cs=Cs, inner_folds=inner_folds, seed=seed))
     sd = X.std(0)
     Z = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
-    if exact:
-        return loo_logistic(Z, y, n_classes=n_classes, C=C)
-    return loo_logistic_newton(Z, y, n_classes=n_classes, C=C)
+    P = loo_logistic(Z, y, n_classes=n_classes, C=C) if exact else loo_logistic_newton(Z, y, n_classes=n_classes, C=C)
+    return (P, C) if return_C else P
+
+
+def probe(X, y, train_idx, test_idx, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
+          n_boot: int = 1000, level: float = 0.95) -> dict:
+    """The standard linear probe of chapters 5-7: :func:`fit_head` (standardisation, C chosen by inner
+    CV) on ``train_idx`` only, scored on ``test_idx``. ``y``: labels as given (strings allowed).
+
+    Returns a dict:
+
+    * ``accuracy`` (top-1) with ``accuracy_ci_low``/``accuracy_ci_high`` (:func:`hzlib.stats.mean_ci`
+      over test items); ``macro_f1`` with ``macro_f1_ci_low``/``macro_f1_ci_high`` (:func:`bootstrap`
+      over test items, percentile, ``n_boot`` resamples, seeded). Macro-F1 is the mean over
+      ``classes`` of the per-class F1 (``f1_score(..., labels=classes, zero_division=0)``); with every
+      class among the test items it is scikit-learn's default macro-F1, and it is the value
+      :func:`paired_comparison` / :func:`paired_probe_difference` give for these probabilities;
+    * ``classes``: the sorted labels of the training and test rows; ``probabilities`` (n_test,
+      len(classes)), 0 for a class absent from the training rows; ``predictions``: the labels of the
+      rows' arg-max; ``y_test``, ``test_idx``;
+    * ``C`` (chosen), ``inner_folds`` (used), ``pipeline`` (the fitted head, see :func:`linear_weights`),
+      ``n_train``, ``n_test``, ``level``.
+
+    Overlapping or empty ``train_idx``/``test_idx`` raise ``ValueError``."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        raise ValueError(f"X must be (n, d) with one label per row, got X {X.shape} and y {y.shape}")
+    tr, te = np.asarray(train_idx, dtype=np.int64).ravel(), np.asarray(test_idx, dtype=np.int64).ravel()
+    if len(tr) == 0 or len(te) == 0:
+        raise ValueError("train_idx and test_idx must both be non-empty")
+    if min(tr.min(), te.min()) < 0 or max(tr.max(), te.max()) >= len(y):
+        raise ValueError(f"train_idx/test_idx must lie in 0..{len(y) - 1}")
+    if np.intersect1d(tr, te).size:
+        raise ValueError(f"train_idx and test_idx overlap ({np.intersect1d(tr, te).size} rows): the probe "
+                         "would be scored on items it was fitted on")
+    head = fit_head(X[tr], y[tr], Cs=Cs, inner_folds=inner_folds, seed=seed)
+    classes = np.unique(np.concatenate([y[tr], y[te]]))
+    P = np.zeros((len(te), len(classes)))
+    P[:, np.searchsorted(classes, head.classes_)] = head.predict_proba(X[te])
+    yi = np.searchsorted(classes, y[te])
+    pred = P.argmax(1)
+    acc, acc_lo, acc_hi = mean_ci((pred == yi).astype(np.float64), level=level, n_resamples=n_boot, seed=seed)
+    f1, f1_lo, f1_hi = bootstrap(lambda i: per_class(yi[i], P[i], auc=False)["f1"].mean(), len(te), level=level,
+                                 n_resamples=n_boot, seed=seed)
+    return {"accuracy": float(acc), "accuracy_ci_low": float(acc_lo), "accuracy_ci_high": float(acc_hi),
+            "macro_f1": float(f1), "macro_f1_ci_low": float(f1_lo), "macro_f1_ci_high": float(f1_hi),
+            "level": level, "predictions": classes[pred], "probabilities": P, "classes": classes,
+            "y_test": y[te], "test_idx": te, "C": chosen_C(head), "inner_folds": head.inner_folds_,
+            "pipeline": head, "n_train": len(tr), "n_test": len(te)}
+
+
+def _as_proba(v, classes: np.ndarray, n: int, name: str) -> np.ndarray:
+    """A probability matrix over ``classes`` from a matrix (returned as is) or 1-d predicted labels (one-hot)."""
+    a = np.asarray(v)
+    if a.ndim == 1:
+        if len(a) != n:
+            raise ValueError(f"{name} has {len(a)} predictions for {n} test items")
+        return np.eye(len(classes))[encode_labels(a.tolist(), classes.tolist())]
+    if a.ndim != 2 or a.shape != (n, len(classes)):
+        raise ValueError(f"{name} must be (n test items, {len(classes)} classes) probabilities or 1-d "
+                         f"predictions, got shape {a.shape}")
+    return a.astype(np.float64)
+
+
+def paired_probe_difference(y_test, a, b, *, classes: Sequence | None = None, level: float = 0.95,
+                            n_resamples: int = 1000, seed: int = 0) -> dict:
+    """Macro-F1 of A minus B on the same test items, with its paired bootstrap interval and McNemar's
+    p (:func:`paired_comparison`, ``metric="f1"``, ``row="macro"``), for labels as given (strings).
+
+    ``a`` and ``b`` may each be a :func:`probe` result (its probabilities and classes; then
+    ``y_test`` may be None and both must have been scored on the same ``test_idx``), a probability
+    matrix (n, K) whose columns follow ``classes``, or 1-d predicted labels (one-hot: macro-F1
+    depends on the arg-max only). ``classes`` defaults to a probe result's, else to the sorted labels
+    of ``y_test`` and of any predictions. E.g. "the linear probe at or above the HOG+colour probe":
+    ``paired_probe_difference(None, probe(emb, ...), probe(hog, ...))["ci_low"]``."""
+    dicts = [v for v in (a, b) if isinstance(v, dict)]
+    if len(dicts) == 2 and not np.array_equal(a["test_idx"], b["test_idx"]):
+        raise ValueError("the two probes were scored on different test items")
+    if y_test is None:
+        if not dicts:
+            raise ValueError("y_test is needed unless a or b is a probe() result")
+        y_test = dicts[0]["y_test"]
+    y_test = np.asarray(y_test)
+    if classes is None:
+        if dicts:
+            classes = dicts[0]["classes"]
+            if len(dicts) == 2 and not np.array_equal(a["classes"], b["classes"]):
+                raise ValueError(f"the probes have different classes: {list(a['classes'])} and {list(b['classes'])}")
+        else:
+            preds = [np.asarray(v) for v in (a, b) if np.asarray(v).ndim == 1]
+            classes = np.unique(np.concatenate([y_test, *preds]))
+    classes = np.asarray(classes)
+    Pa = _as_proba(a["probabilities"] if isinstance(a, dict) else a, classes, len(y_test), "a")
+    Pb = _as_proba(b["probabilities"] if isinstance(b, dict) else b, classes, len(y_test), "b")
+    yi = encode_labels(y_test.tolist(), classes.tolist())
+    return paired_comparison(yi, Pa, Pb, metric="f1", row="macro", classes=[str(c) for c in classes],
+                             level=level, n_resamples=n_resamples, seed=seed)
 
 
 # --------------------------------------------------------------------------------------------------

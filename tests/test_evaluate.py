@@ -262,10 +262,19 @@ def test_head_proba_equals_a_scaled_logistic_regression_fitted_on_train_only():
     X, y = _features()
     tr, te = np.arange(0, 120, 2), np.arange(1, 120, 2)
     P = ev.head_proba(X, y, tr, te, n_classes=4)  # a 4th class that never occurs gets probability 0
+    C = ev.chosen_C(ev.fit_head(X[tr], y[tr]))
+    assert C in ev.DEFAULT_CS
     sc = StandardScaler().fit(X[tr])
-    ref = LogisticRegression(max_iter=5000).fit(sc.transform(X[tr]), y[tr]).predict_proba(sc.transform(X[te]))
-    np.testing.assert_allclose(P[:, :3], ref, atol=1e-8)
+    ref = LogisticRegression(C=C, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]).predict_proba(sc.transform(X[te]))
+    np.testing.assert_allclose(P[:, :3], ref, atol=1e-5)
     assert (P[:, 3] == 0).all()
+    # the test rows' labels play no part (C is chosen on the training rows only)
+    garbled = y.copy()
+    garbled[te] = np.random.default_rng(0).permutation(garbled[te])
+    np.testing.assert_allclose(ev.head_proba(X, garbled, tr, te, n_classes=4), P)
+    # one C: that C, fixed (the former head)
+    ref1 = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]).predict_proba(sc.transform(X[te]))
+    np.testing.assert_allclose(ev.head_proba(X, y, tr, te, n_classes=3, Cs=[1.0]), ref1, atol=1e-5)
     with pytest.raises(ValueError, match="overlap"):
         ev.head_proba(X, y, tr, tr[:3], n_classes=3)
 
@@ -289,15 +298,42 @@ def test_kfold_protocol_trains_the_backbone_on_train_folds_only():
         ev.kfold_protocol(X[:-1], y, splits, n_classes=3)
 
 
-def test_loo_protocol_standardises_then_leaves_one_out():
+def test_loo_protocol_standardises_chooses_C_then_leaves_one_out():
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
     X, y = _features(n=45)
     scaled = 100 * X + 7  # standardisation makes the scale irrelevant
-    np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3), ev.loo_protocol(scaled, y, n_classes=3), atol=1e-5)
+    P, C = ev.loo_protocol(X, y, n_classes=3, return_C=True)
+    np.testing.assert_allclose(P, ev.loo_protocol(scaled, y, n_classes=3), atol=1e-5)
     Z = (X - X.mean(0)) / X.std(0)
-    np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3, exact=True), ev.loo_logistic(Z, y, n_classes=3),
+    # C: LogisticRegressionCV's choice on all items (the protocol's known leak), macro-F1 over 3 inner folds
+    ref = LogisticRegressionCV(Cs=ev.DEFAULT_CS, cv=StratifiedKFold(3, shuffle=True, random_state=0),
+                               scoring="f1_macro", l1_ratios=(0.0,), max_iter=5000,
+                               use_legacy_attributes=False).fit(Z, y)
+    assert C == pytest.approx(ref.C_)
+    np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3, exact=True), ev.loo_logistic(Z, y, n_classes=3, C=C),
                                atol=1e-10)
-    np.testing.assert_allclose(ev.loo_protocol(X, y, n_classes=3), ev.loo_logistic_newton(Z, y, n_classes=3),
-                               atol=1e-10)
+    np.testing.assert_allclose(P, ev.loo_logistic_newton(Z, y, n_classes=3, C=C), atol=1e-10)
+    P1, C1 = ev.loo_protocol(X, y, n_classes=3, Cs=[0.05], return_C=True)
+    assert C1 == 0.05
+    np.testing.assert_allclose(P1, ev.loo_logistic_newton(Z, y, n_classes=3, C=0.05), atol=1e-10)
+
+
+def test_sklearn_C_is_the_newton_codes_C():
+    """loo_logistic_newton assumes scikit-learn minimises sum_i l_i + ||W||^2 / (2C) (intercepts free):
+    the gradient of that objective vanishes at scikit-learn's fit."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _features(n=90, d=5)
+    for C in (0.01, 0.3, 5.0):
+        clf = LogisticRegression(C=C, tol=1e-12, max_iter=10000, solver="newton-cg").fit(X, y)
+        Z = X @ clf.coef_.T + clf.intercept_
+        P = np.exp(Z - Z.max(1, keepdims=True))
+        P /= P.sum(1, keepdims=True)
+        G = P - np.eye(3)[y]
+        np.testing.assert_allclose(G.T @ X + clf.coef_ / C, 0, atol=1e-6)
+        np.testing.assert_allclose(G.sum(0), 0, atol=1e-6)
 
 
 @pytest.mark.parametrize("n, d, K, C", [(150, 5, 3, 1.0), (300, 12, 6, 0.1)])
@@ -315,3 +351,153 @@ def test_newton_step_loo_matches_exact_refits(n, d, K, C):
     full = LogisticRegression(C=C, tol=1e-8, solver="newton-cg").fit(X, y).predict_proba(X)
     own = np.arange(len(y)), y
     assert (approx[own] <= full[own] + 1e-9).all()
+
+
+# ---------------------------------------------------------------- the head and the linear probe
+
+def _dense_weak(seed=0, n=240, d=60, a=0.15, n_test=0):
+    """Isotropic classes whose means differ a little along every feature, few items per feature:
+    the class-mean direction (what heavy L2 shrinkage tends to) beats a near-unregularised fit."""
+    rng = np.random.default_rng(seed)
+    mu = a * rng.normal(size=(3, d))
+    y, yt = np.repeat([0, 1, 2], n // 3), np.repeat([0, 1, 2], n_test // 3)
+    return rng.normal(size=(n, d)) + mu[y], y, rng.normal(size=(len(yt), d)) + mu[yt], yt
+
+
+def _collinear(seed=0, n=300):
+    """The label lives in x[:2] - x[2:], each buried in a shared noise 10x larger: shrinking the
+    weights towards the class-mean direction (mostly x[:2]) loses it."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat([0, 1, 2], n // 3)
+    z = 10 * rng.normal(size=(n, 2))
+    return np.hstack([z + np.eye(3)[y][:, :2] + 0.05 * rng.normal(size=(n, 2)), z]), y
+
+
+def test_fit_head_chooses_heavy_regularisation_only_where_it_helps():
+    from sklearn.metrics import f1_score
+
+    X, y, Xt, yt = _dense_weak(n_test=3000)
+    head = ev.fit_head(X, y)
+    assert ev.chosen_C(head) <= 0.01 and head.inner_folds_ == 3
+    loose = ev.fit_head(X, y, Cs=[10.0])
+    assert f1_score(yt, head.predict(Xt), average="macro") > f1_score(yt, loose.predict(Xt), average="macro") + 0.02
+
+    X, y = _collinear()
+    head = ev.fit_head(X, y)
+    assert ev.chosen_C(head) == max(ev.DEFAULT_CS)
+    Xt, yt = _collinear(seed=1)
+    assert f1_score(yt, head.predict(Xt), average="macro") > 0.95
+    assert f1_score(yt, ev.fit_head(X, y, Cs=[1e-3]).predict(Xt), average="macro") < 0.6
+
+
+def test_fit_head_reduces_inner_folds_for_small_classes_and_refuses_one_class():
+    X, y = _features(n=60)
+    y = y.copy()
+    keep = np.r_[np.flatnonzero(y != 2), np.flatnonzero(y == 2)[:2]]  # class 2: two rows
+    head = ev.fit_head(X[keep], y[keep], inner_folds=5)
+    assert head.inner_folds_ == 2 and list(head.classes_) == [0, 1, 2]
+    assert ev.fit_head(X, y, inner_folds=5).inner_folds_ == 5
+    assert ev.fit_head(X, y, Cs=[0.3]).inner_folds_ == 0 and ev.chosen_C(ev.fit_head(X, y, Cs=[0.3])) == 0.3
+    with pytest.raises(ValueError, match="at least two classes"):
+        ev.fit_head(X[y == 0], y[y == 0])
+    with pytest.raises(ValueError, match="Cs must"):
+        ev.fit_head(X, y, Cs=[0.0, 1.0])
+
+
+def test_standardised_probe_ignores_the_scale_of_a_feature():
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _features(n=150, d=6)
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)  # unit-norm rows, as embeddings
+    small = X.copy()
+    small[:, 0] *= 1e-3  # the most informative feature, shrunk
+    tr, te = np.arange(0, 150, 3), np.setdiff1d(np.arange(150), np.arange(0, 150, 3))
+    a, b = ev.probe(X, y, tr, te, n_boot=50), ev.probe(small, y, tr, te, n_boot=50)
+    assert a["C"] == b["C"]
+    np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-6)
+    # an unstandardised logistic regression (C = 1) is not invariant: it loses the shrunk feature
+    raw = [LogisticRegression(max_iter=5000).fit(Z[tr], y[tr]).predict_proba(Z[te]) for Z in (X, small)]
+    assert np.abs(raw[0] - raw[1]).max() > 0.01
+
+
+@pytest.mark.parametrize("K", [2, 4])
+def test_linear_weights_reproduce_the_pipeline_on_raw_features(K):
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(K)
+    labels = np.array(["bronze", "jade", "stone", "wood"][:K])
+    y = labels[np.repeat(np.arange(K), 30)]
+    X = 50 + 20 * rng.normal(size=(len(y), 7)) * rng.uniform(0.01, 10, 7) + np.eye(K, 7)[np.searchsorted(labels, y)] * 30
+    head = ev.fit_head(X, y)
+    W, b = ev.linear_weights(head)
+    assert W.shape == (K, 7) and b.shape == (K,)
+    Xn = 50 + 20 * rng.normal(size=(25, 7))  # unseen raw rows
+    logits = Xn @ W.T + b
+    dec = head.decision_function(Xn)
+    if K == 2:
+        np.testing.assert_allclose(logits[:, 1] - logits[:, 0], dec, rtol=1e-8, atol=1e-8)
+        np.testing.assert_allclose(logits.sum(1), 0, atol=1e-8)
+    else:
+        np.testing.assert_allclose(logits, dec, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(softmax(logits, axis=1), head.predict_proba(Xn), atol=1e-8)
+    assert (labels[logits.argmax(1)] == head.predict(Xn)).all()
+
+
+def test_probe_scores_test_rows_only_with_sklearn_metrics_and_string_labels():
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rng = np.random.default_rng(0)
+    names = np.array(["imperial", "literati", "folk", "modern"])
+    y = names[np.repeat(np.arange(4), [240, 200, 160, 120])]
+    signal = np.eye(4)[np.searchsorted(np.sort(names), y)]
+    X_good = np.hstack([3 * signal, rng.normal(size=(len(y), 4))]) + rng.normal(size=(len(y), 8))
+    X_noise = rng.normal(size=(len(y), 8))
+    tr, te = ev.kfold_splits(y, 3, seed=0)[0]
+    good, noise = ev.probe(X_good, y, tr, te, n_boot=300), ev.probe(X_noise, y, tr, te, n_boot=300)
+    for r in (good, noise):
+        assert list(r["classes"]) == sorted(names)
+        assert r["predictions"].dtype.kind == "U" and set(r["predictions"]) <= set(names)
+        assert r["accuracy"] == pytest.approx(accuracy_score(y[te], r["predictions"]))
+        assert r["macro_f1"] == pytest.approx(f1_score(y[te], r["predictions"], average="macro"))
+        assert r["accuracy_ci_low"] <= r["accuracy"] <= r["accuracy_ci_high"]
+        assert r["macro_f1_ci_low"] <= r["macro_f1"] <= r["macro_f1_ci_high"]
+        np.testing.assert_allclose(r["probabilities"].sum(1), 1)
+        assert r["C"] in ev.DEFAULT_CS and r["n_test"] == len(te) and r["n_train"] == len(tr)
+        assert r["C"] == ev.chosen_C(r["pipeline"])
+    assert good["macro_f1_ci_low"] > 0.9 and good["accuracy_ci_low"] > 0.9
+    # any rule blind to the label expects at most the majority share (240 / 720) of accuracy
+    assert noise["accuracy_ci_low"] < 1 / 3 < noise["accuracy_ci_high"] and noise["macro_f1_ci_high"] < 0.3
+    # the probe's C is fitted without the test rows: garbling their labels changes no prediction
+    garbled = y.copy()
+    garbled[te] = rng.permutation(garbled[te])
+    again = ev.probe(X_good, garbled, tr, te, n_boot=10)
+    assert again["C"] == good["C"] and (again["predictions"] == good["predictions"]).all()
+    with pytest.raises(ValueError, match="overlap"):
+        ev.probe(X_good, y, tr, np.r_[te, tr[:1]])
+    with pytest.raises(ValueError, match="non-empty"):
+        ev.probe(X_good, y, tr, [])
+
+
+def test_paired_probe_difference_with_string_labels():
+    rng = np.random.default_rng(1)
+    names = np.array(["a", "b", "c"])
+    y = names[np.repeat(np.arange(3), 60)]
+    strong = np.eye(3)[np.searchsorted(names, y)] * 3 + rng.normal(size=(len(y), 3))
+    weak = np.eye(3)[np.searchsorted(names, y)] * 0.5 + rng.normal(size=(len(y), 3))
+    tr, te = ev.kfold_splits(y, 3, seed=0)[0]
+    A, B = ev.probe(strong, y, tr, te, n_boot=50), ev.probe(weak, y, tr, te, n_boot=50)
+    r = ev.paired_probe_difference(None, A, B, n_resamples=300)
+    assert r["a"] == pytest.approx(A["macro_f1"]) and r["b"] == pytest.approx(B["macro_f1"])
+    assert r["difference"] == pytest.approx(A["macro_f1"] - B["macro_f1"]) and r["ci_low"] > 0
+    # the same from probabilities + classes, and from predicted labels alone
+    same = ev.paired_probe_difference(y[te], A["probabilities"], B["probabilities"], classes=A["classes"],
+                                      n_resamples=300)
+    assert same == r
+    preds = ev.paired_probe_difference(y[te], A["predictions"], B["predictions"], n_resamples=300)
+    assert preds["difference"] == pytest.approx(r["difference"])
+    assert (preds["ci_low"], preds["ci_high"]) == pytest.approx((r["ci_low"], r["ci_high"]))
+    itself = ev.paired_probe_difference(None, A, A, n_resamples=100)
+    assert itself["difference"] == 0 and itself["ci_low"] <= 0 <= itself["ci_high"]
+    other_split = ev.probe(weak, y, *ev.kfold_splits(y, 3, seed=0)[1], n_boot=10)
+    with pytest.raises(ValueError, match="different test items"):
+        ev.paired_probe_difference(None, A, other_split)
