@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
+from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, balanced_accuracy_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -19,6 +20,13 @@ from .. import paper
 from . import classes as C
 
 FACTOR_COLUMNS = ("style", "form", "material", "glyph_paint", "setting", "char")
+# The image ceiling's inputs: the factors through which the class reaches the image (each drawn from a
+# class-dependent distribution, classes.sample_factors), all required; and the camera's field of view
+# and distance (drawn at render time, independent of the class given the sculpture), used when present.
+CEILING_CATEGORICAL = FACTOR_COLUMNS
+CEILING_CONTINUOUS = tuple(C.CONTINUOUS)  # weathering, sun_elevation, warmth, fog, camera_elevation, camera_azimuth
+CEILING_OPTIONAL = ("camera_fov", "camera_distance")
+CALIBRATION_VERSION = 2  # bump when calibration() changes, so that a cached calibration.json is recomputed
 
 
 def colour_histograms(paths: list[Path], bins: int = 8) -> np.ndarray:
@@ -36,13 +44,53 @@ def _cv_scores(model, X, y, seed: int, folds: int = 5) -> dict:
     cv = StratifiedKFold(n_splits=min(folds, int(pd.Series(y).value_counts().min())), shuffle=True, random_state=seed)
     pred = cross_val_predict(model, X, y, cv=cv)
     return {"accuracy": float(accuracy_score(y, pred)), "macro_accuracy": float(balanced_accuracy_score(y, pred)),
-            "folds": cv.get_n_splits()}
+            "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)), "folds": cv.get_n_splits()}
+
+
+def image_ceiling(df: pd.DataFrame, seed: int) -> dict:
+    """The image ceiling: the baselines' 5-fold stratified CV (same seed, fixed hyperparameters) of a
+    logistic regression on the **true generating factors** of each image, read from the manifest,
+    instead of its pixels: the categorical factors :data:`CEILING_CATEGORICAL` one-hot, the continuous
+    :data:`CEILING_CONTINUOUS` (and :data:`CEILING_OPTIONAL` where present) standardised. An image is
+    rendered from these factors plus draws that do not depend on the class (tint, sun azimuth and
+    intensity, exposure, noise, the mesh's parameters given its form), so no image model can separate
+    the classes better than the factors do, up to estimation error: the Bayes rate from the factors
+    bounds the one from pixels, and this cross-validated classifier estimates the former (from below,
+    if logistic regression misses some of it).
+
+    Left out: the label and everything derived from the label alone (``region``, ``period``,
+    ``movement``); the descriptions (``text*``, ``register``: the text baseline's input); ``id``,
+    ``index`` (samples are numbered class by class: it would give the label away) and ``seed``; file
+    paths; measurements of the rendered image (``glyph_fraction``, ``object_fraction``); values
+    derived from the factors (``n_strokes``, ``stroke_types``, the ``camera`` matrices); and the JSON
+    ``look``/``geometry`` records, which repeat the factors above beside class-independent draws.
+
+    Returns :func:`_cv_scores`' dict plus ``factors`` (the columns used); or, when a required factor
+    is missing or incomplete (an imported real corpus), ``{"skipped": reason}``."""
+    required = [*CEILING_CATEGORICAL, *CEILING_CONTINUOUS]
+    missing = [c for c in required if c not in df]
+    if missing:
+        return {"skipped": f"the manifest has no column(s) {missing} (an imported corpus carries no generating "
+                           "factors): the image ceiling needs every factor through which the class reaches the image"}
+    optional = [c for c in CEILING_OPTIONAL if c in df]
+    cat, num = list(CEILING_CATEGORICAL), [*CEILING_CONTINUOUS, *optional]
+    blank = [c for c in cat if (df[c].isna() | (df[c].astype(str).str.strip() == "")).any()]
+    values = df[num].apply(pd.to_numeric, errors="coerce")
+    blank += [c for c in num if not np.isfinite(values[c].to_numpy(dtype=np.float64)).all()]
+    if blank:
+        return {"skipped": f"factor column(s) {blank} have missing or non-numeric values: no image ceiling"}
+    X = pd.concat([df[cat].astype(str), values], axis=1)
+    model = make_pipeline(ColumnTransformer([("categorical", OneHotEncoder(handle_unknown="ignore"), cat),
+                                             ("continuous", StandardScaler(), num)]),
+                          LogisticRegression(max_iter=3000, C=1.0))
+    return _cv_scores(model, X, df["label"].to_numpy(), seed) | {"factors": cat + num}
 
 
 def calibration(df: pd.DataFrame, root: Path, seed: int) -> dict:
     """5-fold stratified baselines with fixed hyperparameters (nothing tuned on them):
-    colour histogram + logistic regression, bag-of-characters text + logistic regression, and each
-    single factor alone (one-hot + logistic regression)."""
+    colour histogram + logistic regression, bag-of-characters text + logistic regression, each
+    single factor alone (one-hot + logistic regression), and the image ceiling (every true generating
+    factor + logistic regression, :func:`image_ceiling`; ``{"skipped": reason}`` without factors)."""
     y = df["label"].to_numpy()
     lr = LogisticRegression(max_iter=3000, C=1.0)
     X = colour_histograms([root / p for p in df["image"]])
@@ -54,6 +102,7 @@ def calibration(df: pd.DataFrame, root: Path, seed: int) -> dict:
                       df[[f]].astype(str).to_numpy(), y, seed)
         for f in FACTOR_COLUMNS if f in df
     }
+    out["image_ceiling_lr"] = image_ceiling(df, seed)
     return out
 
 
@@ -89,6 +138,16 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
                  if best < SEPARABLE else f"**Warning: `{best_factor}` alone reaches {best:.2f}: the classes are "
                  f"nearly separable by one factor.**")
     strokes = int((df["stroke_mask"].fillna("") != "").sum()) if "stroke_mask" in df else 0
+    ceiling = cal.get("image_ceiling_lr", {"skipped": "this calibration predates it"})
+    if "skipped" in ceiling:
+        ceiling_text = f"The image ceiling (a classifier on each image's true generating factors) is not computed: {ceiling['skipped']}."
+    else:
+        ceiling_text = (
+            f"The image ceiling is a classifier given the true factors each image was rendered from "
+            f"({', '.join(f'`{f}`' for f in ceiling['factors'])}; categorical ones one-hot, continuous ones "
+            "standardised) instead of its pixels: since the pixels add only class-independent noise to these factors, "
+            f"no image model can be expected to exceed its macro accuracy of {ceiling['macro_accuracy']:.2f} beyond "
+            "estimation error.")
     lines = [
         "# The corpus card",
         "",
@@ -120,15 +179,17 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         "`cue_prob` were set once so that these baselines land in the target bands: a property of the data, "
         "chosen before any model of the later chapters was trained.",
         "",
-        "| baseline | accuracy | macro accuracy (mean per-class recall) |",
-        "|---|---|---|",
-        f"| colour histogram (8³ RGB) + logistic regression | {cal['colour_histogram_lr']['accuracy']:.3f} | "
-        f"{cal['colour_histogram_lr']['macro_accuracy']:.3f} |",
-        f"| bag of characters of the paired description + logistic regression | "
-        f"{cal['bag_of_characters_lr']['accuracy']:.3f} | {cal['bag_of_characters_lr']['macro_accuracy']:.3f} |",
+        "| baseline | accuracy | macro accuracy (mean per-class recall) | macro-F1 |",
+        "|---|---|---|---|",
+        _row("colour histogram (8³ RGB) + logistic regression", cal["colour_histogram_lr"]),
+        _row("bag of characters of the paired description + logistic regression", cal["bag_of_characters_lr"]),
+        *([_row("true generating factors of the image + logistic regression: **the image ceiling**", ceiling)]
+          if "skipped" not in ceiling else []),
         "",
         f"Targets: the colour baseline's macro accuracy is {colour_ok} the band {COLOUR_BAND[0]:.2f}–{COLOUR_BAND[1]:.2f}; "
         f"the text baseline's is {text_ok} {TEXT_CEILING:.2f}.",
+        "",
+        ceiling_text,
         "",
         f"One factor alone (macro accuracy, one-hot + logistic regression): {single}. {separable}",
         "",
@@ -155,16 +216,29 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _row(name: str, scores: dict) -> str:
+    f1 = scores.get("macro_f1")
+    return (f"| {name} | {scores['accuracy']:.3f} | {scores['macro_accuracy']:.3f} | "
+            f"{'–' if f1 is None else f'{f1:.3f}'} |")
+
+
 def calibration_table(calib: dict) -> pd.DataFrame:
+    """One row per baseline (accuracy, macro accuracy, macro-F1, folds); the image ceiling's row
+    only when it was computed (its reason otherwise is in the card)."""
     rows = [{"baseline": "colour histogram + LR", **calib["colour_histogram_lr"]},
             {"baseline": "bag of characters + LR", **calib["bag_of_characters_lr"]}]
+    ceiling = calib.get("image_ceiling_lr", {"skipped": ""})
+    if "skipped" not in ceiling:
+        rows.append({"baseline": "image ceiling: true factors + LR",
+                     **{k: v for k, v in ceiling.items() if k != "factors"}})
     rows += [{"baseline": f"{k} alone", **v} for k, v in calib["single_factor_lr"].items()]
     return pd.DataFrame(rows).set_index("baseline").round(3)
 
 
 def write_card(root: Path, seed: int, publish_dir: Path | None = None) -> tuple[Path, dict]:
     """Compute the calibration and write ``card.md`` and ``calibration.json`` beside the manifest
-    (and a copy of the card as ``corpus_card.md`` in ``publish_dir``, for the book)."""
+    (and a copy of the card as ``corpus_card.md`` in ``publish_dir``, for the book). A cached
+    ``calibration.json`` is reused only for the same corpus fingerprint and :data:`CALIBRATION_VERSION`."""
     from ..config import atomic_write_json, atomic_write_text
     from .manifest import read_manifest
 
@@ -172,11 +246,13 @@ def write_card(root: Path, seed: int, publish_dir: Path | None = None) -> tuple[
     df = read_manifest(root / "manifest.csv")
     meta = json.loads((root / "corpus.json").read_text())
     calib_path = root / "calibration.json"
-    if calib_path.exists() and json.loads(calib_path.read_text()).get("fingerprint") == meta["fingerprint"]:
-        calib = json.loads(calib_path.read_text())["calibration"]
+    cached = json.loads(calib_path.read_text()) if calib_path.exists() else {}
+    if cached.get("fingerprint") == meta["fingerprint"] and cached.get("version") == CALIBRATION_VERSION:
+        calib = cached["calibration"]
     else:
         calib = calibration(df, root, seed)
-        atomic_write_json(calib_path, {"fingerprint": meta["fingerprint"], "calibration": calib})
+        atomic_write_json(calib_path, {"fingerprint": meta["fingerprint"], "version": CALIBRATION_VERSION,
+                                       "calibration": calib})
     text = card_markdown(df, meta, calib)
     if publish_dir is not None:
         atomic_write_text(Path(publish_dir) / "corpus_card.md", text)
