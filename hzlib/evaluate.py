@@ -528,7 +528,7 @@ def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, se
     ``y`` may hold any sortable labels (strings included); ``classes_`` are the sorted distinct
     labels. ``tol`` is tighter than scikit-learn's default (1e-4), so that the fit is reproducible to
     ~1e-6 in probabilities. ``threads`` caps BLAS/OpenMP threads during the fit (None: leave them; on
-    a shared 2-core machine, BLAS threads made these small fits ~3x slower). Cost: ~0.2-0.3 s for
+    a shared 2-core machine, BLAS threads made these small fits ~3x slower). Cost: ~0.5 s for
     1,850 x 128 features, 10 classes, on one core."""
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
