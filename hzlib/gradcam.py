@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
+from .model import ConvTower
 from .stats import mean_ci
 
 BASELINES = ("uniform", "random", "centre")
@@ -48,25 +49,23 @@ class ClassScores(torch.nn.Module):
     Scores are either the cosine similarity of the image embedding to each class's text embedding
     (``class_embeddings``, (C, D) in the projection space; the zero-shot score, times
     ``logit_scale``), or a linear probe's logits on the normalised image embedding (``probe_weight``
-    (C, D), ``probe_bias`` (C,)). ``model`` is a transformers ``CLIPModel`` (anything with
-    ``vision_model`` and ``visual_projection``).
+    (C, D), ``probe_bias`` (C,)). ``model`` is a :class:`hzlib.model.ClipModel` (anything whose
+    ``visual`` tower maps pixels to the projected embedding and names its ``cam_layer``).
     """
 
     def __init__(self, model: torch.nn.Module, class_embeddings: torch.Tensor | None = None, *,
                  probe_weight: torch.Tensor | None = None, probe_bias: torch.Tensor | None = None,
                  logit_scale: float = 1.0):
         super().__init__()
-        for attr in ("vision_model", "visual_projection"):
-            if not hasattr(model, attr):
-                raise TypeError(f"model: expected a CLIPModel with .{attr}, got {type(model).__name__}")
+        if not hasattr(getattr(model, "visual", None), "cam_layer"):
+            raise TypeError(f"model: expected a ClipModel with a .visual tower, got {type(model).__name__}")
         if (class_embeddings is None) == (probe_weight is None):
             raise ValueError("give exactly one of class_embeddings and probe_weight")
         if probe_weight is None and probe_bias is not None:
             raise ValueError("probe_bias needs probe_weight")
-        self.vision_model = model.vision_model
-        self.visual_projection = model.visual_projection
+        self.visual = model.visual
         self.logit_scale = float(logit_scale)
-        dim = self.visual_projection.out_features
+        dim = model.geometry.embed_dim
         head = class_embeddings if class_embeddings is not None else probe_weight
         name = "class_embeddings" if class_embeddings is not None else "probe_weight"
         head = torch.as_tensor(head, dtype=torch.float32).detach()
@@ -85,12 +84,11 @@ class ClassScores(torch.nn.Module):
 
     def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """Unit-norm image embeddings (B, D)."""
-        pooled = self.vision_model(pixel_values=pixel_values).pooler_output
-        return F.normalize(self.visual_projection(pooled), dim=-1)
+        return F.normalize(self.visual(pixel_values), dim=-1)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and not pixel_values.requires_grad and \
-                not any(p.requires_grad for p in self.vision_model.parameters()):
+                not any(p.requires_grad for p in self.visual.parameters()):
             # A frozen tower (e.g. under a linear probe) builds no graph, so Grad-CAM would find no
             # gradient at the target layer: let the graph start at the pixels instead.
             pixel_values = pixel_values.detach().requires_grad_(True)
@@ -99,18 +97,24 @@ class ClassScores(torch.nn.Module):
 
 
 def target_layer(scorer: ClassScores, layer: int = -1) -> torch.nn.Module:
-    """The module whose output is Grad-CAM's feature map A: ``layer_norm1`` of an encoder layer (the
-    last by default), as grad-cam's docs recommend for ViTs.
+    """The module whose output is Grad-CAM's feature map A (the tower's ``cam_layer``): for a CNN
+    tower a stage's output (the last by default, as Grad-CAM prescribes); for a ViT ``layer_norm1``
+    of an encoder layer, as grad-cam's docs recommend.
 
-    Why not the last layer's output: CLIP pools only the CLS token of the last layer, so the patch
-    tokens of the last layer's *output* get zero gradient and the map would be empty. The input of the
-    last layer (seen through its ``layer_norm1``) still reaches the CLS token through that layer's
-    attention, so its patch tokens carry gradients and are still spatial.
+    Why not a ViT's last layer's output: CLIP pools only the CLS token of the last layer, so the
+    patch tokens of the last layer's *output* get zero gradient and the map would be empty. The input
+    of the last layer (seen through its ``layer_norm1``) still reaches the CLS token through that
+    layer's attention, so its patch tokens carry gradients and are still spatial.
     """
-    layers = scorer.vision_model.encoder.layers
-    if not -len(layers) <= layer < len(layers):
-        raise ValueError(f"layer: {layer} outside the {len(layers)} encoder layers")
-    return layers[layer].layer_norm1
+    return scorer.visual.cam_layer(layer)
+
+
+def _to_map(scorer: ClassScores, grid: tuple[int, int] | None):
+    """The reshape from the target layer's output to (B, K, h, w): none for a CNN tower, the token
+    grid for a ViT (``grid``: the tower's own by default)."""
+    if isinstance(scorer.visual, ConvTower):
+        return None
+    return partial(vit_reshape_transform, grid=grid or scorer.visual.grid)
 
 
 def vit_reshape_transform(tokens: torch.Tensor, grid: tuple[int, int] | None = None) -> torch.Tensor:
@@ -137,8 +141,7 @@ def open_gradcam(scorer: ClassScores, layer: int = -1, grid: tuple[int, int] | N
     Use this rather than ``with GradCAM(...)``: the library's ``__exit__`` prints and *swallows* an
     IndexError raised inside the block; here every error propagates.
     """
-    cam = GradCAM(model=scorer, target_layers=[target_layer(scorer, layer)],
-                  reshape_transform=partial(vit_reshape_transform, grid=grid))
+    cam = GradCAM(model=scorer, target_layers=[target_layer(scorer, layer)], reshape_transform=_to_map(scorer, grid))
     try:
         yield cam
     finally:
@@ -222,7 +225,8 @@ def feature_map_and_gradient(scorer: ClassScores, images: torch.Tensor, classes:
     tokens = captured[0]
     y = scores[torch.arange(len(images)), torch.as_tensor(list(classes))]
     (grad,) = torch.autograd.grad(y.sum(), tokens)  # images are independent: sum = per-image grads
-    return vit_reshape_transform(tokens.detach(), grid), vit_reshape_transform(grad, grid)
+    to_map = _to_map(scorer, grid) or (lambda t: t)
+    return to_map(tokens.detach()), to_map(grad)
 
 
 def eq8_channel_weights(grad: torch.Tensor) -> torch.Tensor:
@@ -451,7 +455,7 @@ def load_trained_clip(clip_dir, device: str | torch.device = "cpu") -> tuple:
 
     clip_dir = Path(clip_dir)
     model_dir = clip_dir / "model"
-    if not (model_dir / "config.json").is_file():
+    if not (model_dir / "model.safetensors").is_file():
         raise FileNotFoundError(
             f"no trained CLIP model at {model_dir}: run chapter 5 (notebooks/05_*.ipynb) first with the "
             "same profile; chapters 6 and 7 explain that model and do not train one")
@@ -487,11 +491,13 @@ def split_positions(ids: Sequence, split_ids: Sequence) -> np.ndarray:
 
 
 def probe_scorer(model: torch.nn.Module, embeddings: np.ndarray, labels: Sequence, train_idx: Sequence[int], *,
-                 C: float = 1.0, seed: int = 0) -> tuple[ClassScores, list]:
-    """A linear probe (multinomial logistic regression on the unit-norm image embeddings of the
-    *training* rows only) as Grad-CAM's class scores: ``(ClassScores, classes)``, the classes in the
-    probe's order (sorted labels). The probe is refitted deterministically from ``seed``."""
-    from sklearn.linear_model import LogisticRegression
+                 seed: int = 0) -> tuple[ClassScores, list]:
+    """The standardised linear probe of every chapter (:func:`hzlib.evaluate.fit_head`: scaling and
+    multinomial logistic regression with C chosen by inner CV, fitted on the unit-norm image
+    embeddings of the *training* rows only) as Grad-CAM's class scores: ``(ClassScores, classes)``,
+    the classes in the probe's order (sorted labels). The scaler is folded into the weights
+    (:func:`hzlib.evaluate.linear_weights`), so the scores are the probe's logits."""
+    from .evaluate import fit_head, linear_weights
 
     X = np.asarray(embeddings, dtype=np.float64)
     y = np.asarray(labels)
@@ -500,10 +506,8 @@ def probe_scorer(model: torch.nn.Module, embeddings: np.ndarray, labels: Sequenc
         raise ValueError(f"labels: {len(y)} given for {len(X)} embeddings")
     if len(np.unique(y[tr])) < 2:
         raise ValueError("train_idx: the probe needs at least two classes among the training rows")
-    clf = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit(X[tr], y[tr])
-    w, b = clf.coef_, clf.intercept_
-    if w.shape[0] == 1:  # two classes: one logit w.x + b for the second; split it symmetrically
-        w, b = np.vstack([-w / 2, w / 2]), np.r_[-b / 2, b / 2]
+    head = fit_head(X[tr], y[tr], seed=seed)
+    w, b = linear_weights(head)
     scorer = ClassScores(model, probe_weight=torch.as_tensor(w, dtype=torch.float32),
                          probe_bias=torch.as_tensor(b, dtype=torch.float32))
-    return scorer, list(clf.classes_)
+    return scorer, list(head.classes_)

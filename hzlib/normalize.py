@@ -9,6 +9,7 @@ statistics) in one place so the chapter and the models use the same transform.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,41 @@ def normalize(image: np.ndarray, cfg: NormalizeConfig = NormalizeConfig()) -> di
     resized = resize(image, cfg.size, cfg.kernel)
     z, _, _ = zscore(resized, cfg.per_channel, cfg.eps)
     return {"original": np.asarray(image), "resized": resized, "standardized": z, "equalized": equalize(z)}
+
+
+def equalize_luminance(image: np.ndarray, nbins: int = 256) -> np.ndarray:
+    """Eq 3 on brightness only: histogram-equalise the lightness L* of CIELAB and keep a* and b*, so
+    the hue and saturation of the material survive ("brightness equalisation" in the paper's words).
+    ``image``: RGB in [0, 1]; returns RGB in [0, 1]."""
+    from skimage import color
+
+    lab = color.rgb2lab(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0))
+    lab[..., 0] = 100.0 * exposure.equalize_hist(lab[..., 0], nbins=nbins)
+    with warnings.catch_warnings():  # colours pushed out of the sRGB gamut are clipped, as intended
+        warnings.filterwarnings("ignore", message=".*negative Z values.*")
+        return np.clip(color.lab2rgb(lab), 0.0, 1.0)
+
+
+MODEL_INPUTS = ("luma", "rgb", "channels")
+
+
+def model_image(image: np.ndarray, size: int, mode: str = "luma") -> np.ndarray:
+    """The image a model sees, RGB in [0, 1] at ``size`` x ``size``; Eq 2 is then the model's
+    standardisation of its whole input (:func:`hzlib.train.to_model_input`), one mean and deviation
+    for the data rather than per image.
+
+    * ``luma``: Eq 1, then Eq 3 on the lightness only (:func:`equalize_luminance`): colour kept.
+    * ``rgb``: Eq 1 only.
+    * ``channels``: the chapter's Eq 1-3 as Figure 1 shows them (Eq 2 and Eq 3 per RGB channel),
+      which flattens every channel's histogram and with it most of the colour."""
+    if mode not in MODEL_INPUTS:
+        raise ValueError(f"mode={mode!r} is not one of {MODEL_INPUTS}")
+    if mode == "channels":
+        return normalize(image, NormalizeConfig(size=size))["equalized"]
+    img = np.asarray(image)
+    scale = 255.0 if img.dtype == np.uint8 else 1.0
+    resized = np.clip(resize(img, size) / scale, 0.0, 1.0)
+    return equalize_luminance(resized) if mode == "luma" else resized
 
 
 def to_display(z: np.ndarray, k: float = 2.5) -> np.ndarray:

@@ -51,31 +51,37 @@ __all__ = [
 # Data
 # --------------------------------------------------------------------------------------------------
 
-# Eq 3 output is close to U(0, 1) in every channel: subtract its mean 1/2 and divide by its standard
-# deviation 1/sqrt(12) so the model sees zero mean and unit variance, as Eq 2 intends.
+# Eq 2 for the model: one standardisation of the whole input. The cached images lie in [0, 1] with an
+# equalised lightness (mean ~1/2, deviation ~1/sqrt(12) for a uniform histogram); these constants
+# give them about zero mean and unit variance, the same for every image, so colour differences
+# between images survive (a per-image z-score would remove them).
 _U_MEAN, _U_STD = 0.5, 1 / math.sqrt(12)
 
 
 def to_model_input(images_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 cache (n, 3, H, W) -> float model input, on the cache's device."""
+    """uint8 cache (n, 3, H, W) -> float model input (Eq 2 with fixed constants), on the cache's device."""
     return (images_u8.float() * (1 / 255) - _U_MEAN) * (1 / _U_STD)
 
 
 @dataclass(frozen=True)
 class PairData:
     """Image-text pairs: ``images`` (n, 3, S, S) uint8, ``tokens`` (n, L) int64, optional ``labels``
-    and ``ids`` (one per pair)."""
+    and ``ids`` (one per pair), and ``targets``: class indices (n,) int64 for objectives that use
+    the labels (zeros when absent)."""
 
     images: torch.Tensor
     tokens: torch.Tensor
     labels: tuple = ()
     ids: tuple = ()
+    targets: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
             raise ValueError(f"images must be a (n, 3, S, S) uint8 tensor, got {tuple(self.images.shape)} {self.images.dtype}")
         if self.tokens.ndim != 2 or len(self.tokens) != len(self.images):
             raise ValueError(f"tokens {tuple(self.tokens.shape)} do not match {len(self.images)} images")
+        if self.targets is not None and tuple(self.targets.shape) != (len(self.images),):
+            raise ValueError(f"targets {tuple(self.targets.shape)} do not match {len(self.images)} images")
         for name in ("labels", "ids"):
             v = getattr(self, name)
             if len(v) not in (0, len(self.images)):
@@ -88,41 +94,41 @@ class PairData:
         idx = np.asarray(idx, dtype=np.int64)
         t = torch.from_numpy(idx)
         pick = (lambda v: tuple(v[i] for i in idx) if v else ())
-        return PairData(self.images[t], self.tokens[t], pick(self.labels), pick(self.ids))
+        return PairData(self.images[t], self.tokens[t], pick(self.labels), pick(self.ids),
+                        None if self.targets is None else self.targets[t])
 
     def fingerprint(self) -> str:
         """sha256 (16 hex) of the image and token bytes: a checkpoint is resumed only on the same data."""
         h = hashlib.sha256()
-        for t in (self.images, self.tokens):
+        for t in (self.images, self.tokens) + (() if self.targets is None else (self.targets,)):
             h.update(str(tuple(t.shape)).encode())
             h.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
         return h.hexdigest()[:16]
 
 
 def _normalized_u8(args) -> np.ndarray:
-    path, size = args
+    path, size, mode = args
     from PIL import Image
 
-    from .normalize import NormalizeConfig, normalize
+    from .normalize import model_image
 
     img = np.asarray(Image.open(path).convert("RGB"))
-    eq = normalize(img, NormalizeConfig(size=size))["equalized"]
-    return np.clip(np.rint(eq * 255), 0, 255).astype(np.uint8).transpose(2, 0, 1)
+    return np.clip(np.rint(model_image(img, size, mode) * 255), 0, 255).astype(np.uint8).transpose(2, 0, 1)
 
 
 def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str | os.PathLike, *,
-                workers: int = 1, progress: bool = True) -> torch.Tensor:
-    """The images at ``paths`` through Eq 1-3 (:func:`hzlib.normalize.normalize` at ``size``), as one
-    (n, 3, size, size) uint8 tensor, cached at ``cache_path``.
+                mode: str = "luma", workers: int = 1, progress: bool = True) -> torch.Tensor:
+    """The images at ``paths`` as the models see them (:func:`hzlib.normalize.model_image` at ``size``
+    in ``mode``), as one (n, 3, size, size) uint8 tensor, cached at ``cache_path``.
 
     The cache is reused when it was made from the same paths (and file sizes and modification
-    times) at the same size; otherwise it is rebuilt (``workers`` processes) and written atomically.
-    """
+    times) at the same size and mode; otherwise it is rebuilt (``workers`` processes) and written
+    atomically."""
     paths = [Path(p) for p in paths]
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise FileNotFoundError(f"{len(missing)} image(s) missing, e.g. {missing[:3]}")
-    key = params_hash({"size": size, "transform": "eq1-3 v1",
+    key = params_hash({"size": size, "transform": f"model_image {mode} v2",
                        "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]})
     cache_path = Path(cache_path)
     if cache_path.is_file():
@@ -132,25 +138,36 @@ def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str |
                 return blob["images"]
         except Exception:  # an unreadable cache is rebuilt
             pass
-    arrays = map_files(_normalized_u8, [(str(p), size) for p in paths], workers=workers,
-                       desc=f"Eq 1-3 at {size}px", progress=progress)
+    arrays = map_files(_normalized_u8, [(str(p), size, mode) for p in paths], workers=workers,
+                       desc=f"{mode} images at {size}px", progress=progress)
     images = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, 3, size, size, dtype=torch.uint8)
     cache_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
-    torch.save({"key": key, "size": size, "n": len(paths), "images": images}, tmp)
+    torch.save({"key": key, "size": size, "mode": mode, "n": len(paths), "images": images}, tmp)
     os.replace(tmp, cache_path)
     return images
 
 
+def corpus_images(manifest, corpus_dir: str | os.PathLike, cache_dir: str | os.PathLike, *, size: int,
+                  mode: str = "luma", workers: int = 1, progress: bool = True) -> torch.Tensor:
+    """Every image of a corpus's manifest, decoded once into the shared cache that chapters 5-8 all
+    read (``cache_dir/<mode>_<size>.pt``, e.g. ``artifacts/<profile>/images/``)."""
+    return image_cache([Path(corpus_dir) / p for p in manifest["image"]], size,
+                       Path(cache_dir) / f"{mode}_{size}.pt", mode=mode, workers=workers, progress=progress)
+
+
 def load_pairs(manifest, corpus_dir: str | os.PathLike, vocab, *, image_size: int, context_length: int,
-               cache_path: str | os.PathLike, workers: int = 1, progress: bool = True) -> PairData:
+               cache_dir: str | os.PathLike, mode: str = "luma", workers: int = 1, progress: bool = True) -> PairData:
     """All rows of a manifest (a DataFrame from :func:`hzlib.corpus.manifest.read_manifest`) as
-    :class:`PairData`: images through :func:`image_cache`, texts through ``vocab.encode``."""
-    corpus_dir = Path(corpus_dir)
-    images = image_cache([corpus_dir / p for p in manifest["image"]], image_size, cache_path,
-                         workers=workers, progress=progress)
+    :class:`PairData`: images through :func:`corpus_images`, texts through ``vocab.encode``, targets
+    the labels' positions among the sorted class names."""
+    images = corpus_images(manifest, corpus_dir, cache_dir, size=image_size, mode=mode, workers=workers,
+                           progress=progress)
     tokens = vocab.encode(list(manifest["text"]), context_length)
-    return PairData(images, tokens, tuple(manifest["label"]), tuple(manifest["id"]))
+    labels = tuple(manifest["label"])
+    classes = {c: i for i, c in enumerate(sorted(set(labels)))}
+    return PairData(images, tokens, labels, tuple(manifest["id"]),
+                    torch.tensor([classes[c] for c in labels], dtype=torch.int64))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -164,13 +181,14 @@ class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None    # if set, overrides epochs
     warmup_steps: int = 50          # linear warm-up, then cosine decay to 0 (clamped to the run length)
-    weight_decay: float = 0.2       # on matrices only (not biases, norms, class token, logit_scale)
+    weight_decay: float = 0.05      # on matrices only (not biases, norms, class token, logit_scale)
     betas: tuple[float, float] = (0.9, 0.98)
     eps: float = 1e-6
     tau_init: float = 0.07          # temperature at step 0: logit_scale = log(1/tau_init)
     learn_tau: bool = True
     max_logit_scale: float = math.log(100)  # CLIP clamps 1/tau at 100
     grad_clip: float | None = 1.0   # max global gradient norm; None = no clipping
+    shift: int = 0                  # augmentation: each training image moved by up to this many pixels
     seed: int = 0
     device: str = "auto"            # auto (cuda if available) | cpu | cuda | cuda:N
     precision: str = "auto"         # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
@@ -191,6 +209,7 @@ class TrainConfig:
                   ("precision", self.precision in ("auto", "fp32", "bf16")),
                   ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
                   ("checkpoint_every", self.checkpoint_every >= 0), ("keep_checkpoints", self.keep_checkpoints >= 1),
+                  ("shift", self.shift >= 0),
                   ("log_every", self.log_every >= 1)]
         bad = [name for name, ok in checks if not ok]
         if bad:
@@ -239,46 +258,42 @@ def hardware(device: torch.device) -> dict:
     return out
 
 
-class _GatherWithGrad(torch.autograd.Function):
-    """All-gather along dim 0 whose backward hands each rank the summed gradient of its own slice
-    (every rank computes the same global loss; DDP then averages the parameter gradients)."""
+class _Step(nn.Module):
+    """uint8 images, token ids, class ids and positions -> the model's training objective
+    (``model.loss``: Eq 6 for CLIP, each comparator's own loss). One module so that DDP and
+    torch.compile see the whole step; the model stays intact as ``.model``."""
 
-    @staticmethod
-    def forward(ctx, x):
-        import torch.distributed as dist
-
-        ctx.rank, ctx.n = dist.get_rank(), x.shape[0]
-        out = x.new_empty((dist.get_world_size() * x.shape[0], *x.shape[1:]))
-        dist.all_gather_into_tensor(out, x.contiguous())
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        import torch.distributed as dist
-
-        grad = grad.contiguous()
-        dist.all_reduce(grad)  # gloo has no reduce_scatter; the features are small
-        return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
-
-
-class _ContrastiveStep(nn.Module):
-    """uint8 images + token ids -> Eq 6 loss of the global batch. One module so that DDP and
-    torch.compile see the whole step; the CLIPModel stays intact as ``.clip``."""
-
-    def __init__(self, clip, world: int, autocast_dtype):
+    def __init__(self, model, autocast_dtype, trim: bool, shift: int = 0):
         super().__init__()
-        self.clip, self.world, self.dtype = clip, world, autocast_dtype
+        self.model, self.dtype, self.trim, self.shift = model, autocast_dtype, trim, shift
 
-    def forward(self, images_u8, ids):
+    def forward(self, images_u8, ids, targets, index):
         x = to_model_input(images_u8)
+        if self.shift:
+            x = random_shift(x, self.shift)
+        if self.trim:  # exact: every text tower masks or never reaches the padding
+            ids = trim_padding(ids)
         with torch.autocast(x.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            img = self.clip.get_image_features(pixel_values=x).pooler_output
-            txt = self.clip.get_text_features(input_ids=ids).pooler_output
-        img, txt = F.normalize(img.float(), dim=-1), F.normalize(txt.float(), dim=-1)
-        if self.world > 1:  # every rank computes the loss of the global batch
-            img, txt = _GatherWithGrad.apply(img), _GatherWithGrad.apply(txt)
-        logits = self.clip.logit_scale.exp() * img @ txt.T  # Eq 5 / tau
-        return clip_loss(logits)
+            return self.model.loss(x, ids, targets, index).float()
+
+
+def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Each image moved by its own random offset of up to ``pad`` pixels in x and y (edges
+    replicated), drawn from torch's global RNG: the one augmentation of the training loop."""
+    b, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
+    dy, dx = (torch.randint(0, 2 * pad + 1, (b, 1), device=x.device) for _ in range(2))
+    rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
+    return padded[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None],
+                  rows, cols]
+
+
+def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
+    """Drop the columns after a batch's longest text: exact for text towers that mask padding or pool
+    before it (all of ours), and it shortens the text sequences of most batches by a third or more."""
+    used = (tokens != 0).any(0).nonzero()  # 0 = <pad>
+    return tokens[:, :int(used.max()) + 1] if len(used) else tokens[:, :2]
 
 
 @dataclass
@@ -341,7 +356,11 @@ def _set_rng_state(s: dict) -> None:
 
 
 class Trainer:
-    """Contrastive training of a ``CLIPModel`` on :class:`PairData`.
+    """The one training loop: trains any model whose ``loss(images, tokens, targets, index)`` is its
+    objective (CLIP's :meth:`hzlib.model.ClipModel.loss`, each comparator's
+    :meth:`hzlib.baselines.neural.PairModel.loss`) on :class:`PairData`, as open_clip's
+    ``train_one_epoch`` calls the task's loss. A model with a ``logit_scale`` gets CLIP's temperature
+    handling (initialised at ``tau_init``, learnt or frozen, clamped at ``max_logit_scale``).
 
     ``run_dir=None`` writes nothing (benchmarks); otherwise the run resumes from the latest
     checkpoint there if ``resume`` and its result-relevant config and data fingerprint match.
@@ -373,11 +392,15 @@ class Trainer:
         self.model = model.to(self.device).train()
         self.images = data.images.to(self.device)  # the whole uint8 cache lives on the device
         self.tokens = data.tokens.to(self.device)
+        self.targets = (data.targets if data.targets is not None
+                        else torch.zeros(len(data), dtype=torch.int64)).to(self.device)
+        self.scale = getattr(model, "logit_scale", None)
 
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 and n != "logit_scale"]
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0},
-                  {"params": [model.logit_scale], "weight_decay": 0.0}]
+        decay = [p for p in model.parameters() if p.ndim >= 2]
+        no_decay = [p for p in model.parameters() if p.ndim < 2 and p is not self.scale]
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if self.scale is not None:
+            groups.append({"params": [self.scale], "weight_decay": 0.0})
         fused = self.device.type == "cuda"
         self.opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps,
                                      fused=fused or None, foreach=None if fused else True)
@@ -388,13 +411,16 @@ class Trainer:
 
         ckpt = latest_checkpoint(self.run_dir) if (self.run_dir is not None and resume) else None
         if ckpt is not None:
-            self._load(ckpt)
+            self._load(ckpt)  # restores the RNG states too
         else:
-            with torch.no_grad():
-                model.logit_scale.fill_(math.log(1 / cfg.tau_init))
-            model.logit_scale.requires_grad_(cfg.learn_tau)
+            # dropout and any sampling inside a loss (masks, negatives) follow the run's seed
+            torch.manual_seed(cfg.seed)
+            if self.scale is not None:
+                with torch.no_grad():
+                    self.scale.fill_(math.log(1 / cfg.tau_init))
+                self.scale.requires_grad_(cfg.learn_tau)
 
-        step_module = _ContrastiveStep(model, self.world, self.autocast_dtype)
+        step_module = _Step(model, self.autocast_dtype, trim=not cfg.compile, shift=cfg.shift)
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -408,8 +434,9 @@ class Trainer:
         return {"config": self.cfg.as_dict(), "result_params": self.cfg.result_params(), "world_size": self.world,
                 "total_steps": self.total, "steps_per_epoch": self.spe, "pairs": len(self.data),
                 "data_fingerprint": self.fingerprint, "precision": "bf16 autocast" if self.autocast_dtype else "fp32",
-                "model": {"parameters": sum(p.numel() for p in self.model.parameters()),
-                          "config": self.model.config.to_dict()},
+                "model": {"class": type(self.model).__name__,
+                          "parameters": sum(p.numel() for p in self.model.parameters()),
+                          "geometry": _geometry_of(self.model)},
                 "environment": environment(), "hardware": hardware(self.device)}
 
     def _write_run_json(self, **extra) -> None:
@@ -454,7 +481,8 @@ class Trainer:
             raise ValueError(f"cannot resume from {path}: it was trained on other data "
                              f"(fingerprint {blob['data_fingerprint']} != {self.fingerprint})")
         self.model.load_state_dict(blob["model"])
-        self.model.logit_scale.requires_grad_(self.cfg.learn_tau)
+        if self.scale is not None:
+            self.scale.requires_grad_(self.cfg.learn_tau)
         self.opt.load_state_dict(blob["optimizer"])
         self.sched.load_state_dict(blob["scheduler"])
         _set_rng_state(blob["rng"])
@@ -473,7 +501,7 @@ class Trainer:
         per = self.cfg.batch_size // self.world
         start = j * self.cfg.batch_size + self.rank * per
         idx = perm_cache[e][start:start + per]
-        return self.images[idx], self.tokens[idx]
+        return self.images[idx], self.tokens[idx], self.targets[idx], idx
 
     def run(self, steps: int | None = None, on_step: Callable[[int], None] | None = None) -> TrainResult:
         """Train until the run's last step (or ``steps`` more). ``on_step(step)`` is called after each
@@ -485,6 +513,7 @@ class Trainer:
         start = self.step
         params = [p for p in self.model.parameters() if p.requires_grad]
         buf: list[tuple] = []  # (step, lr, loss tensor, logit_scale tensor, grad-norm tensor) not yet read
+        no_scale = torch.full((), math.log(1 / cfg.tau_init), device=self.device)
         losses: list[float] = []
         perms: dict = {}
         log = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") if (self.run_dir and self.rank == 0) else None
@@ -498,8 +527,10 @@ class Trainer:
             for (s, lr, *_), (loss, scale, gn) in zip(buf, vals):
                 losses.append(loss)
                 if log:
-                    log.write(json.dumps({"step": s, "epoch": s // self.spe, "loss": loss, "lr": lr,
-                                          "tau": math.exp(-scale), "grad_norm": gn}) + "\n")
+                    rec = {"step": s, "epoch": s // self.spe, "loss": loss, "lr": lr, "grad_norm": gn}
+                    if self.scale is not None:
+                        rec["tau"] = math.exp(-scale)
+                    log.write(json.dumps(rec) + "\n")
             if log:
                 log.flush()
             self.last_loss = losses[-1]
@@ -509,19 +540,22 @@ class Trainer:
         t0 = time.perf_counter()
         try:
             while self.step < end:
-                x, ids = self._batch(self.step, perms)
                 lr = self.sched.get_last_lr()[0]
-                loss = self.step_fn(x, ids)
+                loss = self.step_fn(*self._batch(self.step, perms))
+                if not self.step % cfg.log_every and not torch.isfinite(loss):
+                    raise FloatingPointError(f"{type(self.model).__name__}: loss {loss.item()} at step {self.step}")
                 loss.backward()
                 gn = (torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True) if cfg.grad_clip
                       else torch.zeros((), device=self.device))
                 self.opt.step()
                 self.sched.step()
                 self.opt.zero_grad(set_to_none=True)
-                with torch.no_grad():
-                    self.model.logit_scale.clamp_(0, cfg.max_logit_scale)
+                if self.scale is not None:
+                    with torch.no_grad():
+                        self.scale.clamp_(0, cfg.max_logit_scale)
                 self.step += 1
-                buf.append((self.step, lr, loss.detach(), self.model.logit_scale.detach().clone(), gn.detach()))
+                scale = self.scale.detach().clone() if self.scale is not None else no_scale
+                buf.append((self.step, lr, loss.detach(), scale, gn.detach()))
                 bar.update(1)
                 ckpt = self.run_dir is not None and (
                     self.step == self.total or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0))
@@ -544,6 +578,11 @@ class Trainer:
             self._write_run_json(summary={"steps": self.step, "steps_this_call": done, "seconds": round(seconds, 3),
                                           "images_per_second": ips, "final_loss": self.last_loss})
         return TrainResult(self.model, self.step, self.total, self.last_loss, losses, seconds, ips, self.run_dir)
+
+
+def _geometry_of(model) -> dict | None:
+    g = getattr(model, "geometry", None) or getattr(getattr(model, "spec", None), "geometry", None)
+    return g.as_dict() if g is not None else None
 
 
 def run_summary(run_dir: str | os.PathLike) -> dict:

@@ -6,7 +6,7 @@ import torch
 
 from hzlib.baselines import neural as N
 from hzlib.model import Vocabulary, load_geometry
-from hzlib.train import PairData, to_model_input
+from hzlib.train import TrainConfig, PairData, to_model_input
 
 VOCAB = 60
 
@@ -53,7 +53,7 @@ def check_shapes(key, geometry):
 def check_overfits(key, geometry, epochs=25):
     d = pairs()
     m = N.make_model(key, spec(geometry, seed=1))
-    r = N.fit(m, d, labels_of(d), N.FitConfig(epochs=epochs, batch_size=8, lr=2e-3, warmup=0.1, seed=2),
+    r = N.fit(m, d, labels_of(d), TrainConfig(epochs=epochs, batch_size=8, lr=2e-3, warmup_steps=1, seed=2),
               progress=False)
     assert np.isfinite(r.epoch_loss).all()
     first, last = np.mean(r.epoch_loss[:3]), np.mean(r.epoch_loss[-3:])
@@ -93,7 +93,7 @@ def check_seeded(key, geometry):
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
-    cfg = N.FitConfig(epochs=2, batch_size=8, lr=1e-3, warmup=0.1, seed=5)
+    cfg = TrainConfig(epochs=2, batch_size=8, lr=1e-3, warmup_steps=1, seed=5)
     ra, rb = (N.fit(m, d, labels_of(d), cfg, progress=False) for m in (a, b))
     assert ra.epoch_loss == rb.epoch_loss
     assert np.array_equal(N.features(a, d.images), N.features(b, d.images))

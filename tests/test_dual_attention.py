@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from hzlib.train import TrainConfig
 from hzlib.baselines import neural as N
 from hzlib.baselines.dual_attention import STEPS, DualAttentionNetwork, ranking_loss
 from hzlib.model import load_geometry
@@ -54,7 +55,7 @@ def test_shapes_and_card(geometry):
 
 def test_fit_lowers_the_loss_and_is_seeded(geometry):
     d = _data()
-    cfg = N.FitConfig(epochs=8, batch_size=8, lr=2e-3, warmup=0.1, seed=3)
+    cfg = TrainConfig(epochs=8, batch_size=8, lr=2e-3, warmup_steps=1, seed=3)
     runs = []
     for _ in range(2):
         m = _model(geometry, seed=1)

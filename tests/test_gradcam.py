@@ -2,19 +2,24 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import transformers
 
 from hzlib import gradcam as G
+from hzlib.model import Geometry, TowerGeometry, build_model
 
 
-@pytest.fixture(scope="module")
-def clip():
-    torch.manual_seed(0)
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=100,
-                max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=32, patch_size=8)
-    return transformers.CLIPModel(transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+def micro(kind: str) -> Geometry:
+    return Geometry(name=f"micro_{kind}", embed_dim=16, context_length=16,
+                    vision=TowerGeometry(width=32, layers=2, heads=2, image_size=32, patch_size=8, kind=kind),
+                    text=TowerGeometry(width=32, layers=1, heads=2, kind="bag"))
+
+
+def micro_clip(kind: str, seed: int = 0):
+    return build_model(micro(kind), 100, seed=seed).eval()
+
+
+@pytest.fixture(scope="module", params=["vit", "cnn"])
+def clip(request):
+    return micro_clip(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +36,12 @@ def _layer_hooks(scorer):
 def test_library_map_equals_eq8_to_11(clip, images, head):
     g = torch.Generator().manual_seed(2)
     if head == "cosine":
-        scorer = G.ClassScores(clip, torch.randn(4, 16, generator=g), logit_scale=10.0)
+        # The library normalises a map twice (per layer, then after averaging the layers), Eq 8-11
+        # once, so the two differ by Eq 11's eps / max(L) = 1e-7 / max(L): scores of a size that keeps
+        # max(L) >= 0.01 keep that difference below 1e-5.
+        scorer = G.ClassScores(clip, torch.randn(4, 16, generator=g), logit_scale=1000.0)
     else:
-        scorer = G.ClassScores(clip, probe_weight=torch.randn(4, 16, generator=g), probe_bias=torch.randn(4, generator=g))
+        scorer = G.ClassScores(clip, probe_weight=30 * torch.randn(4, 16, generator=g), probe_bias=torch.randn(4, generator=g))
     classes = [0, 1, 2, 3, 2, 1]
     lib = G.compute_cams(scorer, images, classes, batch_size=4)  # two batches, the second partial
     direct = G.gradcam_direct(scorer, images, classes)
@@ -46,30 +54,28 @@ def test_library_map_equals_eq8_to_11(clip, images, head):
 
 
 def test_default_target_is_top_class(clip, images):
-    scorer = G.ClassScores(clip, torch.randn(3, 16, generator=torch.Generator().manual_seed(3)))
+    # CLIP's own scale (1/tau): with unit logits a map's maximum is ~1e-3 and Eq 11's eps shows at 1e-5
+    scorer = G.ClassScores(clip, torch.randn(3, 16, generator=torch.Generator().manual_seed(3)), logit_scale=100.0)
     top = G.predict(scorer, images).argmax(axis=1)
     np.testing.assert_allclose(G.compute_cams(scorer, images), G.gradcam_direct(scorer, images, top), atol=1e-5)
 
 
-def test_frozen_tower(images):
-    torch.manual_seed(5)
-    text = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=100,
-                max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                  image_size=32, patch_size=8)
-    model = transformers.CLIPModel(transformers.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+@pytest.mark.parametrize("kind", ["vit", "cnn"])
+def test_frozen_tower(images, kind):
+    model = micro_clip(kind, seed=5)
     model.requires_grad_(False)  # a linear probe on a frozen backbone
-    scorer = G.ClassScores(model, probe_weight=torch.randn(3, 16), probe_bias=torch.zeros(3))
+    g = torch.Generator().manual_seed(6)  # large weights: see test_library_map_equals_eq8_to_11
+    scorer = G.ClassScores(model, probe_weight=300 * torch.randn(3, 16, generator=g), probe_bias=torch.zeros(3))
     lib = G.compute_cams(scorer, images[:3], [0, 1, 2])
     assert (lib > 0).mean() > 0.2
     np.testing.assert_allclose(lib, G.gradcam_direct(scorer, images[:3], [0, 1, 2]), atol=1e-5)
 
 
-def test_final_layer_output_has_no_patch_gradient(clip, images):
-    """Why the target is layer_norm1: CLIP pools the last layer's CLS token only."""
-    scorer = G.ClassScores(clip, torch.randn(3, 16))
+def test_final_layer_output_has_no_patch_gradient(images):
+    """Why a ViT's target is layer_norm1: CLIP pools the last layer's CLS token only."""
+    scorer = G.ClassScores(micro_clip("vit"), torch.randn(3, 16))
     out = []
-    h = scorer.vision_model.encoder.layers[-1].register_forward_hook(lambda m, i, o: out.append(o))
+    h = scorer.visual.model.encoder.layers[-1].register_forward_hook(lambda m, i, o: out.append(o))
     try:
         y = scorer(images)[:, 0].sum()
     finally:
@@ -260,7 +266,7 @@ def test_load_trained_clip_reads_model_and_splits(tmp_path):
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_probe_scorer_matches_the_probe(clip, images, n_classes):
-    from sklearn.linear_model import LogisticRegression
+    from hzlib.evaluate import fit_head
 
     scorer0 = G.ClassScores(clip, torch.randn(3, 16))
     with torch.no_grad():
@@ -270,7 +276,7 @@ def test_probe_scorer_matches_the_probe(clip, images, n_classes):
         labels = np.where(labels == "c", "a", labels)
     scorer, classes = G.probe_scorer(clip, emb, labels, [0, 1, 2, 3, 4, 5], seed=0)
     assert classes == sorted(set(labels))
-    clf = LogisticRegression(max_iter=5000, random_state=0).fit(emb, labels)
+    clf = fit_head(emb, labels, seed=0)  # the standardised probe of every chapter, C by inner CV
     scores = G.predict(scorer, images)
     np.testing.assert_array_equal(np.asarray(classes)[scores.argmax(1)], clf.predict(emb))
     np.testing.assert_allclose(torch.softmax(torch.as_tensor(scores), 1).numpy(), clf.predict_proba(emb), atol=1e-4)

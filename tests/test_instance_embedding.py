@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from hzlib.train import TrainConfig
 from hzlib.baselines import neural as N
 from hzlib.baselines.instance_embedding import (INSTANCE_WEIGHT, RANK_MARGIN, RANK_WEIGHT,
                                                 hardest_negative_ranking_loss)
@@ -51,7 +52,7 @@ def test_shapes_card_and_one_shared_classifier(geometry):
 
 def test_fit_lowers_the_loss_and_is_seeded(geometry):
     d = _data()
-    cfg = N.FitConfig(epochs=12, batch_size=8, lr=5e-3, warmup=0.1, seed=3)  # 36 steps
+    cfg = TrainConfig(epochs=12, batch_size=8, lr=5e-3, warmup_steps=1, seed=3)  # 36 steps
     runs = []
     for _ in range(2):
         m = _model(geometry, seed=1)

@@ -15,6 +15,10 @@ MICRO = Geometry(name="micro", embed_dim=32, context_length=16,
                  vision=TowerGeometry(width=32, layers=2, heads=2, image_size=32, patch_size=8),
                  text=TowerGeometry(width=32, layers=2, heads=2))
 
+MICRO_CNN = Geometry(name="micro_cnn", embed_dim=32, context_length=16,
+                     vision=TowerGeometry(width=32, layers=2, heads=2, image_size=32, patch_size=8, kind="cnn"),
+                     text=TowerGeometry(width=32, layers=2, heads=2, kind="bag"))
+
 TEXTS = ["这件“寿”字雕塑整体完成度较高。", "作品以玉石为材，质感表现到位。", "这件作品用的是温润的玉石。"]
 
 
@@ -35,8 +39,41 @@ def test_geometry_sizes():
     m = M.build_model(M.load_geometry("tiny"), 1000, seed=0)
     n = M.count_parameters(m)["total"]
     assert 1e6 <= n <= 3e6
-    assert m.config._attn_implementation == "sdpa"
+    assert m.visual.model.config._attn_implementation == "sdpa"
     assert float(m.logit_scale.detach()) == pytest.approx(math.log(1 / 0.07))
+    cnn = M.build_model(M.load_geometry("cnn_tiny"), 1000, seed=0)
+    assert (type(cnn.visual), type(cnn.text)) == (M.ConvTower, M.BagTextTower)
+    assert 1e6 <= M.count_parameters(cnn)["total"] <= 3e6
+
+
+def test_cnn_tower_leaves_the_patch_grid():
+    m = M.build_model(M.load_geometry("cnn_tiny"), 100, seed=0).eval()
+    x = torch.randn(2, 3, 64, 64)
+    assert m.visual.cam_layer(-1)(m.visual.stages[:-1](x)).shape == (2, 256, 4, 4)  # 64 px / 16 px patches
+    assert [s[0].out_channels for s in m.visual.stages] == [32, 64, 128, 256]
+    assert m.encode_image(x).shape == (2, 128)
+
+
+def test_cnn_geometry_needs_a_power_of_two_patch(tmp_path):
+    p = tmp_path / "odd.yml"
+    p.write_text("embed_dim: 8\ncontext_length: 8\nvision: {kind: cnn, image_size: 24, patch_size: 12, width: 16, "
+                 "layers: 1, heads: 1}\ntext: {kind: bow, width: 8, layers: 1, heads: 1}\n")
+    with pytest.raises(M.GeometryError, match=r"patch_size=12: a cnn tower(.|\n)*text\.kind='bow'"):
+        M.load_geometry(p)
+
+
+def test_bag_tower_is_the_mean_of_word_embeddings_only():
+    v = M.build_vocabulary(TEXTS)
+    m = M.build_model(MICRO_CNN, len(v), seed=0).eval()
+    ids = v.encode(TEXTS, 16)
+    emb = m.text.embed.weight.detach()
+    words = ids[0][(ids[0] > v.eos_id) | (ids[0] == v.unk_id)]
+    with torch.no_grad():
+        expected = m.text.mlp(emb[words].mean(0, keepdim=True))
+        torch.testing.assert_close(m.encode_text(ids[:1]), expected)
+        # <bos>, <eos> and padding do not count: more padding or no specials change nothing
+        torch.testing.assert_close(m.encode_text(torch.cat([ids[:1], torch.zeros(1, 8, dtype=torch.long)], 1)), expected)
+        torch.testing.assert_close(m.encode_text(words[None]), expected)
 
 
 def test_paper_geometry_error_names_file_and_fields():
@@ -86,10 +123,11 @@ def test_padding_needs_no_attention_mask():
     v = M.build_vocabulary(TEXTS)
     m = M.build_model(MICRO, len(v), seed=0).eval()
     ids = v.encode(TEXTS, 16)
+    hf = m.text.model
     with torch.no_grad():
-        a = m.get_text_features(input_ids=ids).pooler_output
-        b = m.get_text_features(input_ids=ids, attention_mask=(ids != v.pad_id).long()).pooler_output
-        c = m.get_text_features(input_ids=ids[:, :14]).pooler_output  # fewer pads, same pooled output
+        a = hf(input_ids=ids).pooler_output
+        b = hf(input_ids=ids, attention_mask=(ids != v.pad_id).long()).pooler_output
+        c = hf(input_ids=ids[:, :14]).pooler_output  # fewer pads, same pooled output
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
     torch.testing.assert_close(a, c, rtol=0, atol=1e-6)
 
@@ -112,10 +150,10 @@ class FakeFastText:
 def test_fasttext_rows_go_to_the_right_words():
     v = M.build_vocabulary(TEXTS)
     m = M.build_model(MICRO, len(v), seed=0)
-    before = m.text_model.embeddings.token_embedding.weight.detach().clone()
+    before = m.text.token_embedding.weight.detach().clone()
     ft = FakeFastText(dim=20, zero={"寿"})
     rec = M.init_token_embeddings(m, v, ft, seed=3)
-    emb = m.text_model.embeddings.token_embedding.weight.detach().double()
+    emb = m.text.token_embedding.weight.detach().double()
     n_words = len(v) - len(M.SPECIALS)
     assert rec["fasttext_rows"] == n_words - 1  # 寿 has a zero FastText vector: random row kept
     i, j, k = v.id("玉石"), v.id("作品"), v.id("寿")
@@ -147,7 +185,7 @@ def test_fasttext_init_with_a_real_model(tmp_path):
     assert len(known) >= 5 and set(known) <= set(nonzero)
     assert rec["fasttext_rows"] == len(nonzero) and rec["fasttext_dim"] == 16
     assert rec["fasttext_vocabulary_rows"] == len(known)
-    row = m.text_model.embeddings.token_embedding.weight[v.id("玉石")].detach().double()
+    row = m.text.token_embedding.weight[v.id("玉石")].detach().double()
     want = torch.from_numpy(fasttext_word_vector(ft, "玉石")) @ M._orthonormal(16, 32, 0)
     assert float(torch.cosine_similarity(row, want, dim=0)) == pytest.approx(1.0, abs=1e-5)
 
@@ -183,21 +221,22 @@ def test_build_is_seeded_and_leaves_global_rng_alone():
     b, c = M.build_model(MICRO, 20, seed=1), M.build_model(MICRO, 20, seed=2)
     sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert not torch.equal(sa["visual_projection.weight"], sc["visual_projection.weight"])
+    assert not torch.equal(sa["visual.proj.weight"], sc["visual.proj.weight"])
     assert not M.build_model(MICRO, 20, seed=1, learn_tau=False).logit_scale.requires_grad
 
 
-def test_encode_is_normalised_batch_invariant_and_saved(tmp_path):
+@pytest.mark.parametrize("geometry", [MICRO, MICRO_CNN], ids=["vit", "cnn"])
+def test_encode_is_normalised_batch_invariant_and_saved(tmp_path, geometry):
     v = M.build_vocabulary(TEXTS)
-    m = M.build_model(MICRO, len(v), seed=0)
+    m = M.build_model(geometry, len(v), seed=0).eval()
     x = torch.randn(5, 3, 32, 32)
     e1, e2 = M.encode_images(m, x, batch_size=2), M.encode_images(m, x, batch_size=5)
     torch.testing.assert_close(e1, e2, rtol=0, atol=1e-5)
     torch.testing.assert_close(e1.norm(dim=1), torch.ones(5))
     t = M.encode_texts(m, v.encode(TEXTS, 16), batch_size=2)
-    assert t.shape == (3, 32) and m.training  # the training flag is restored
-    M.save_clip(tmp_path / "clip", m, v, MICRO, {"note": "x"})
+    assert t.shape == (3, 32) and not m.training  # the training flag is restored
+    M.save_clip(tmp_path / "clip", m, v, geometry, {"note": "x"})
     m2, v2, g2, info = M.load_clip(tmp_path / "clip")
-    assert g2 == MICRO and info == {"note": "x"} and v2.itos == v.itos
+    assert g2 == geometry and info == {"note": "x"} and v2.itos == v.itos
     torch.testing.assert_close(M.encode_texts(m2, v2.encode(TEXTS, 16)), t, rtol=0, atol=1e-6)
     torch.testing.assert_close(M.encode_images(m2, x), e1, rtol=0, atol=1e-5)

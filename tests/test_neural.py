@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from hzlib.train import TrainConfig
 from hzlib.baselines import neural as N
 from hzlib.model import Vocabulary, load_geometry
 
@@ -11,9 +12,9 @@ import pairmodel_checks as C
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def geometry():
-    g = load_geometry("tiny")
+@pytest.fixture(scope="module", params=["tiny", "cnn_tiny"])
+def geometry(request):
+    g = load_geometry(request.param)
     # a smaller copy keeps the tests fast; the interface does not depend on the size
     from dataclasses import replace
     return replace(g, vision=replace(g.vision, image_size=32, layers=1), text=replace(g.text, layers=1),
@@ -71,7 +72,7 @@ def test_clip_loss_does_not_depend_on_trailing_padding(geometry):
 def test_fit_is_reproducible_and_lowers_the_loss(geometry):
     d = _data()
     labels = np.arange(len(d)) % 10
-    cfg = N.FitConfig(epochs=6, batch_size=8, lr=2e-3, warmup=0.1, seed=3)
+    cfg = TrainConfig(epochs=6, batch_size=8, lr=2e-3, warmup_steps=1, seed=3)
     runs = []
     for _ in range(2):
         m = N.make_model("clip", N.ModelSpec(geometry, 50, 10, len(d), seed=1))
@@ -88,9 +89,9 @@ def test_fit_checks_its_inputs(geometry):
     d = _data()
     m = N.make_model("clip", N.ModelSpec(geometry, 50, 10, len(d)))
     with pytest.raises(ValueError, match="label_ids has 3 entries for 24 pairs"):
-        N.fit(m, d, [0, 1, 2], N.FitConfig(), progress=False)
+        N.fit(m, d, [0, 1, 2], TrainConfig(), progress=False)
     with pytest.raises(ValueError, match="exceeds the 24 training pairs"):
-        N.fit(m, d, np.zeros(len(d), int), N.FitConfig(batch_size=32), progress=False)
+        N.fit(m, d, np.zeros(len(d), int), TrainConfig(batch_size=32), progress=False)
 
 
 def test_empty_text_is_bos_eos_then_padding():
@@ -117,7 +118,7 @@ def test_train_and_embed_sees_only_training_items_and_resumes_from_its_cache(geo
     images, texts, y = _corpus()
     tr = np.arange(len(y) - 1)  # the last item is held out
     kw = dict(images=images, texts=texts, label_ids=y, n_classes=3, geometry=geometry,
-              cfg=N.FitConfig(epochs=1, batch_size=8, seed=2), cache_dir=tmp_path, progress=False)
+              cfg=TrainConfig(epochs=1, batch_size=8, seed=2), cache_dir=tmp_path, progress=False)
     feats, record, model = N.train_and_embed("clip", train_idx=tr, **kw)
     assert feats.shape == (len(y), geometry.embed_dim)
     assert record["train_items"] == len(tr) and record["fit"]["steps"] == len(tr) // 8
@@ -144,7 +145,7 @@ def test_code_digest_follows_the_model_module():
 
 def test_train_and_embed_checks_its_inputs(geometry):
     images, texts, y = _corpus()
-    kw = dict(images=images, label_ids=y, n_classes=3, geometry=geometry, cfg=N.FitConfig(epochs=1, batch_size=8))
+    kw = dict(images=images, label_ids=y, n_classes=3, geometry=geometry, cfg=TrainConfig(epochs=1, batch_size=8))
     with pytest.raises(ValueError, match="differ in length"):
         N.train_and_embed("clip", texts=texts[:-1], train_idx=[0, 1], **kw)
     with pytest.raises(ValueError, match="distinct indices"):
@@ -157,7 +158,7 @@ def test_run_protocol_trains_once_for_loo_and_once_per_fold(geometry):
     images, texts, y = _corpus()
     splits = E.kfold_splits(y, 2, seed=0)
     kw = dict(images=images, texts=texts, label_ids=y, splits=splits, n_classes=3, geometry=geometry,
-              cfg=N.FitConfig(epochs=1, batch_size=8), progress=False)
+              cfg=TrainConfig(epochs=1, batch_size=8), progress=False)
     P, recs, model, feats = N.run_protocol("clip", "loo", **kw)
     assert P.shape == (24, 3) and len(recs) == 1 and recs[0]["train_items"] == 24
     np.testing.assert_allclose(P.sum(1), 1)
@@ -171,13 +172,13 @@ def test_run_protocol_trains_once_for_loo_and_once_per_fold(geometry):
 
 def test_cards_markdown_holds_every_card_and_the_budget(geometry):
     cards = N.cards(["clip"], N.ModelSpec(geometry, 1000, 10, 24))
-    md = N.cards_markdown(cards, cfg=N.FitConfig(epochs=3, batch_size=64, seed=9), n_items=1850, folds=3,
+    md = N.cards_markdown(cards, cfg=TrainConfig(max_steps=300, batch_size=64, seed=9), n_items=1850, folds=3,
                           results={"clip": {"macro F1 (b)": "0.30 [0.28, 0.32]"}})
     assert md.startswith("### CLIP (`clip`)")
     assert f"{cards[0]['parameters']:,} parameters" in md
-    assert "3 epoch(s), batch 64" in md and "seed 9" in md and "all 1,850" in md and "folds of 3" in md
+    assert "300 optimiser steps, batch 64" in md and "seed 9" in md and "all 1,850" in md and "folds of 3" in md
     assert "macro F1 (b) 0.30 [0.28, 0.32]" in md
     assert "attribute labels" not in md  # CLIP does not train on labels
-    tagged = N.cards_markdown([{**cards[0], "interpretation": "a learned <IMG> token"}], cfg=N.FitConfig(),
+    tagged = N.cards_markdown([{**cards[0], "interpretation": "a learned <IMG> token"}], cfg=TrainConfig(),
                               n_items=10, folds=2)
     assert "a learned &lt;IMG&gt; token" in tagged and "<IMG>" not in tagged  # no stray HTML tag in the book

@@ -55,7 +55,7 @@ def test_batch_order_is_a_seeded_permutation_split_over_ranks():
 def test_image_cache_applies_eq1_3_and_is_reused(tmp_path, monkeypatch):
     from PIL import Image
 
-    from hzlib.normalize import NormalizeConfig, normalize
+    from hzlib.normalize import NormalizeConfig, normalize, resize
 
     rng = np.random.default_rng(0)
     paths = []
@@ -64,14 +64,31 @@ def test_image_cache_applies_eq1_3_and_is_reused(tmp_path, monkeypatch):
         Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(p)
         paths.append(p)
     cache = tmp_path / "cache" / "images.pt"
-    x = T.image_cache(paths, 16, cache, progress=False)
+    x = T.image_cache(paths, 16, cache, mode="channels", progress=False)
     assert x.shape == (3, 3, 16, 16) and x.dtype == torch.uint8
-    eq = normalize(np.asarray(Image.open(paths[1]).convert("RGB")), NormalizeConfig(size=16))["equalized"]
+    img = np.asarray(Image.open(paths[1]).convert("RGB"))
+    eq = normalize(img, NormalizeConfig(size=16))["equalized"]
     np.testing.assert_allclose(x[1].permute(1, 2, 0).numpy() / 255, eq, atol=0.5 / 255 + 1e-9)
     calls, orig = [], T._normalized_u8
     monkeypatch.setattr(T, "_normalized_u8", lambda a: calls.append(a) or orig(a))
-    assert torch.equal(T.image_cache(paths, 16, cache, progress=False), x) and calls == []
-    assert T.image_cache(paths, 8, cache, progress=False).shape[-1] == 8 and len(calls) == 3
+    assert torch.equal(T.image_cache(paths, 16, cache, mode="channels", progress=False), x) and calls == []
+    assert T.image_cache(paths, 8, cache, mode="channels", progress=False).shape[-1] == 8 and len(calls) == 3
+    rgb = T.image_cache(paths, 16, cache, mode="rgb", progress=False)  # another mode: rebuilt
+    assert len(calls) == 6
+    np.testing.assert_allclose(rgb[1].permute(1, 2, 0).numpy() / 255, resize(img, 16) / 255, atol=0.5 / 255 + 1e-9)
+
+
+def test_random_shift_moves_each_image_within_its_padding():
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5)
+    assert torch.equal(T.random_shift(x, 0), x)
+    torch.manual_seed(0)
+    y = T.random_shift(x, 2)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate")
+    for i in range(2):  # every output is one 5x5 window of its own padded image, all channels alike
+        hits = [(dy, dx) for dy in range(5) for dx in range(5) if torch.equal(y[i], padded[i, :, dy:dy + 5, dx:dx + 5])]
+        assert len(hits) == 1
+    torch.manual_seed(0)
+    assert torch.equal(T.random_shift(x, 2), y)  # drawn from torch's seeded RNG
 
 
 def test_pair_data_checks_shapes():
@@ -130,7 +147,7 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_run(tmp_path):
     # a finished run is loaded, not retrained
     again = T.train(micro_model(seed=5), data, c, tmp_path / "full")
     assert again.steps == 12 and again.losses == [] and again.final_loss == full.final_loss
-    assert torch.equal(again.model.visual_projection.weight, full.model.visual_projection.weight)
+    assert torch.equal(again.model.visual.proj.weight, full.model.visual.proj.weight)
     # the timing of the call that trained survives the reload
     summary = T.run_summary(tmp_path / "full")
     assert summary["steps"] == 12 and summary["seconds"] == pytest.approx(full.seconds, abs=1e-3)
@@ -172,10 +189,10 @@ def _ddp_worker(rank, world, port, out):
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         d = synthetic(8)
-        step = DDP(T._ContrastiveStep(M.build_model(MICRO, VOCAB, seed=0), world, None))
+        step = DDP(T._Step(M.build_model(MICRO, VOCAB, seed=0), None, trim=False))
         half = slice(rank * 4, rank * 4 + 4)
-        step(d.images[half], d.tokens[half]).backward()
-        grads = {n: p.grad for n, p in step.module.clip.named_parameters() if p.grad is not None}
+        step(d.images[half], d.tokens[half], None, None).backward()
+        grads = {n: p.grad for n, p in step.module.model.named_parameters() if p.grad is not None}
         torch.save({"state": r.model.state_dict(), "loss": r.final_loss, "grads": grads}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -196,7 +213,7 @@ def test_ddp_two_processes_agree_with_each_other_and_one_process(tmp_path):
     assert max(float((r0["state"][k] - s[k]).abs().max()) for k in s) < 1e-3
     # the gradient itself (Adam hides errors of scale): DDP halves == one process on the whole batch
     d, m = synthetic(8), micro_model(seed=0)
-    T._ContrastiveStep(m, 1, None)(d.images, d.tokens).backward()
+    T._Step(m, None, trim=False)(d.images, d.tokens, None, None).backward()
     for n, p in m.named_parameters():
         if p.grad is not None:
             torch.testing.assert_close(r0["grads"][n], p.grad, rtol=1e-4, atol=1e-7)
@@ -310,8 +327,8 @@ def test_sweep_returns_curves_and_picks_on_validation_among_the_settings_that_le
 
 
 def test_a_sweep_in_which_nothing_learnt_keeps_the_base_setting(tmp_path):
-    base = cfg(batch_size=8)  # lr 2e-3
-    settings = [{"lr": 3e-2, "max_steps": 3}, {"lr": 2e-3, "max_steps": 3}, {"lr": 1e-5, "max_steps": 3}]
+    base = cfg(batch_size=8, lr=1e-6)  # three steps this small cannot move the loss
+    settings = [{"lr": 3e-6, "max_steps": 3}, {"lr": 1e-6, "max_steps": 3}, {"lr": 3e-7, "max_steps": 3}]
     kw = dict(make_model=micro_model, train_data=synthetic(16), val_data=synthetic(8, seed=1), out_dir=tmp_path)
     res = T.sweep(settings, base=base, **kw)
     assert (res.table.loss_drop < 0.05).all()

@@ -7,8 +7,9 @@ CLIP and the paper's four comparators (and a supervised ViT) are each a :class:`
 
 * built from one :class:`ModelSpec` (the CLIP geometry sets the image size, patch size, widths,
   depths and the context length, so that all models are of a comparable small scale),
-* trained by the same :func:`fit` (AdamW, linear warm-up then cosine decay, gradient clipping, the
-  same seeded batch order from :func:`hzlib.train.batch_indices`, the same number of epochs), and
+* trained by the one training loop, :class:`hzlib.train.Trainer` (through :func:`fit`: AdamW, linear
+  warm-up then cosine decay, gradient clipping, the same seeded batch order, the same number of
+  optimiser steps), each with its own objective (:meth:`PairModel.loss`), and
 * evaluated the same way: a logistic-regression head on :func:`features` of the image alone.
 
 Why the image alone: the chapter estimates the cultural attribute *of a sculpture*, and the paper's
@@ -33,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import Geometry, Vocabulary, build_model, clip_loss, similarity_logits
-from ..train import PairData, batch_indices, steps_per_epoch, to_model_input
+from ..model import Geometry, Vocabulary, build_model
+from ..train import PairData, TrainConfig, Trainer, to_model_input, trim_padding
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,12 @@ class PairModel(nn.Module):
         """The token-embedding table that FastText initialises (None: the model reads no text)."""
         return None
 
+    def chance_loss(self, batch_size: int) -> float | None:
+        """The objective's value for a model that has learnt nothing (uniform predictions), at this
+        batch size: ln B for in-batch contrastive losses, ln C for classifiers; None where the
+        objective has no such level."""
+        return None
+
     def card(self) -> dict:
         doc = (type(self).__doc__ or "").strip().split("\n\n")[0]
         return {"model": self.key, "title": self.title, "follows": self.follows,
@@ -97,16 +104,9 @@ def empty_text(batch: int, context_length: int, device=None) -> torch.Tensor:
     return t
 
 
-def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
-    """Drop the columns after a batch's longest text: exact for models that mask padding (all of
-    ours must), and it shortens the text sequences of most batches by a third or more."""
-    used = (tokens != Vocabulary.pad_id).any(0).nonzero()
-    return tokens[:, :int(used.max()) + 1] if len(used) else tokens[:, :2]
-
-
 class ClipPair(PairModel):
-    """CLIP as in chapter 5: a ViT image tower and a transformer text tower (``transformers.CLIPModel``
-    of the profile's geometry), trained with the symmetric InfoNCE loss (Eq 5-6) over the batch with a
+    """CLIP as in chapter 5 (:class:`hzlib.model.ClipModel`: the image and text towers of the
+    profile's geometry), trained with the symmetric InfoNCE loss (Eq 5-6) over the batch with a
     learned temperature. Its image feature is the projected image embedding."""
 
     key = "clip"
@@ -117,17 +117,21 @@ class ClipPair(PairModel):
         super().__init__(spec)
         self.clip = build_model(spec.geometry, spec.vocab_size, seed=spec.seed)
 
+    @property
+    def logit_scale(self) -> nn.Parameter:  # the trainer's temperature handling finds it here
+        return self.clip.logit_scale
+
     def loss(self, images, tokens, labels, index):
-        img = self.clip.get_image_features(pixel_values=images).pooler_output
-        txt = self.clip.get_text_features(input_ids=tokens).pooler_output
-        scale = self.clip.logit_scale.clamp(max=math.log(100.0))
-        return clip_loss(similarity_logits(img, txt, scale))
+        return self.clip.loss(images, tokens)
 
     def image_features(self, images):
-        return self.clip.get_image_features(pixel_values=images).pooler_output
+        return self.clip.encode_image(images)
 
     def token_embedding(self):
-        return self.clip.text_model.embeddings.token_embedding
+        return self.clip.text.token_embedding
+
+    def chance_loss(self, batch_size: int) -> float:
+        return math.log(batch_size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,80 +163,35 @@ def make_model(key: str, spec: ModelSpec) -> PairModel:
 # Training and features
 # --------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class FitConfig:
-    """One training budget for every model: the same epochs, batch, optimiser and schedule."""
-
-    epochs: int = 4
-    batch_size: int = 64
-    lr: float = 5e-4
-    weight_decay: float = 0.05
-    warmup: float = 0.1             # linear warm-up over this fraction of the run's steps, then cosine decay
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "cpu"
-
-    def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or not 0 <= self.warmup < 1:
-            raise ValueError(f"FitConfig needs epochs >= 1, batch_size >= 2, lr > 0 and 0 <= warmup < 1, got {self}")
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
 @dataclass
 class FitResult:
     steps: int
     seconds: float
     images_per_second: float
-    epoch_loss: list = field(default_factory=list)  # mean loss of each epoch
+    losses: list = field(default_factory=list)      # every step's loss
+    epoch_loss: list = field(default_factory=list)  # the mean loss of each (possibly partial) epoch
+    chance: float | None = None                     # the objective's chance level (PairModel.chance_loss)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def fit(model: PairModel, data: PairData, label_ids: Sequence[int], cfg: FitConfig, *,
+def fit(model: PairModel, data: PairData, label_ids: Sequence[int], cfg: TrainConfig, *,
         progress: bool = True, desc: str | None = None) -> FitResult:
-    """Train ``model`` in place on all pairs of ``data`` (``label_ids``: their class indices) for
-    ``cfg.epochs`` epochs of full batches, in the seeded order of :func:`hzlib.train.batch_indices`."""
-    from tqdm.auto import tqdm
-    from transformers import get_cosine_schedule_with_warmup
-
+    """Train ``model`` in place on all pairs of ``data`` (``label_ids``: their class indices) with the
+    one training loop (:class:`hzlib.train.Trainer`, nothing written to disk)."""
     labels = torch.as_tensor(np.asarray(label_ids, dtype=np.int64))
     if len(labels) != len(data):
         raise ValueError(f"label_ids has {len(labels)} entries for {len(data)} pairs")
-    spe = steps_per_epoch(len(data), cfg.batch_size)
-    if spe == 0:
-        raise ValueError(f"batch_size={cfg.batch_size} exceeds the {len(data)} training pairs")
-    total = cfg.epochs * spe
-    dev = torch.device(cfg.device)
-    model.to(dev).train()
-    images, tokens, labels = data.images.to(dev), data.tokens.to(dev), labels.to(dev)
-    decay = [p for p in model.parameters() if p.ndim >= 2 and p.requires_grad]
-    other = [p for p in model.parameters() if p.ndim < 2 and p.requires_grad]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": other, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
-    sched = get_cosine_schedule_with_warmup(opt, int(round(cfg.warmup * total)), total)
-    losses = np.zeros(total)
-    t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-        torch.manual_seed(cfg.seed)  # dropout and any sampling inside a model's loss
-        for step in tqdm(range(total), desc=desc or model.key, unit="step", disable=not progress, leave=False):
-            idx = torch.as_tensor(batch_indices(len(data), cfg.batch_size, cfg.seed, step), device=dev)
-            loss = model.loss(to_model_input(images[idx]), trim_padding(tokens[idx]), labels[idx], idx)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{model.key}: loss is {loss.item()} at step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sched.step()
-            losses[step] = loss.item()
-    seconds = time.perf_counter() - t0
+    pairs = PairData(data.images, data.tokens, targets=labels)
+    trainer = Trainer(model, pairs, cfg.replace(progress=progress, log_every=max(cfg.log_every, 10)))
+    r = trainer.run()
+    epochs = np.arange(len(r.losses)) // trainer.spe
+    epoch_loss = [float(np.mean(np.asarray(r.losses)[epochs == e])) for e in np.unique(epochs)]
     model.eval()
-    return FitResult(steps=total, seconds=seconds, images_per_second=total * cfg.batch_size / max(seconds, 1e-9),
-                     epoch_loss=[float(v) for v in losses.reshape(cfg.epochs, spe).mean(1)])
+    return FitResult(steps=r.steps, seconds=r.seconds, images_per_second=r.images_per_second or 0.0,
+                     losses=[float(v) for v in r.losses], epoch_loss=epoch_loss,
+                     chance=model.chance_loss(cfg.batch_size))
 
 
 @torch.no_grad()
@@ -273,7 +232,7 @@ def _digest(*arrays) -> str:
 
 
 def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], label_ids: Sequence[int],
-                    train_idx: Sequence[int], n_classes: int, geometry: Geometry, cfg: FitConfig,
+                    train_idx: Sequence[int], n_classes: int, geometry: Geometry, cfg: TrainConfig,
                     fasttext_model=None, fasttext_id: str = "", cache_dir: str | os.PathLike | None = None,
                     progress: bool = True) -> tuple[np.ndarray, dict, PairModel]:
     """Train model ``key`` on the items ``train_idx`` only and return the image features of *all*
@@ -320,7 +279,7 @@ def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], lab
                   else {"source": "no text"})
     result = fit(model, PairData(images[torch.from_numpy(tr)], tokens[torch.from_numpy(tr)]), y[tr], cfg,
                  progress=progress, desc=f"{key} on {len(tr)} pairs")
-    feats = features(model, images, device=cfg.device)
+    feats = features(model, images, device=str(next(model.parameters()).device))  # where the trainer put it
     model.cpu()
     record = {"model": key, "tag": tag, "vocab_size": len(vocab), "train_items": int(len(tr)), "token_init": token_init,
               "fit": result.as_dict(), "config": cfg.as_dict(), "card": model.card()}
@@ -347,7 +306,7 @@ class ProtocolRun(NamedTuple):
 
 
 def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequence[str], label_ids: Sequence[int],
-                 splits, n_classes: int, geometry: Geometry, cfg: FitConfig, C: float = 1.0, fasttext_model=None,
+                 splits, n_classes: int, geometry: Geometry, cfg: TrainConfig, fasttext_model=None,
                  fasttext_id: str = "", cache_dir=None, progress: bool = True) -> ProtocolRun:
     """Class probabilities (n, n_classes) of model ``key`` for every item under ``protocol``:
 
@@ -372,30 +331,31 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
         return feats
 
     if protocol == "loo":
-        P = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, C=C)
+        P = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, seed=cfg.seed)
     elif protocol == "kfold":
-        P = kfold_protocol(embed, y, splits, n_classes=n_classes, C=C, seed=cfg.seed)
+        P = kfold_protocol(embed, y, splits, n_classes=n_classes, seed=cfg.seed)
     else:
         raise ValueError(f"protocol={protocol!r} is not one of {PROTOCOLS}")
     return ProtocolRun(P, records, *last)
 
 
-def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size: int,
+def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size: int, mode: str = "luma",
              device: str = "cpu") -> Callable[[list], np.ndarray]:
     """The whole analysis of a batch of image paths, for :func:`hzlib.evaluate.time_analysis`: read,
-    Eq 1-3 at ``size``, encode with ``model``, classify with ``head`` (features -> probabilities)."""
+    Eq 1-3 at ``size`` (:func:`hzlib.normalize.model_image` in ``mode``), encode with ``model``,
+    classify with ``head`` (features -> probabilities)."""
     from ..train import _normalized_u8
 
     model.to(device).eval()
 
     def analyse(paths: list) -> np.ndarray:
-        batch = torch.from_numpy(np.stack([_normalized_u8((str(p), size)) for p in paths]))
+        batch = torch.from_numpy(np.stack([_normalized_u8((str(p), size, mode)) for p in paths]))
         return head(features(model, batch, batch_size=len(paths), device=device))
 
     return analyse
 
 
-def cards_markdown(cards: Sequence[dict], *, cfg: FitConfig, n_items: int, folds: int,
+def cards_markdown(cards: Sequence[dict], *, cfg: TrainConfig, n_items: int, folds: int,
                    results: dict[str, dict[str, str]] | None = None) -> str:
     """Model cards in Markdown, one section per card of :func:`cards`: what the model follows and how
     we read it, its size, what it was trained on and with which budget, how it is evaluated, its
@@ -412,8 +372,8 @@ def cards_markdown(cards: Sequence[dict], *, cfg: FitConfig, n_items: int, folds
                  f"- **Trained on:** the corpus's image–description pairs{' and their attribute labels' if c['uses labels'] else ''}: "
                  f"all {n_items:,} for protocol (a), the training folds of {folds} for protocol (b); from scratch, "
                  "with no pretrained weights.",
-                 f"- **Budget:** {cfg.epochs} epoch(s), batch {cfg.batch_size}, AdamW (lr {cfg.lr:g}, weight decay "
-                 f"{cfg.weight_decay:g}), linear warm-up over {cfg.warmup:.0%} of the steps then cosine decay, gradient clipping at "
+                 f"- **Budget:** {_steps(cfg)} optimiser steps, batch {cfg.batch_size}, AdamW (lr {cfg.lr:g}, weight decay "
+                 f"{cfg.weight_decay:g}), linear warm-up over {cfg.warmup_steps} steps then cosine decay, gradient clipping at "
                  f"{cfg.grad_clip:g}, seed {cfg.seed}; the same for every model.",
                  "- **Evaluated as:** its image feature (from the image alone) -> standardisation -> multinomial "
                  "logistic regression; Eq 12-17 with 95% bootstrap intervals."]
@@ -425,10 +385,14 @@ def cards_markdown(cards: Sequence[dict], *, cfg: FitConfig, n_items: int, folds
     return "\n\n".join(out) + "\n"
 
 
+def _steps(cfg: TrainConfig) -> str:
+    return f"{cfg.max_steps:,}" if cfg.max_steps else f"{cfg.epochs} epoch(s) of"
+
+
 def cards(keys: Sequence[str], spec: ModelSpec) -> list[dict]:
     """The card of each model (built once from ``spec`` to count its parameters)."""
     return [make_model(k, spec).card() for k in keys]
 
 
-__all__ = ["ModelSpec", "PairModel", "ClipPair", "MODELS", "register", "make_model", "FitConfig", "FitResult",
-           "fit", "features", "train_and_embed", "run_protocol", "ProtocolRun", "PROTOCOLS", "analyser", "cards", "cards_markdown", "empty_text", "trim_padding"]
+__all__ = ["ModelSpec", "PairModel", "ClipPair", "MODELS", "register", "make_model", "FitResult",
+           "fit", "features", "train_and_embed", "run_protocol", "ProtocolRun", "PROTOCOLS", "analyser", "cards", "cards_markdown", "empty_text"]
