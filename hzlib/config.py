@@ -44,19 +44,22 @@ class Profile:
     fasttext_epochs: int = 3
     workers: int = 2
     force: bool = False
-    # Chapter 5 (CLIP): a geometry of profiles/models/, training length and optimiser, sweep length.
-    clip_geometry: str = "tiny"
-    clip_epochs: int = 12
+    # Chapter 5 (CLIP): a geometry of profiles/models/, what the models see (hzlib.normalize.model_image),
+    # training length in optimiser steps, optimiser, augmentation, sweep length.
+    clip_geometry: str = "cnn_tiny"
+    clip_input: str = "luma"
+    clip_steps: int = 300
     clip_batch: int = 64
-    clip_lr: float = 5e-4
+    clip_lr: float = 2e-3
     clip_warmup: int = 30
-    sweep_steps: int = 15
+    clip_shift: int = 4
+    sweep_steps: int = 100
     device: str = "cpu"
     # Chapter 8 (evaluation): the trained models (hzlib.baselines.neural.MODELS), the folds of the
-    # leakage-free protocol, one training budget for all, and the images timed per batch size.
+    # leakage-free protocol, one training budget (optimiser steps) for all, and the images timed per batch size.
     eval_models: tuple[str, ...] = ("clip", "dan", "item", "vilbert", "m3p", "vit")
     eval_folds: int = 3
-    eval_epochs: int = 2
+    eval_steps: int = 150
     eval_timing: int = 64
 
     @classmethod
@@ -95,14 +98,19 @@ class Profile:
         geometries = sorted(p.stem for p in (PROFILE_DIR / "models").glob("*.yml"))
         if self.clip_geometry not in geometries:
             raise ValueError(f"clip_geometry={self.clip_geometry!r} is not one of {geometries} (profiles/models/)")
-        for name, ok in (("clip_epochs", self.clip_epochs >= 1), ("clip_batch", self.clip_batch >= 2),
+        from .normalize import MODEL_INPUTS
+
+        if self.clip_input not in MODEL_INPUTS:
+            raise ValueError(f"clip_input={self.clip_input!r} must be one of {MODEL_INPUTS}")
+        for name, ok in (("clip_steps", self.clip_steps >= 1), ("clip_batch", self.clip_batch >= 2),
                          ("clip_lr", self.clip_lr > 0), ("clip_warmup", self.clip_warmup >= 0),
+                         ("clip_shift", self.clip_shift >= 0),
                          ("sweep_steps", self.sweep_steps >= 1)):
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r} out of range")
         if not self.eval_models or len(set(self.eval_models)) != len(self.eval_models):
             raise ValueError(f"eval_models={list(self.eval_models)} must be distinct model keys, at least one")
-        for name, ok in (("eval_folds", self.eval_folds >= 2), ("eval_epochs", self.eval_epochs >= 1),
+        for name, ok in (("eval_folds", self.eval_folds >= 2), ("eval_steps", self.eval_steps >= 1),
                          ("eval_timing", self.eval_timing >= 1)):
             if not ok:
                 raise ValueError(f"{name}={getattr(self, name)!r} out of range")
@@ -119,6 +127,10 @@ class Profile:
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def images_dir(self, base: Path | str | None = None) -> Path:
+        """The decoded-image cache that chapters 5-8 share (:func:`hzlib.train.corpus_images`)."""
+        return self.artifacts_dir("images", base)
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:

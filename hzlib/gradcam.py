@@ -21,6 +21,7 @@ bootstrap intervals in :func:`class_summary`; Figure 4's framed focus regions fr
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
@@ -511,3 +512,43 @@ def probe_scorer(model: torch.nn.Module, embeddings: np.ndarray, labels: Sequenc
     scorer = ClassScores(model, probe_weight=torch.as_tensor(w, dtype=torch.float32),
                          probe_bias=torch.as_tensor(b, dtype=torch.float32))
     return scorer, list(head.classes_)
+
+
+@dataclass
+class Chapter5:
+    """Chapter 5's trained CLIP, its random-init twin, and their standardised probes as Grad-CAM class
+    scores: what chapters 6 and 7 explain (:func:`load_chapter5`)."""
+
+    model: torch.nn.Module
+    init_model: torch.nn.Module
+    vocab: object
+    geometry: object
+    info: dict
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+    images: torch.Tensor       # the shared uint8 cache of every manifest row, as the model sees it
+    embeddings: np.ndarray     # unit-norm image embeddings of every row, trained model
+    init_embeddings: np.ndarray  # the same, random-init twin
+    scorer: ClassScores
+    init_scorer: ClassScores
+    classes: list
+
+
+def load_chapter5(clip_dir, manifest: pd.DataFrame, corpus_dir, images_dir, *, mode: str, seed: int,
+                  workers: int = 1) -> Chapter5:
+    """Chapter 5's model (:func:`load_trained_clip`), the twin of the same geometry from the same
+    seed with no training, the images of ``manifest`` from the shared cache, and for each model the
+    standardised linear probe on its image embeddings of the training rows (:func:`probe_scorer`)."""
+    from .model import build_model, encode_images
+    from .train import corpus_images, to_model_input
+
+    model, vocab, geometry, info, splits = load_trained_clip(clip_dir)
+    train_idx = split_positions(manifest["id"], splits["train"])
+    images = corpus_images(manifest, corpus_dir, images_dir, size=geometry.image_size, mode=mode, workers=workers,
+                           progress=False)
+    init_model = build_model(geometry, len(vocab), seed=seed).eval()
+    emb = [encode_images(m, images, to_input=to_model_input).numpy() for m in (model, init_model)]
+    scorers = [probe_scorer(m, e, manifest["label"], train_idx, seed=seed) for m, e in zip((model, init_model), emb)]
+    return Chapter5(model, init_model, vocab, geometry, info, train_idx,
+                    split_positions(manifest["id"], splits["test"]), images, emb[0], emb[1], scorers[0][0],
+                    scorers[1][0], scorers[0][1])

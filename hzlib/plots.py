@@ -392,6 +392,33 @@ def training_curve(metrics: pd.DataFrame, steps_per_epoch: int | None = None, wi
     return fig
 
 
+def loss_curves(losses: dict[str, list[float]], chance: dict[str, float | None], window: int = 10):
+    """Each model's training loss against the step (running mean over ``window`` steps), one panel per
+    model, with its chance level (``chance``: ln B for in-batch contrastive losses, ln C for a
+    classifier; the loss of a model that has learnt nothing) dotted and 0.75x chance dashed."""
+    n = len(losses)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    for ax, (name, values) in zip(axes.ravel(), losses.items()):
+        v = pd.Series(values, dtype=float)
+        ax.plot(np.arange(1, len(v) + 1), v, lw=0.5, color="0.75")
+        ax.plot(np.arange(1, len(v) + 1), v.rolling(window, min_periods=1).mean(), lw=1.6)
+        level = chance.get(name)
+        if level is not None:
+            ax.axhline(level, ls=":", color="k", lw=1, label="chance")
+            ax.axhline(0.75 * level, ls="--", color="0.4", lw=0.8, label="0.75 × chance")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylim(bottom=0)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel("training loss")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy"), paper: dict | None = None,
             title: str = ""):
     """Figure 7: per-attribute bars of Eq 12-15 for every model (``table``: long format with columns

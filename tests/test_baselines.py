@@ -104,3 +104,21 @@ def test_arguments_are_checked():
         DescriptorProbe(X, labels).predict_proba([0])
     with pytest.raises(ValueError, match="train_idx"):
         DescriptorProbe(X, labels).fit([len(labels)])
+
+
+def test_factor_probe_reads_the_factors_it_is_given():
+    import pandas as pd
+
+    from hzlib.baselines import FactorProbe
+    from hzlib.evaluate import cross_validate, kfold_splits
+
+    rng = np.random.default_rng(0)
+    n = 120
+    labels = np.arange(n) % 3
+    X = pd.DataFrame({"material": np.array(["stone", "bronze", "wood"])[labels], "fog": rng.normal(size=n)})
+    splits = kfold_splits(labels.tolist(), 3, seed=0)
+    P = cross_validate(FactorProbe(X, labels, seed=0).fit_predict, splits, n_items=n, n_classes=3)
+    assert (P.argmax(1) == labels).mean() == 1.0  # the material names the class
+    noise = X.assign(material=np.array(["stone", "bronze", "wood"])[rng.integers(0, 3, n)])
+    P = cross_validate(FactorProbe(noise, labels, seed=0).fit_predict, splits, n_items=n, n_classes=3)
+    assert (P.argmax(1) == labels).mean() < 0.6  # factors independent of the class: near chance

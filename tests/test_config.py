@@ -92,6 +92,12 @@ def test_clip_keys_are_checked(tmp_path):
     p.write_text("clip_batch: 1\n")
     with pytest.raises(ValueError, match=r"clip_batch=1"):
         load_profile(p)
+    p.write_text("clip_input: hsv\n")
+    with pytest.raises(ValueError, match=r"clip_input='hsv' must be one of \('luma', 'rgb', 'channels'\)"):
+        load_profile(p)
+    p.write_text("clip_shift: -1\n")
+    with pytest.raises(ValueError, match=r"clip_shift=-1"):
+        load_profile(p)
 
 
 def test_map_files_keeps_the_order_of_the_jobs_in_processes():

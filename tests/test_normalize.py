@@ -85,3 +85,34 @@ def test_descriptors_of_files_match_in_one_or_two_processes(tmp_path):
     one = N.descriptors(paths)
     assert np.array_equal(one, N.descriptors(paths, workers=2))
     assert np.allclose(one[3], N.descriptor(np.asarray(Image.open(paths[3]).convert("RGB"))))
+
+
+def test_luminance_equalisation_flattens_lightness_and_keeps_hue():
+    from skimage import color
+
+    from hzlib.normalize import equalize_luminance
+
+    rng = np.random.default_rng(0)
+    # a reddish image whose lightness fills only a narrow band
+    img = np.stack([0.5 + 0.1 * rng.random((32, 32)), 0.25 + 0.05 * rng.random((32, 32)), np.full((32, 32), 0.2)], -1)
+    out = equalize_luminance(img)
+    L = color.rgb2lab(out)[..., 0] / 100
+    assert np.ptp(L) > 0.8 > 4 * np.ptp(color.rgb2lab(img)[..., 0] / 100)  # the lightness now spans the range
+    hue_in, hue_out = (color.rgb2hsv(x)[..., 0] for x in (img, out))
+    mid = (L > 0.2) & (L < 0.8)  # away from black and white, where the gamut clips the hue
+    assert np.abs(hue_out[mid] - hue_in[mid]).max() < 0.05
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_model_image_modes():
+    from hzlib.normalize import model_image, resize
+
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    np.testing.assert_allclose(model_image(img, 16, "rgb"), resize(img, 16) / 255)
+    grey = np.repeat(img[..., :1], 3, axis=2)
+    out = model_image(grey, 16, "luma")
+    np.testing.assert_allclose(out[..., 0], out[..., 2], atol=2e-3)  # a grey image stays grey
+    np.testing.assert_allclose(model_image(img, 16, "channels"), N.normalize(img, N.NormalizeConfig(size=16))["equalized"])
+    with pytest.raises(ValueError, match="mode='hsv'"):
+        model_image(img, 16, "hsv")

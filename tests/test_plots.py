@@ -61,3 +61,14 @@ def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["CLIP (AUC 0.900)", "DAN (AUC 0.600)"]
     plt.close(fig)
+
+
+def test_loss_curves_draw_each_models_losses_and_chance():
+    import pytest
+
+    fig = plots.loss_curves({"CLIP": [4.2, 3.0, 1.0], "ViT": [2.3, 2.0]}, {"CLIP": np.log(64), "ViT": None}, window=1)
+    clip, vit = fig.axes[:2]
+    assert list(clip.lines[1].get_ydata()) == [4.2, 3.0, 1.0]  # the running mean of one step is the loss
+    assert clip.lines[2].get_ydata()[0] == pytest.approx(np.log(64))  # chance dotted
+    assert clip.lines[3].get_ydata()[0] == pytest.approx(0.75 * np.log(64))
+    assert len(vit.lines) == 2  # no chance level stated: none drawn

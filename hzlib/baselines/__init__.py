@@ -7,6 +7,6 @@ from . import instance_embedding  # noqa: F401  registers item
 from . import m3p  # noqa: F401  registers m3p
 from . import supervised_vit  # noqa: F401  registers vit
 from . import vilbert  # noqa: F401  registers vilbert
-from .plain import DescriptorProbe, IndexedProbe, PixelProbe, TextProbe, pixel_features
+from .plain import DescriptorProbe, FactorProbe, IndexedProbe, PixelProbe, TextProbe, pixel_features
 
-__all__ = ["IndexedProbe", "PixelProbe", "DescriptorProbe", "TextProbe", "pixel_features"]
+__all__ = ["IndexedProbe", "PixelProbe", "DescriptorProbe", "FactorProbe", "TextProbe", "pixel_features"]

@@ -143,6 +143,26 @@ class DescriptorProbe(IndexedProbe):
         return make_pipeline(StandardScaler(), _logistic(self.C, self.seed))
 
 
+class FactorProbe(IndexedProbe):
+    """The image ceiling: a classifier on the true generating factors of each image (read from the
+    manifest, :func:`hzlib.corpus.card.factor_table`) instead of its pixels. No image model can
+    separate the classes much better, since the image is drawn from these factors plus draws that do
+    not depend on the class."""
+
+    name = "true factors + logistic regression (image ceiling)"
+
+    def __init__(self, factors, labels: Sequence, *, classes=None, seed: int = 0):
+        super().__init__(factors.reset_index(drop=True), labels, classes=classes, seed=seed)
+
+    def _take(self, idx):
+        return self.inputs.iloc[idx]
+
+    def make_pipeline(self):
+        from ..corpus.card import factor_model
+
+        return factor_model(self.inputs)
+
+
 def _jieba_words(text: str) -> list[str]:
     from ..text import segment
 

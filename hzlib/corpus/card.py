@@ -67,23 +67,38 @@ def image_ceiling(df: pd.DataFrame, seed: int) -> dict:
 
     Returns :func:`_cv_scores`' dict plus ``factors`` (the columns used); or, when a required factor
     is missing or incomplete (an imported real corpus), ``{"skipped": reason}``."""
+    X = factor_table(df)
+    if isinstance(X, str):
+        return {"skipped": X}
+    return _cv_scores(factor_model(X), X, df["label"].to_numpy(), seed) | {"factors": list(X.columns)}
+
+
+def factor_table(df: pd.DataFrame) -> pd.DataFrame | str:
+    """The generating factors of every row that :func:`image_ceiling` reads (categorical as strings,
+    continuous as floats), or the reason why the manifest has none usable (an imported corpus)."""
     required = [*CEILING_CATEGORICAL, *CEILING_CONTINUOUS]
     missing = [c for c in required if c not in df]
     if missing:
-        return {"skipped": f"the manifest has no column(s) {missing} (an imported corpus carries no generating "
-                           "factors): the image ceiling needs every factor through which the class reaches the image"}
+        return (f"the manifest has no column(s) {missing} (an imported corpus carries no generating "
+                "factors): the image ceiling needs every factor through which the class reaches the image")
     optional = [c for c in CEILING_OPTIONAL if c in df]
     cat, num = list(CEILING_CATEGORICAL), [*CEILING_CONTINUOUS, *optional]
     blank = [c for c in cat if (df[c].isna() | (df[c].astype(str).str.strip() == "")).any()]
     values = df[num].apply(pd.to_numeric, errors="coerce")
     blank += [c for c in num if not np.isfinite(values[c].to_numpy(dtype=np.float64)).all()]
     if blank:
-        return {"skipped": f"factor column(s) {blank} have missing or non-numeric values: no image ceiling"}
-    X = pd.concat([df[cat].astype(str), values], axis=1)
-    model = make_pipeline(ColumnTransformer([("categorical", OneHotEncoder(handle_unknown="ignore"), cat),
-                                             ("continuous", StandardScaler(), num)]),
-                          LogisticRegression(max_iter=3000, C=1.0))
-    return _cv_scores(model, X, df["label"].to_numpy(), seed) | {"factors": cat + num}
+        return f"factor column(s) {blank} have missing or non-numeric values: no image ceiling"
+    return pd.concat([df[cat].astype(str), values], axis=1)
+
+
+def factor_model(X: pd.DataFrame):
+    """One-hot categorical and standardised continuous factors, then logistic regression (unfitted)."""
+    cat = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+    num = [c for c in X.columns if c not in cat]
+    return make_pipeline(ColumnTransformer([("categorical", OneHotEncoder(handle_unknown="ignore"), cat),
+                                            ("continuous", StandardScaler(), num)]),
+                         LogisticRegression(max_iter=3000, C=1.0))
+
 
 
 def calibration(df: pd.DataFrame, root: Path, seed: int) -> dict:
