@@ -49,7 +49,7 @@ def main() -> None:
     from hzlib.corpus.manifest import read_manifest
     from hzlib.model import load_geometry
     from hzlib.normalize import NormalizeConfig, normalize
-    from hzlib.train import to_model_input
+    from hzlib.pairs import to_model_input
 
     prof = load_profile(a.profile)
     root = build_corpus(prof, prof.data_dir(), progress=False)

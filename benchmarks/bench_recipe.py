@@ -23,14 +23,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hzlib import evaluate as E  # noqa: E402
 from hzlib import model as M  # noqa: E402
-from hzlib import normalize, train as T  # noqa: E402
+from hzlib import clip_eval, normalize, pairs, train as T  # noqa: E402
 from hzlib.config import load_profile  # noqa: E402
 from hzlib.corpus.manifest import read_manifest  # noqa: E402
 
 
 def measure(df, root, prof, split, geometry, mode, steps, hog_probe):
     vocab = M.build_vocabulary(list(df["text"].iloc[split["train"]]))
-    data = T.load_pairs(df, root, vocab, image_size=geometry.image_size, context_length=geometry.context_length,
+    data = pairs.load_pairs(df, root, vocab, image_size=geometry.image_size, context_length=geometry.context_length,
                         cache_dir=prof.images_dir(), mode=mode, workers=prof.workers, progress=False)
     cfg = T.TrainConfig(lr=prof.clip_lr, batch_size=prof.clip_batch, max_steps=steps, warmup_steps=prof.clip_warmup,
                         shift=prof.clip_shift, seed=prof.seed, device=prof.device, progress=False)
@@ -42,10 +42,10 @@ def measure(df, root, prof, split, geometry, mode, steps, hog_probe):
         if steps_run:
             r = T.Trainer(model, data.subset(split["train"]), cfg).run()
             seconds, loss = r.seconds, float(np.mean(r.losses[-max(1, len(r.losses) // 10):]))
-        img = M.encode_images(model, data.images, to_input=T.to_model_input).numpy()
+        img = M.encode_images(model, data.images, to_input=pairs.to_model_input).numpy()
         txt = M.encode_texts(model, data.tokens).numpy()
-        rec = T.retrieval_metrics(img[te], txt[te], n_boot=0).set_index(["direction", "k"])["recall"]
-        zs = T.zero_shot(model, vocab, img[te], list(y[te]), T.class_prompts(), context_length=geometry.context_length,
+        rec = clip_eval.retrieval_metrics(img[te], txt[te], n_boot=0).set_index(["direction", "k"])["recall"]
+        zs = clip_eval.zero_shot(model, vocab, img[te], list(y[te]), clip_eval.class_prompts(), context_length=geometry.context_length,
                          n_boot=1)
         probe = E.probe(img, y, split["train"], te, seed=prof.seed, n_boot=200)
         diff = E.paired_probe_difference(None, probe, hog_probe, n_resamples=200, seed=prof.seed)
@@ -71,7 +71,7 @@ def main(argv=None):
     if not (root / "manifest.csv").is_file():
         raise SystemExit(f"no corpus at {root}: run `hz corpus build --profile {prof.profile}` first")
     df = read_manifest(root / "manifest.csv")
-    split = T.stratified_split(list(df["label"]), (0.7, 0.15, 0.15), seed=prof.seed)
+    split = pairs.stratified_split(list(df["label"]), (0.7, 0.15, 0.15), seed=prof.seed)
     t0 = time.perf_counter()
     hog = normalize.descriptors([root / p for p in df["image"]], workers=prof.workers)
     hog_probe = E.probe(hog, df["label"].to_numpy(), split["train"], split["test"], seed=prof.seed, n_boot=200)

@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hzlib import model as M  # noqa: E402
 from hzlib import train as T  # noqa: E402
+from hzlib.config import hardware  # noqa: E402
+from hzlib.pairs import PairData, to_model_input  # noqa: E402
 
 
 def _sync(device):
@@ -59,7 +61,7 @@ def _time_loop(step, warmup, steps, device):
 
 def bench_hzlib(geometry, args, device, images, tokens):
     model = M.build_model(geometry, args.vocab, seed=0)
-    data = T.PairData(images, tokens)
+    data = PairData(images, tokens)
     cfg = T.TrainConfig(lr=5e-4, batch_size=args.batch, max_steps=10**9, warmup_steps=0, device=str(device),
                         precision=args.precision, compile=args.compile, log_every=50, progress=False)
     tr = T.Trainer(model, data, cfg, None)
@@ -81,7 +83,7 @@ def _train_step(model, opt, forward, loss_of, images, tokens, batch, device, dty
     def step():
         i = it[0] % n
         it[0] += 1
-        x = T.to_model_input(images[i * batch:(i + 1) * batch])
+        x = to_model_input(images[i * batch:(i + 1) * batch])
         ids = tokens[i * batch:(i + 1) * batch]
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = forward(x, ids)
@@ -185,7 +187,7 @@ def main(argv=None):
         if device.type == "cuda":
             torch.cuda.empty_cache()
     ref = next((r["img_per_s"] for r in rows if r["key"] == "open_clip"), None)
-    hw = T.hardware(device)
+    hw = hardware(device)
     print(f"\ngeometry {args.geometry}, batch {args.batch}, {'bf16 autocast' if bf16 else 'fp32'}, "
           f"{'torch.compile' if args.compile else 'eager'}, {args.warmup} warm-up + {args.steps} timed steps, "
           f"{hw.get('gpu', 'CPU')} ({hw['torch_threads']} torch threads), torch {torch.__version__}")

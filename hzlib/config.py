@@ -129,7 +129,7 @@ class Profile:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def images_dir(self, base: Path | str | None = None) -> Path:
-        """The decoded-image cache that chapters 5-8 share (:func:`hzlib.train.corpus_images`)."""
+        """The decoded-image cache that chapters 5-8 share (:func:`hzlib.pairs.corpus_images`)."""
         return self.artifacts_dir("images", base)
 
 
@@ -182,6 +182,19 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 PACKAGES = ("numpy", "scipy", "pandas", "scikit-image", "scikit-learn", "open3d", "pycolmap", "manifold3d",
             "fonttools", "torch", "transformers", "fasttext", "papermill", "jupyter-book", "hzlib")
+
+
+def hardware(device) -> dict:
+    """The device a result was computed on: torch threads, CPU count, and the GPU's name, memory and
+    CUDA version on a GPU (``device``: a ``torch.device``)."""
+    import torch
+
+    out = {"device": str(device), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    if device.type == "cuda":
+        p = torch.cuda.get_device_properties(device)
+        out.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda,
+                   gpu_count=torch.cuda.device_count())
+    return out
 
 
 def environment() -> dict:

@@ -759,10 +759,10 @@ def time_analysis(analyse: Callable[[list], object], paths: Sequence, *, batch_s
     per consecutive full batch of ``paths``; per-item time = call time / batch size.
 
     Returns one row per batch size: batch_size, calls, items, median_ms, q1_ms, q3_ms, iqr_ms (per
-    item), device, and the hardware (:func:`hzlib.train.hardware`: threads, CPU count, GPU name)."""
+    item), device, and the hardware (:func:`hzlib.config.hardware`: threads, CPU count, GPU name)."""
     import torch
 
-    from .train import hardware
+    from .config import hardware
 
     paths = list(paths)
     if warmup < 0:

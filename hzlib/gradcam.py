@@ -540,7 +540,7 @@ def load_chapter5(clip_dir, manifest: pd.DataFrame, corpus_dir, images_dir, *, m
     seed with no training, the images of ``manifest`` from the shared cache, and for each model the
     standardised linear probe on its image embeddings of the training rows (:func:`probe_scorer`)."""
     from .model import build_model, encode_images
-    from .train import corpus_images, to_model_input
+    from .pairs import corpus_images, to_model_input
 
     model, vocab, geometry, info, splits = load_trained_clip(clip_dir)
     train_idx = split_positions(manifest["id"], splits["train"])

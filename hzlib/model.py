@@ -634,7 +634,7 @@ def encode_images(model, images: torch.Tensor, *, batch_size: int = 256, to_inpu
     """L2-normalised image embeddings (n, embed_dim), float32 on the CPU, computed in batches.
 
     ``images``: model inputs (n, 3, H, W) float, or a uint8 cache with ``to_input`` (e.g.
-    :func:`hzlib.train.to_model_input`) mapping each batch to model inputs on the model's device."""
+    :func:`hzlib.pairs.to_model_input`) mapping each batch to model inputs on the model's device."""
     dev = _device_of(model)
     was = model.training
     model.eval()

@@ -87,7 +87,7 @@ MODEL_INPUTS = ("luma", "rgb", "channels")
 
 def model_image(image: np.ndarray, size: int, mode: str = "luma") -> np.ndarray:
     """The image a model sees, RGB in [0, 1] at ``size`` x ``size``; Eq 2 is then the model's
-    standardisation of its whole input (:func:`hzlib.train.to_model_input`), one mean and deviation
+    standardisation of its whole input (:func:`hzlib.pairs.to_model_input`), one mean and deviation
     for the data rather than per image.
 
     * ``luma``: Eq 1, then Eq 3 on the lightness only (:func:`equalize_luminance`): colour kept.

@@ -1,9 +1,5 @@
-"""Contrastive training of the CLIP model (section 3.3), its evaluation, and the hyper-parameter sweep.
-
-Data: image-text pairs held in memory as a :class:`PairData`: images pre-decoded once into a uint8
-tensor cache (the paper's Eq 1-3 applied by :func:`hzlib.normalize.normalize`, the Eq 3 output in
-[0, 1] stored as uint8, see :func:`image_cache`) and texts tokenised once. The whole cache is moved
-to the training device, so a batch is one index operation and the loader is never the bottleneck.
+"""The one training loop (section 4 of the paper and chapter 8's comparators): :class:`Trainer` trains any
+model through its own objective on :class:`hzlib.pairs.PairData`.
 
 Training (:class:`Trainer`, :func:`train`): AdamW (fused on CUDA, foreach on the CPU), linear warm-up
 then cosine decay, gradient clipping, bf16 autocast on CUDA, optional ``torch.compile``, DDP under
@@ -22,7 +18,6 @@ hardware; updated at the end with the timing), ``metrics.jsonl`` (one line per s
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -36,138 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import atomic_open, atomic_write_json, environment, map_files, params_hash
-from .model import clip_loss, encode_images, encode_texts
-from .stats import mean_ci
+from .config import atomic_open, atomic_write_json, environment, hardware
+from .pairs import PairData, to_model_input
 
-__all__ = [
-    "PairData", "image_cache", "load_pairs", "to_model_input", "TrainConfig", "TrainResult", "Trainer", "train",
-    "batch_indices", "read_metrics", "latest_checkpoint", "hardware",
-    "run_summary", "stratified_split", "retrieval_metrics", "zero_shot", "class_prompts", "linear_probe",
-    "sweep", "SweepResult", "default_sweep",
-]
-
-# --------------------------------------------------------------------------------------------------
-# Data
-# --------------------------------------------------------------------------------------------------
-
-# Eq 2 for the model: one standardisation of the whole input. The cached images lie in [0, 1] with an
-# equalised lightness (mean ~1/2, deviation ~1/sqrt(12) for a uniform histogram); these constants
-# give them about zero mean and unit variance, the same for every image, so colour differences
-# between images survive (a per-image z-score would remove them).
-_U_MEAN, _U_STD = 0.5, 1 / math.sqrt(12)
-
-
-def to_model_input(images_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 cache (n, 3, H, W) -> float model input (Eq 2 with fixed constants), on the cache's device."""
-    return (images_u8.float() * (1 / 255) - _U_MEAN) * (1 / _U_STD)
-
-
-@dataclass(frozen=True)
-class PairData:
-    """Image-text pairs: ``images`` (n, 3, S, S) uint8, ``tokens`` (n, L) int64, optional ``labels``
-    and ``ids`` (one per pair), and ``targets``: class indices (n,) int64 for objectives that use
-    the labels (zeros when absent)."""
-
-    images: torch.Tensor
-    tokens: torch.Tensor
-    labels: tuple = ()
-    ids: tuple = ()
-    targets: torch.Tensor | None = None
-
-    def __post_init__(self):
-        if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be a (n, 3, S, S) uint8 tensor, got {tuple(self.images.shape)} {self.images.dtype}")
-        if self.tokens.ndim != 2 or len(self.tokens) != len(self.images):
-            raise ValueError(f"tokens {tuple(self.tokens.shape)} do not match {len(self.images)} images")
-        if self.targets is not None and tuple(self.targets.shape) != (len(self.images),):
-            raise ValueError(f"targets {tuple(self.targets.shape)} do not match {len(self.images)} images")
-        for name in ("labels", "ids"):
-            v = getattr(self, name)
-            if len(v) not in (0, len(self.images)):
-                raise ValueError(f"{name} has {len(v)} entries for {len(self.images)} pairs")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def subset(self, idx: Sequence[int]) -> "PairData":
-        idx = np.asarray(idx, dtype=np.int64)
-        t = torch.from_numpy(idx)
-        pick = (lambda v: tuple(v[i] for i in idx) if v else ())
-        return PairData(self.images[t], self.tokens[t], pick(self.labels), pick(self.ids),
-                        None if self.targets is None else self.targets[t])
-
-    def fingerprint(self) -> str:
-        """sha256 (16 hex) of the image and token bytes: a checkpoint is resumed only on the same data."""
-        h = hashlib.sha256()
-        for t in (self.images, self.tokens) + (() if self.targets is None else (self.targets,)):
-            h.update(str(tuple(t.shape)).encode())
-            h.update(memoryview(t.detach().cpu().contiguous().numpy()).cast("B"))
-        return h.hexdigest()[:16]
-
-
-def _normalized_u8(args) -> np.ndarray:
-    path, size, mode = args
-    from PIL import Image
-
-    from .normalize import model_image
-
-    img = np.asarray(Image.open(path).convert("RGB"))
-    return np.clip(np.rint(model_image(img, size, mode) * 255), 0, 255).astype(np.uint8).transpose(2, 0, 1)
-
-
-def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str | os.PathLike, *,
-                mode: str = "luma", workers: int = 1, progress: bool = True) -> torch.Tensor:
-    """The images at ``paths`` as the models see them (:func:`hzlib.normalize.model_image` at ``size``
-    in ``mode``), as one (n, 3, size, size) uint8 tensor, cached at ``cache_path``.
-
-    The cache is reused when it was made from the same paths (and file sizes and modification
-    times) at the same size and mode; otherwise it is rebuilt (``workers`` processes) and written
-    atomically."""
-    paths = [Path(p) for p in paths]
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise FileNotFoundError(f"{len(missing)} image(s) missing, e.g. {missing[:3]}")
-    key = params_hash({"size": size, "transform": f"model_image {mode} v2",
-                       "files": [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]})
-    cache_path = Path(cache_path)
-    if cache_path.is_file():
-        try:
-            blob = torch.load(cache_path, map_location="cpu", weights_only=True)
-            if blob.get("key") == key:
-                return blob["images"]
-        except Exception:  # an unreadable cache is rebuilt
-            pass
-    arrays = map_files(_normalized_u8, [(str(p), size, mode) for p in paths], workers=workers,
-                       desc=f"{mode} images at {size}px", progress=progress)
-    images = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, 3, size, size, dtype=torch.uint8)
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
-    torch.save({"key": key, "size": size, "mode": mode, "n": len(paths), "images": images}, tmp)
-    os.replace(tmp, cache_path)
-    return images
-
-
-def corpus_images(manifest, corpus_dir: str | os.PathLike, cache_dir: str | os.PathLike, *, size: int,
-                  mode: str = "luma", workers: int = 1, progress: bool = True) -> torch.Tensor:
-    """Every image of a corpus's manifest, decoded once into the shared cache that chapters 5-8 all
-    read (``cache_dir/<mode>_<size>.pt``, e.g. ``artifacts/<profile>/images/``)."""
-    return image_cache([Path(corpus_dir) / p for p in manifest["image"]], size,
-                       Path(cache_dir) / f"{mode}_{size}.pt", mode=mode, workers=workers, progress=progress)
-
-
-def load_pairs(manifest, corpus_dir: str | os.PathLike, vocab, *, image_size: int, context_length: int,
-               cache_dir: str | os.PathLike, mode: str = "luma", workers: int = 1, progress: bool = True) -> PairData:
-    """All rows of a manifest (a DataFrame from :func:`hzlib.corpus.manifest.read_manifest`) as
-    :class:`PairData`: images through :func:`corpus_images`, texts through ``vocab.encode``, targets
-    the labels' positions among the sorted class names."""
-    images = corpus_images(manifest, corpus_dir, cache_dir, size=image_size, mode=mode, workers=workers,
-                           progress=progress)
-    tokens = vocab.encode(list(manifest["text"]), context_length)
-    labels = tuple(manifest["label"])
-    classes = {c: i for i, c in enumerate(sorted(set(labels)))}
-    return PairData(images, tokens, labels, tuple(manifest["id"]),
-                    torch.tensor([classes[c] for c in labels], dtype=torch.int64))
+__all__ = ["TrainConfig", "TrainResult", "Trainer", "train", "steps_per_epoch", "batch_indices", "random_shift",
+           "trim_padding", "read_metrics", "latest_checkpoint", "run_summary"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -249,14 +117,10 @@ def batch_indices(n: int, batch_size: int, seed: int, step: int, rank: int = 0, 
 # Training
 # --------------------------------------------------------------------------------------------------
 
-def hardware(device: torch.device) -> dict:
-    out = {"device": str(device), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
-    if device.type == "cuda":
-        p = torch.cuda.get_device_properties(device)
-        out.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda,
-                   gpu_count=torch.cuda.device_count())
-    return out
 
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
 
 class _Step(nn.Module):
     """uint8 images, token ids, class ids and positions -> the model's training objective
@@ -604,213 +468,6 @@ def train(model, data: PairData, cfg: TrainConfig, run_dir: str | os.PathLike | 
 
 
 # --------------------------------------------------------------------------------------------------
-# Evaluation
-# --------------------------------------------------------------------------------------------------
-
-def stratified_split(labels: Sequence, fractions: Sequence[float] = (0.7, 0.15, 0.15), *, seed: int,
-                     names: Sequence[str] = ("train", "validation", "test")) -> dict[str, np.ndarray]:
-    """Positions of ``labels`` split into parts (``names``) of the given ``fractions``, within each
-    class: a class of n items gives each part after the first ``round(n * fraction)`` items (at least
-    one while the first part keeps one), the first part the rest. The order within a class is the
-    permutation ``default_rng([seed, k])`` of the class's k-th sorted label, so a split depends on the
-    seed and the labels only. Returns sorted int64 positions per part; the parts are disjoint and
-    cover every position."""
-    if len(fractions) != len(names) or len(names) < 2:
-        raise ValueError(f"{len(fractions)} fractions for the {len(names)} parts {tuple(names)}")
-    if any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1.0, abs_tol=1e-9):
-        raise ValueError(f"fractions {tuple(fractions)} must be non-negative and sum to 1")
-    y = np.asarray(labels)
-    parts: dict[str, list] = {n: [] for n in names}
-    for k, c in enumerate(sorted(set(y.tolist()))):
-        pos = np.flatnonzero(y == c)
-        pos = pos[np.random.default_rng([seed, k]).permutation(len(pos))]
-        start = len(pos)  # the later parts take items from the end of the permutation
-        for name, f in zip(names[:0:-1], fractions[:0:-1]):
-            take = min(max(int(round(len(pos) * f)), int(f > 0)), start - 1)  # the first part keeps one
-            take = max(take, 0)
-            parts[name].append(pos[start - take:start])
-            start -= take
-        parts[names[0]].append(pos[:start])
-    return {n: np.sort(np.concatenate(v)).astype(np.int64) if v else np.zeros(0, np.int64) for n, v in parts.items()}
-
-
-def retrieval_metrics(image_emb, text_emb, *, ks: Sequence[int] = (1, 5, 10), n_boot: int = 1000,
-                      seed: int = 0):
-    """Recall@k of image->text and text->image retrieval where pair i is the only match of i.
-
-    The rank of the true match is the number of candidates scoring strictly higher (ties are won).
-    Returns a DataFrame: direction, k, recall, ci_low, ci_high (95% bootstrap over queries,
-    :func:`hzlib.stats.mean_ci`; NaN with ``n_boot=0``)."""
-    import pandas as pd
-
-    img = torch.as_tensor(image_emb, dtype=torch.float64)
-    txt = torch.as_tensor(text_emb, dtype=torch.float64)
-    if img.shape != txt.shape:
-        raise ValueError(f"image embeddings {tuple(img.shape)} and text embeddings {tuple(txt.shape)} must pair up")
-    sim = img @ txt.T
-    rows = []
-    for direction, s in (("image->text", sim), ("text->image", sim.T)):
-        true = s.diagonal().unsqueeze(1)
-        rank = (s > true).sum(dim=1).numpy()
-        for k in ks:
-            hit = (rank < k).astype(np.float64)
-            _, lo, hi = mean_ci(hit, n_resamples=n_boot, seed=seed) if n_boot else (None, math.nan, math.nan)
-            rows.append({"direction": direction, "k": k, "recall": float(hit.mean()), "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)
-
-
-def zero_shot(model, vocab, image_emb, labels: Sequence[str], prompts: dict[str, Sequence[str]], *,
-              context_length: int, n_boot: int = 1000, seed: int = 0) -> dict:
-    """Zero-shot classification: each class's embedding is the normalised mean of its prompts' text
-    embeddings (``prompts``: class -> Chinese prompts); an image takes the class of highest cosine.
-    Returns accuracy with a 95% bootstrap CI, predictions, scores (n, classes) and the class order."""
-    classes = list(prompts)
-    unknown = sorted(set(labels) - set(classes))
-    if unknown:
-        raise ValueError(f"labels {unknown} have no prompts; prompts cover {classes}")
-    cls_emb = []
-    for c in classes:
-        if not prompts[c]:
-            raise ValueError(f"class {c!r} has no prompt")
-        e = encode_texts(model, vocab.encode(list(prompts[c]), context_length)).mean(0)
-        cls_emb.append(F.normalize(e, dim=0))
-    scores = torch.as_tensor(image_emb, dtype=torch.float32) @ torch.stack(cls_emb).T
-    pred = [classes[i] for i in scores.argmax(1).tolist()]
-    correct = np.array([p == t for p, t in zip(pred, labels)], dtype=np.float64)
-    return {"accuracy": float(correct.mean()), "ci": mean_ci(correct, n_resamples=n_boot, seed=seed)[1:],
-            "predictions": pred, "scores": scores.numpy(), "classes": classes}
-
-
-def class_prompts(specs=None) -> dict[str, list[str]]:
-    """Chinese zero-shot prompts per class, from :mod:`hzlib.corpus.classes` only (never from the
-    descriptions): one sentence per cue phrase of the class in the academic register's wording
-    ("其风格特征可概括为“…”"), one naming the class and one naming its cultural aspect and movement."""
-    from .corpus.classes import CLASSES
-
-    out = {}
-    for c in (specs if specs is not None else CLASSES):
-        named = [f"这是一件{c.name_zh}风格的汉字雕塑。", f"作品体现{c.aspect}，属于{c.movement}。"]
-        out[c.key] = [f"其风格特征可概括为“{cue}”。" for cue in c.cues] + named
-    return out
-
-
-def linear_probe(embeddings, labels: Sequence[str], train_idx: Sequence[int], test_idx: Sequence[int], *,
-                 C: float = 1.0, seed: int = 0, n_boot: int = 1000) -> dict:
-    """Logistic regression on frozen embeddings, fitted on ``train_idx`` only, scored on ``test_idx``
-    (the two must not overlap). Returns accuracy with a 95% bootstrap CI over test items,
-    predictions, class probabilities (test rows x classes) and the fitted classifier."""
-    from sklearn.linear_model import LogisticRegression
-
-    tr, te = np.asarray(train_idx, dtype=np.int64), np.asarray(test_idx, dtype=np.int64)
-    shared = np.intersect1d(tr, te)
-    if shared.size:
-        raise ValueError(f"train and test indices overlap in {shared.size} item(s), e.g. {shared[:5].tolist()}")
-    if tr.size == 0 or te.size == 0:
-        raise ValueError("train and test splits must be non-empty")
-    X = np.asarray(embeddings, dtype=np.float64)
-    y = np.asarray(labels)
-    clf = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit(X[tr], y[tr])
-    pred = clf.predict(X[te])
-    correct = (pred == y[te]).astype(np.float64)
-    return {"accuracy": float(correct.mean()), "ci": mean_ci(correct, n_resamples=n_boot, seed=seed)[1:],
-            "predictions": pred, "probabilities": clf.predict_proba(X[te]), "classes": list(clf.classes_),
-            "classifier": clf}
-
-
-# --------------------------------------------------------------------------------------------------
-# Hyper-parameter sweep (Figure 3)
-# --------------------------------------------------------------------------------------------------
-
-@dataclass
-class SweepResult:
-    curves: "object"   # DataFrame: setting, step, loss
-    table: "object"    # DataFrame: setting, its parameters, final_loss, val metrics, seconds
-    best: dict         # the chosen setting's parameters (by select_by on the validation split)
-    select_by: str
-    best_setting: int = -1  # the chosen setting's number (its position in the settings)
-    informative: bool = True  # False: no setting's loss left ln B, and the base setting was kept
-
-
-def default_sweep(steps: int, base_lr: float, base_batch: int) -> list[dict]:
-    """12 short-run settings around (base_lr, base_batch): learning rate x batch size x temperature
-    (learnable from 0.07, or fixed at 0.07). Warm-up is a fifth of the run: with the full run's warm-up,
-    a short setting would end before reaching its learning rate and every setting would look alike."""
-    out = []
-    for lr_mult in (0.3, 1.0, 3.0):
-        for batch in (max(2, base_batch // 2), base_batch):
-            for learn_tau in (True, False):
-                out.append({"lr": base_lr * lr_mult, "batch_size": batch, "learn_tau": learn_tau, "max_steps": steps,
-                            "warmup_steps": max(1, steps // 5)})
-    return out
-
-
-def _val_metrics(model, val: PairData, batch_size: int) -> dict:
-    img = encode_images(model, val.images, batch_size=batch_size, to_input=to_model_input)
-    txt = encode_texts(model, val.tokens, batch_size=batch_size)
-    r = retrieval_metrics(img, txt, n_boot=0)
-    loss = float(clip_loss(model.logit_scale.detach().float().exp().cpu() * img @ txt.T))
-    out = {f"val_{d.split('->')[0][0]}2{d.split('->')[1][0]}_r@{k}": v
-           for d, k, v in zip(r.direction, r.k, r.recall)}
-    out["val_mean_recall"] = float(r.recall.mean())
-    out["val_loss"] = loss
-    return out
-
-
-def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], train_data: PairData,
-          val_data: PairData, base: TrainConfig, out_dir: str | os.PathLike,
-          select_by: str = "val_mean_recall", min_drop: float = 0.05) -> SweepResult:
-    """Train one short run per setting (each a dict of :class:`TrainConfig` overrides on ``base``)
-    from a fresh ``make_model()``, log its loss every step, and score it on ``val_data`` (retrieval
-    recall and loss). A setting *has learnt* when the mean loss of its last fifth of steps lies at
-    least ``min_drop`` below ln B, the loss of uniform logits (columns ``loss_drop``, ``learnt``).
-    The best setting is the one of those that maximises ``select_by`` (``val_loss`` is minimised),
-    chosen on the validation split only. When none has learnt, the validation scores are noise and cannot rank
-    the settings: the one equal to ``base`` (on the keys the settings vary) is kept, with
-    ``informative`` False. A setting whose ``result.json`` exists in ``out_dir`` with the same
-    parameters is read, not retrained; checkpoints are deleted after scoring."""
-    import shutil
-
-    import pandas as pd
-
-    out_dir = Path(out_dir)
-    curves, rows = [], []
-    for i, s in enumerate(settings):
-        cfg = base.replace(**s, log_every=1, checkpoint_every=0)
-        key = params_hash({"cfg": cfg.result_params(), "train": train_data.fingerprint(), "val": val_data.fingerprint()})
-        run_dir = out_dir / f"s{i:02d}-{key}"
-        res_path = run_dir / "result.json"
-        if res_path.is_file():
-            rec = json.loads(res_path.read_text(encoding="utf-8"))
-        else:
-            r = Trainer(make_model(), train_data, cfg, run_dir, resume=True).run()
-            metrics = _val_metrics(r.model, val_data, max(cfg.batch_size, 256))
-            rec = {"setting": i, **s, "final_loss": r.final_loss, **metrics, "seconds": r.seconds,
-                   "losses": [m["loss"] for m in read_metrics(run_dir)]}
-            atomic_write_json(res_path, rec)
-            shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        curves += [{"setting": i, "step": j + 1, "loss": v} for j, v in enumerate(rec["losses"])]
-        rows.append({k: v for k, v in rec.items() if k != "losses"})
-    table = pd.DataFrame(rows)
-    if select_by not in table:
-        raise ValueError(f"select_by={select_by!r} is not a validation column: {list(table.columns)}")
-    curves = pd.DataFrame(curves)
-    tail = curves.groupby("setting")["loss"].apply(lambda v: float(v.iloc[-max(1, len(v) // 5):].mean()))
-    batch = table.get("batch_size", pd.Series(base.batch_size, index=table.index))
-    table["loss_drop"] = np.log(batch.astype(float)) - table["setting"].map(tail)
-    table["learnt"] = table["loss_drop"] >= min_drop
-    learnt = table[table["learnt"]]
-    if len(learnt):
-        best_row = learnt[select_by].idxmin() if select_by == "val_loss" else learnt[select_by].idxmax()
-        best_setting = int(table.loc[best_row, "setting"])
-        return SweepResult(curves, table, dict(settings[best_setting]), select_by, best_setting)
-    same = [i for i, st in enumerate(settings)
-            if all(getattr(base, k) == v for k, v in st.items() if k not in ("max_steps", "warmup_steps"))]
-    if not same:
-        raise ValueError("no setting learnt and none equals the base configuration: add the base to the sweep")
-    return SweepResult(curves, table, dict(settings[same[0]]), select_by, same[0], informative=False)
-
-
-# --------------------------------------------------------------------------------------------------
 # Command line (one process, or several GPUs under torchrun)
 # --------------------------------------------------------------------------------------------------
 
@@ -824,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from .corpus.manifest import read_manifest
     from .model import build_model, build_vocabulary, load_geometry, save_clip
+    from .pairs import load_pairs
 
     ap = argparse.ArgumentParser(prog="python -m hzlib.train", description=main.__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", required=True, help="corpus folder holding manifest.csv")

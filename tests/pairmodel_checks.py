@@ -6,7 +6,8 @@ import torch
 
 from hzlib.baselines import neural as N
 from hzlib.model import Vocabulary, load_geometry
-from hzlib.train import TrainConfig, PairData, to_model_input
+from hzlib.pairs import PairData, to_model_input
+from hzlib.train import TrainConfig
 
 VOCAB = 60
 

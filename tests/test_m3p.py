@@ -9,7 +9,7 @@ import hzlib.baselines  # noqa: F401  (registers the models)
 from hzlib.baselines import _pretraining as P
 from hzlib.baselines import neural as N
 from hzlib.baselines.m3p import IMAGE, TEXT
-from hzlib.train import to_model_input
+from hzlib.pairs import to_model_input
 
 import pairmodel_checks as C
 

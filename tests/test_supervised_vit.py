@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 import hzlib.baselines  # noqa: F401  (registers the models)
 from hzlib.baselines import neural as N
-from hzlib.train import to_model_input
+from hzlib.pairs import to_model_input
 
 import pairmodel_checks as C
 

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model import Geometry, Vocabulary, build_model
-from ..train import PairData, TrainConfig, Trainer, to_model_input, trim_padding
+from ..pairs import PairData, to_model_input
+from ..train import TrainConfig, Trainer, trim_padding
 
 
 @dataclass(frozen=True)
@@ -344,7 +345,7 @@ def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size
     """The whole analysis of a batch of image paths, for :func:`hzlib.evaluate.time_analysis`: read,
     Eq 1-3 at ``size`` (:func:`hzlib.normalize.model_image` in ``mode``), encode with ``model``,
     classify with ``head`` (features -> probabilities)."""
-    from ..train import _normalized_u8
+    from ..pairs import _normalized_u8
 
     model.to(device).eval()
 

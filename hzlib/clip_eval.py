@@ -1,0 +1,76 @@
+"""How well a trained CLIP pairs images with texts and names their classes (chapter 5): retrieval
+recall@k, zero-shot classification from Chinese class prompts. The linear probe is
+:func:`hzlib.evaluate.probe`, shared by every chapter."""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .model import encode_texts
+from .stats import mean_ci
+
+__all__ = ["retrieval_metrics", "zero_shot", "class_prompts"]
+
+
+def retrieval_metrics(image_emb, text_emb, *, ks: Sequence[int] = (1, 5, 10), n_boot: int = 1000,
+                      seed: int = 0):
+    """Recall@k of image->text and text->image retrieval where pair i is the only match of i.
+
+    The rank of the true match is the number of candidates scoring strictly higher (ties are won).
+    Returns a DataFrame: direction, k, recall, ci_low, ci_high (95% bootstrap over queries,
+    :func:`hzlib.stats.mean_ci`; NaN with ``n_boot=0``)."""
+    import pandas as pd
+
+    img = torch.as_tensor(image_emb, dtype=torch.float64)
+    txt = torch.as_tensor(text_emb, dtype=torch.float64)
+    if img.shape != txt.shape:
+        raise ValueError(f"image embeddings {tuple(img.shape)} and text embeddings {tuple(txt.shape)} must pair up")
+    sim = img @ txt.T
+    rows = []
+    for direction, s in (("image->text", sim), ("text->image", sim.T)):
+        true = s.diagonal().unsqueeze(1)
+        rank = (s > true).sum(dim=1).numpy()
+        for k in ks:
+            hit = (rank < k).astype(np.float64)
+            _, lo, hi = mean_ci(hit, n_resamples=n_boot, seed=seed) if n_boot else (None, math.nan, math.nan)
+            rows.append({"direction": direction, "k": k, "recall": float(hit.mean()), "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def zero_shot(model, vocab, image_emb, labels: Sequence[str], prompts: dict[str, Sequence[str]], *,
+              context_length: int, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Zero-shot classification: each class's embedding is the normalised mean of its prompts' text
+    embeddings (``prompts``: class -> Chinese prompts); an image takes the class of highest cosine.
+    Returns accuracy with a 95% bootstrap CI, predictions, scores (n, classes) and the class order."""
+    classes = list(prompts)
+    unknown = sorted(set(labels) - set(classes))
+    if unknown:
+        raise ValueError(f"labels {unknown} have no prompts; prompts cover {classes}")
+    cls_emb = []
+    for c in classes:
+        if not prompts[c]:
+            raise ValueError(f"class {c!r} has no prompt")
+        e = encode_texts(model, vocab.encode(list(prompts[c]), context_length)).mean(0)
+        cls_emb.append(F.normalize(e, dim=0))
+    scores = torch.as_tensor(image_emb, dtype=torch.float32) @ torch.stack(cls_emb).T
+    pred = [classes[i] for i in scores.argmax(1).tolist()]
+    correct = np.array([p == t for p, t in zip(pred, labels)], dtype=np.float64)
+    return {"accuracy": float(correct.mean()), "ci": mean_ci(correct, n_resamples=n_boot, seed=seed)[1:],
+            "predictions": pred, "scores": scores.numpy(), "classes": classes}
+
+
+def class_prompts(specs=None) -> dict[str, list[str]]:
+    """Chinese zero-shot prompts per class, from :mod:`hzlib.corpus.classes` only (never from the
+    descriptions): one sentence per cue phrase of the class in the academic register's wording
+    ("其风格特征可概括为“…”"), one naming the class and one naming its cultural aspect and movement."""
+    from .corpus.classes import CLASSES
+
+    out = {}
+    for c in (specs if specs is not None else CLASSES):
+        named = [f"这是一件{c.name_zh}风格的汉字雕塑。", f"作品体现{c.aspect}，属于{c.movement}。"]
+        out[c.key] = [f"其风格特征可概括为“{cue}”。" for cue in c.cues] + named
+    return out

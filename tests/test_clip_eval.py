@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+
+from hzlib import clip_eval as E
+from hzlib import model as M
+from trainer_checks import MICRO
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_recall_at_k_on_a_hand_computed_case():
+    img = np.eye(3)
+    txt = np.array([[1.0, 0, 0], [0, 0, 1], [0, 1, 0.1]])  # image 1 prefers text 2; image 2 -> text 2
+    r = E.retrieval_metrics(img, txt, ks=(1, 2), n_boot=200)
+    got = {(d, k): v for d, k, v in zip(r.direction, r.k, r.recall)}
+    # sims rows = images: [1,0,0], [0,0,1], [0,1,.1]; true pair ranks: 0, 1, 1
+    assert got[("image->text", 1)] == pytest.approx(1 / 3) and got[("image->text", 2)] == 1.0
+    # columns = texts: text0 -> image0 (rank 0); text1 [0,0,1] -> image2 best, rank 1; text2 [0,1,.1] rank 1
+    assert got[("text->image", 1)] == pytest.approx(1 / 3) and got[("text->image", 2)] == 1.0
+    row = r[(r.direction == "image->text") & (r.k == 1)].iloc[0]
+    assert row.ci_low <= row.recall <= row.ci_high
+
+
+def test_intervals_come_from_the_shared_bootstrap_helper():
+    from hzlib.stats import mean_ci
+
+    assert not hasattr(E, "bootstrap_ci")  # one bootstrap helper in the project: hzlib.stats.mean_ci
+    img = np.eye(4)[[0, 1, 2, 3, 0, 1, 2, 3]] + np.linspace(0, 0.1, 8)[:, None]
+    txt = np.eye(4)[[0, 1, 2, 3, 1, 2, 3, 0]]
+    r = E.retrieval_metrics(img, txt, ks=(1,), n_boot=500, seed=4)
+    row = r[r.direction == "image->text"].iloc[0]
+    sims = img @ txt.T
+    hit = (sims > np.diag(sims)[:, None]).sum(1) < 1
+    assert (row.recall, row.ci_low, row.ci_high) == pytest.approx(mean_ci(hit.astype(float), n_resamples=500, seed=4))
+    none = E.retrieval_metrics(img, txt, ks=(1,), n_boot=0)
+    assert none.ci_low.isna().all() and none.ci_high.isna().all()
+
+
+def test_class_prompts_are_chinese_and_cover_every_class():
+    from hzlib.corpus import classes as C
+
+    p = E.class_prompts()
+    assert list(p) == list(C.KEYS)
+    for spec in C.CLASSES:
+        assert len(p[spec.key]) == len(spec.cues) + 2
+        assert all(any(cue in q for q in p[spec.key]) for cue in spec.cues)
+        assert any(spec.name_zh in q for q in p[spec.key])
+
+
+def test_zero_shot_uses_the_mean_prompt_embedding():
+    texts = ["玉石雕塑", "青铜雕塑", "木材作品"]
+    vocab = M.build_vocabulary(texts)
+    m = M.build_model(MICRO, len(vocab), seed=0)
+    prompts = {"jade": ["玉石雕塑", "玉石"], "bronze": ["青铜雕塑"]}
+    img = M.encode_texts(m, vocab.encode(["玉石", "青铜雕塑"], 12))  # stand-ins for image embeddings
+    r = E.zero_shot(m, vocab, img, ["jade", "bronze"], prompts, context_length=12, n_boot=10)
+    jade = torch.nn.functional.normalize(M.encode_texts(m, vocab.encode(prompts["jade"], 12)).mean(0), dim=0)
+    np.testing.assert_allclose(r["scores"][:, 0], (img @ jade).numpy(), rtol=1e-5)
+    assert r["predictions"][1] == "bronze" and r["classes"] == ["jade", "bronze"]
+    with pytest.raises(ValueError, match="no prompts"):
+        E.zero_shot(m, vocab, img, ["jade", "stone"], prompts, context_length=12)
