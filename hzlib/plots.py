@@ -372,13 +372,17 @@ def figure3(curves: pd.DataFrame, table: pd.DataFrame, best: int | None = None, 
     return fig
 
 
-def training_curve(metrics: pd.DataFrame, steps_per_epoch: int | None = None, window: int = 10):
+def training_curve(metrics: pd.DataFrame, steps_per_epoch: int | None = None, window: int = 10,
+                   chance: float | None = None):
     """Loss (per step and its running mean over ``window`` steps) and temperature tau against the step
-    (``metrics``: the rows of :func:`hzlib.train.read_metrics`), epochs marked on the top axis."""
+    (``metrics``: the rows of :func:`hzlib.train.read_metrics`), epochs marked on the top axis;
+    ``chance``: the loss of a model that has learnt nothing (ln B), dotted."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     axes[0].plot(metrics["step"], metrics["loss"], lw=0.6, color="0.7", label="per step")
     axes[0].plot(metrics["step"], metrics["loss"].rolling(window, min_periods=1).mean(), lw=1.8,
                  label=f"running mean ({window} steps)")
+    if chance is not None:
+        axes[0].axhline(chance, ls=":", color="k", lw=1, label=f"chance (ln B = {chance:.2f})")
     axes[0].set_ylabel("contrastive loss (Eq 6)")
     axes[0].legend(fontsize=8)
     axes[1].plot(metrics["step"], metrics["tau"], lw=1.5)

@@ -26,8 +26,11 @@ def test_figure3_draws_every_setting_and_marks_the_best():
 
 def test_training_curve_has_loss_and_tau_panels():
     m = pd.DataFrame({"step": np.arange(1, 21), "loss": np.linspace(4, 2, 20), "tau": np.full(20, 0.07)})
-    fig = plots.training_curve(m, steps_per_epoch=5)
-    assert len([a for a in fig.axes if a.get_ylabel()]) >= 2
+    fig = plots.training_curve(m, steps_per_epoch=5, chance=np.log(64))
+    loss_ax = fig.axes[0]
+    np.testing.assert_allclose(loss_ax.lines[0].get_ydata(), m["loss"])  # the losses plotted, step by step
+    assert loss_ax.lines[2].get_ydata()[0] == np.log(64)  # the chance level, ln B
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), m["tau"])
     plt.close(fig)
 
 
