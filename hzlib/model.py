@@ -50,7 +50,7 @@ __all__ = [
     "ClipModel", "ViTTower", "ConvTower", "TransformerTextTower", "BagTextTower", "IMAGE_TOWERS", "TEXT_TOWERS",
     "build_model", "init_token_embeddings", "count_parameters", "tau_of", "geometry_from_dict",
     "similarity_logits", "clip_loss", "clip_loss_grad",
-    "encode_images", "encode_texts", "save_clip", "load_clip",
+    "encode_images", "encode_image_layers", "encode_texts", "save_clip", "load_clip",
 ]
 
 MODEL_DIR = PROFILE_DIR / "models"
@@ -339,6 +339,11 @@ class ViTTower(nn.Module):
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.proj(self.model(pixel_values=pixel_values).pooler_output)
 
+    def layer_features(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """The [CLS] token after each encoder layer, (B, width) each."""
+        out = self.model(pixel_values=pixel_values, output_hidden_states=True)
+        return [h[:, 0] for h in out.hidden_states[1:]]
+
     def cam_layer(self, layer: int = -1) -> nn.Module:
         layers = getattr(self.model, "vision_model", self.model).encoder.layers  # transformers 4 nests it
         if not -len(layers) <= layer < len(layers):
@@ -381,6 +386,15 @@ class ConvTower(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.proj(self.stages(pixel_values).mean((2, 3)))
+
+    def layer_features(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        """Each stage's output averaged over its grid, (B, stage width) each: from colour and texture
+        at the first stage to the pooled representation the projection reads at the last."""
+        out, x = [], pixel_values
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x.mean((2, 3)))
+        return out
 
     def cam_layer(self, layer: int = -1) -> nn.Module:
         if not -len(self.stages) <= layer < len(self.stages):
@@ -497,6 +511,12 @@ class ClipModel(nn.Module):
 
     def encode_text(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.text(input_ids)
+
+    def encode_image_layers(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The paper's multi-layer representation C = {C_1, ..., C_M} (section 4): the image tower's
+        embedding at each of its M layers (CNN stages pooled over the grid, or a ViT's [CLS] after each
+        encoder layer), concatenated (B, sum of the layers' widths)."""
+        return torch.cat(self.visual.layer_features(pixel_values), dim=1)
 
     def loss(self, images: torch.Tensor, tokens: torch.Tensor, labels: torch.Tensor | None = None,
              index: torch.Tensor | None = None) -> torch.Tensor:
@@ -645,6 +665,23 @@ def encode_images(model, images: torch.Tensor, *, batch_size: int = 256, to_inpu
         out.append(F.normalize(model.encode_image(x).float(), dim=-1).cpu())
     model.train(was)
     return torch.cat(out) if out else torch.zeros(0, model.geometry.embed_dim)
+
+
+@torch.no_grad()
+def encode_image_layers(model, images: torch.Tensor, *, batch_size: int = 256, to_input=None) -> torch.Tensor:
+    """The multi-layer representation C of every image (:meth:`ClipModel.encode_image_layers`), float32
+    on the CPU, not normalised (a probe standardises each column), computed in batches like
+    :func:`encode_images`."""
+    dev = _device_of(model)
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        x = images[i:i + batch_size].to(dev, non_blocking=True)
+        x = to_input(x) if to_input is not None else x.float()
+        out.append(model.encode_image_layers(x).float().cpu())
+    model.train(was)
+    return torch.cat(out)
 
 
 @torch.no_grad()

@@ -101,6 +101,8 @@ ROWS: tuple[Row, ...] = (
         "ch05_zero_shot_acc", _ACC_NOTE, ref_key="ch05_zero_shot_acc_ref"),
     Row(paper.HEADLINE_WHERE["accuracy"], "linear-probe macro-F1 on frozen image embeddings, standardised, C by inner CV (test split)", _ACCURACY,
         "05_clip_training", "ch05_probe_acc", _ACC_NOTE, ref_key="ch05_probe_acc_ref"),
+    Row(paper.HEADLINE_WHERE["accuracy"], "linear-probe macro-F1 on the multi-layer representation C (test split)",
+        _ACCURACY, "05_clip_training", "ch05_probe_layers", _ACC_NOTE, ref_key="ch05_probe_layers_ref"),
     # --- chapter 6: Grad-CAM (Section 6, Eq 8-11, Figure 4)
     Row("Section 6, Figure 4", "pointing game: the map's maximum inside the glyph (test split)", NOT_REPORTED,
         "06_gradcam", "ch06_pointing_trained",

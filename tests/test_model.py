@@ -54,6 +54,25 @@ def test_cnn_tower_leaves_the_patch_grid():
     assert m.encode_image(x).shape == (2, 128)
 
 
+@pytest.mark.parametrize("geometry", [MICRO, MICRO_CNN], ids=["vit", "cnn"])
+def test_multi_layer_representation_holds_every_layer(geometry):
+    m = M.build_model(geometry, 50, seed=0).eval()
+    x = torch.randn(3, 3, 32, 32)
+    C = M.encode_image_layers(m, x, batch_size=2)
+    layers = m.visual.layer_features(x)
+    assert len(layers) == (2 if geometry is MICRO else 3)  # two encoder layers; log2(8 px patches) = 3 stages
+    assert C.shape == (3, sum(t.shape[1] for t in layers))
+    last = layers[-1]
+    with torch.no_grad():
+        if geometry is MICRO_CNN:  # the projection reads the last stage's pooled output
+            torch.testing.assert_close(m.visual.proj(last), m.encode_image(x), rtol=1e-5, atol=1e-6)
+        else:  # the ViT's [CLS] after its last layer, before the post-LayerNorm that pools it
+            pooled = m.visual.model.vision_model.post_layernorm(last) if hasattr(m.visual.model, "vision_model") \
+                else m.visual.model.post_layernorm(last)
+            torch.testing.assert_close(m.visual.proj(pooled), m.encode_image(x), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(C[:, -last.shape[1]:], last, rtol=1e-5, atol=1e-6)
+
+
 def test_cnn_geometry_needs_a_power_of_two_patch(tmp_path):
     p = tmp_path / "odd.yml"
     p.write_text("embed_dim: 8\ncontext_length: 8\nvision: {kind: cnn, image_size: 24, patch_size: 12, width: 16, "
