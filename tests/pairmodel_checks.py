@@ -107,3 +107,30 @@ def check_parameter_count(key):
     clip = N.make_model("clip", s).card()["parameters"]
     assert 0.5 * clip <= ours <= 2 * clip, (ours, clip)
     return ours, clip
+
+
+def check_chance_loss(model, learn_nothing, *, B=16, seed=0):
+    """``learn_nothing(model)`` (under no_grad) makes every score the model compares equal / every
+    predicted distribution uniform; then its loss on a batch of B pairs is ``chance_loss(B)``, while
+    a freshly initialised model's is not."""
+    g, s = model.spec.geometry, model.spec
+    d = pairs(max(B, 16), g.vision.image_size, g.context_length, seed, vocab=s.vocab_size)
+    x, t = to_model_input(d.images[:B]), N.trim_padding(d.tokens[:B])
+    y = torch.as_tensor(np.arange(B) % s.n_classes)
+    index = torch.randperm(s.n_instances, generator=torch.Generator().manual_seed(seed))[:B]
+    model.train()
+
+    def loss():
+        torch.manual_seed(seed)  # the same masking draws
+        with torch.no_grad():
+            return model.loss(x, t, y, index).item()
+
+    chance = model.chance_loss(B)
+    assert isinstance(chance, float) and chance > 0
+    before = loss()
+    with torch.no_grad():
+        learn_nothing(model)
+    after = loss()
+    assert abs(after - chance) <= 1e-5 * max(1.0, chance), (after, chance)
+    assert abs(before - chance) > 1e-3, (before, chance)
+    return chance

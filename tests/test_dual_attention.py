@@ -191,3 +191,15 @@ def test_parameter_count_is_near_clip_tiny():
     ours = sum(p.numel() for p in N.make_model("dan", spec).parameters())
     clip = sum(p.numel() for p in N.make_model("clip", spec).parameters())
     assert 0.5 * clip <= ours <= 2 * clip, (ours, clip)
+
+
+def test_chance_loss_is_the_loss_at_equal_scores(geometry):
+    """v(k) = tanh(P(k) .) = 0 for every k makes every score 0: each hinge is the margin."""
+    def learn_nothing(m):
+        for p in m.project:
+            p.weight.zero_()
+            p.bias.zero_()
+
+    m = _model(geometry)
+    chance = C.check_chance_loss(m, learn_nothing, B=16)
+    assert chance == pytest.approx(2 * 15 * m.margin)

@@ -151,3 +151,31 @@ def test_parameter_count_is_near_clip_tiny():
     ours = sum(p.numel() for p in N.make_model("item", spec).parameters())
     clip = sum(p.numel() for p in N.make_model("clip", spec).parameters())
     assert 0.5 * clip <= ours <= 2 * clip, (ours, clip)
+
+
+def test_chance_loss_is_the_loss_at_uniform_logits_and_equal_scores(geometry):
+    """A zero instance classifier (uniform logits) and one embedding for every image and text (the
+    fc's LayerNorm bias, all cosine similarities 1)."""
+    def learn_nothing(m):
+        m.classifier.weight.zero_()
+        common = torch.randn(geometry.embed_dim)
+        for path in (m.image, m.text):
+            path.fc[0].weight.zero_()
+            path.fc[0].bias.zero_()
+            path.fc[1].bias.copy_(common)
+
+    m = _model(geometry, n=30)
+    chance = C.check_chance_loss(m, learn_nothing, B=16)
+    assert chance == pytest.approx(INSTANCE_WEIGHT * 2 * np.log(30) + RANK_WEIGHT * 2 * RANK_MARGIN)
+
+
+def test_paths_end_in_batch_norm_centred_over_the_batch(geometry):
+    """The paper's batch norm after each fc: in training a batch's embeddings are centred (mean = the
+    norm's bias), which the instance classifier needs; in eval mode the running statistics are used."""
+    m = _model(geometry).train()
+    d = _data()
+    with torch.no_grad():
+        m.image.fc[1].bias.copy_(torch.randn(geometry.embed_dim))
+        for path, x in ((m.image, _x(d, 8)), (m.text, d.tokens[:8])):
+            assert isinstance(path.fc[1], torch.nn.BatchNorm1d)
+            torch.testing.assert_close(path(x).mean(0), path.fc[1].bias, rtol=1e-4, atol=1e-4)

@@ -124,12 +124,12 @@ def test_loss_is_matching_plus_mlm_on_the_true_pairs(geometry):
     x, t = to_model_input(d.images[4:8]), N.trim_padding(d.tokens[4:8])
     L = t.shape[1]
     seed = next(s for s in range(100)  # a draw that masks words of the true pairs
-                if (torch.manual_seed(s) and P.mask_tokens(t, C.VOCAB, geometry.context_length)[1][:2] != P.IGNORE).any())
+                if (torch.manual_seed(s) and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())
     with torch.no_grad():
         torch.manual_seed(seed)
         loss = m.loss(x, t, None, None)
         torch.manual_seed(seed)
-        inputs, targets = P.mask_tokens(t, C.VOCAB, geometry.context_length)
+        inputs, targets = P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)
         logits, text_hidden = [], []
         for i, j in [(0, 0), (1, 1), (2, 1), (3, 2)]:
             h = m.encode(x[i:i + 1], inputs[j:j + 1])[0]
@@ -140,3 +140,17 @@ def test_loss_is_matching_plus_mlm_on_the_true_pairs(geometry):
         itm = -(y * F.logsigmoid(z) + (1 - y) * F.logsigmoid(-z)).mean()
         mlm = m.mlm(torch.stack(text_hidden[:2]), targets[:2])
     torch.testing.assert_close(loss, itm + mlm, rtol=1e-5, atol=1e-5)
+
+
+def test_chance_loss_is_the_loss_at_zero_logits_and_a_uniform_mlm(geometry):
+    """A zero matching layer (logit 0: ln 2) and a zero MLM transform (logits = the zero bias: ln V)."""
+    def learn_nothing(m):
+        m.match.weight.zero_()
+        m.match.bias.zero_()
+        m.mlm.transform[2].weight.zero_()
+        m.mlm.transform[2].bias.zero_()
+        m.mlm.bias.zero_()
+
+    m = N.make_model(KEY, C.spec(geometry))
+    chance = C.check_chance_loss(m, learn_nothing, B=16)
+    assert chance == pytest.approx(math.log(2) + math.log(C.VOCAB))

@@ -1,4 +1,6 @@
 """Supervised ViT: CLIP's image tower + projection + a linear classifier, cross-entropy on the labels."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -70,3 +72,12 @@ def test_loss_is_cross_entropy_of_the_linear_classifier(geometry):
         by_hand = -(logits.log_softmax(1)[torch.arange(6), y]).mean()
         torch.testing.assert_close(m.image_features(x), f, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(m.loss(x, None, y, None), by_hand, rtol=1e-5, atol=1e-5)
+
+
+def test_chance_loss_is_the_loss_of_a_zero_classifier(geometry):
+    def learn_nothing(m):
+        m.classify.weight.zero_()
+        m.classify.bias.zero_()
+
+    m = N.make_model(KEY, C.spec(geometry))
+    assert C.check_chance_loss(m, learn_nothing, B=16) == pytest.approx(math.log(4))

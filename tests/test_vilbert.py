@@ -119,12 +119,12 @@ def test_loss_is_alignment_plus_mlm_on_the_true_pairs(geometry):
     m = N.make_model(KEY, C.spec(geometry)).train()
     x, t = to_model_input(d.images[4:8]), N.trim_padding(d.tokens[4:8])
     seed = next(s for s in range(100)  # a draw that masks words of the true pairs
-                if (torch.manual_seed(s) and P.mask_tokens(t, C.VOCAB, geometry.context_length)[1][:2] != P.IGNORE).any())
+                if (torch.manual_seed(s) and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())
     with torch.no_grad():
         torch.manual_seed(seed)
         loss = m.loss(x, t, None, None)
         torch.manual_seed(seed)
-        inputs, targets = P.mask_tokens(t, C.VOCAB, geometry.context_length)
+        inputs, targets = P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)
         v, h = m.encode_image(x), m.encode_text(inputs)
         logits, mlm_hidden = [], []
         for i, j in [(0, 0), (1, 1), (2, 1), (3, 2)]:
@@ -150,3 +150,17 @@ def test_co_trm_block_updates_both_streams_from_its_inputs(geometry):
         out_v, out_t = m.co_attend(v, h, pad)
         torch.testing.assert_close(out_v, m.vision_out(m.co_vision[0](v, h, pad)))
         torch.testing.assert_close(out_t, m.text_out(m.co_text[0](h, v, None)))
+
+
+def test_chance_loss_is_the_loss_at_zero_logits_and_a_uniform_mlm(geometry):
+    """A zero matching layer (logit 0: ln 2) and a zero MLM transform (logits = the zero bias: ln V)."""
+    def learn_nothing(m):
+        m.align.weight.zero_()
+        m.align.bias.zero_()
+        m.mlm.transform[2].weight.zero_()
+        m.mlm.transform[2].bias.zero_()
+        m.mlm.bias.zero_()
+
+    m = N.make_model(KEY, C.spec(geometry))
+    chance = C.check_chance_loss(m, learn_nothing, B=16)
+    assert chance == pytest.approx(math.log(2) + math.log(C.VOCAB))

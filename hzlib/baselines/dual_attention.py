@@ -176,6 +176,10 @@ class DualAttentionNetwork(PairModel):
     def token_embedding(self):
         return self.embed
 
+    def chance_loss(self, batch_size: int) -> float:
+        """Every score equal: each pair's 2 (B - 1) in-batch hinges are the margin, so 2 (B - 1) margin."""
+        return 2 * (batch_size - 1) * self.margin
+
 
 def ranking_loss(score: torch.Tensor, margin: float) -> torch.Tensor:
     """The paper's bidirectional max-margin loss over a (B, B) score matrix whose diagonal holds the

@@ -13,20 +13,21 @@ TEXT, IMAGE = 0, 1  # modality (segment) ids
 @register
 class M3P(PairModel):
     """M3 read as M3P (Ni et al. 2021): the paper names "M3" without a reference; M3P is the best-known
-    multilingual multimodal pre-trained transformer of that name, and its multilingual text side fits
-    Chinese descriptions. A single stream: one pre-norm transformer over [CLS] + the text tokens + the
-    image patches (CLIP's patch embedding of the geometry), each token with a modality (segment)
-    embedding and a position within its modality; text padding is masked as keys. Width and heads are
-    the CLIP text tower's (M3P's stream is its text transformer, which takes projected image features);
-    depth 1.5x the text tower's (6 layers at tiny: 0.8x CLIP's parameters; every layer reads text and
-    image together, so it trains at about half CLIP's speed, the slowest model of the chapter). Kept:
-    multimodal masked language modelling (BERT's 15% of word tokens, 80/10/10, <unk> as [MASK], a head
-    tied to the token embedding) and image-text matching by a linear layer on the projected [CLS]
-    (binary cross-entropy; half the batch are the true pairs, the other half images paired with the
-    text rolled by one; MLM on the true pairs only), summed in one pass. Dropped: multilingual
-    code-switching (one language) and masked region modelling (no region detector or class
-    distribution for our renderings); the XLM-R-base scale and its pre-training corpora. Image-only
-    feature: [CLS] with the empty text (<bos><eos>), projected to embed_dim."""
+    multilingual multimodal pre-trained transformer of that name, and its multilingual text side
+    fits Chinese descriptions. A single stream: one pre-norm transformer over [CLS] + the text
+    tokens + the image patches (CLIP's patch embedding of the geometry), each token with a modality
+    (segment) embedding and a position within its modality; text padding is masked as keys. Width
+    and heads are the CLIP text tower's (M3P's stream is its text transformer, which takes projected
+    image features); depth 1.5x the text tower's (6 layers at tiny: 0.8x CLIP's parameters; every
+    layer reads text and image together, so it trains at about half CLIP's speed, the slowest model
+    of the chapter). Kept: multimodal masked language modelling (30% of word tokens, twice BERT's
+    rate for our short budget, 80/10/10, <unk> as [MASK], a head tied to the token embedding) and
+    image-text matching by a linear layer on the projected [CLS] (binary cross-entropy; half the
+    batch are the true pairs, the other half images paired with the text rolled by one; MLM on the
+    true pairs only), summed in one pass. Dropped: multilingual code-switching (one language) and
+    masked region modelling (no region detector or class distribution for our renderings); the
+    XLM-R-base scale and its pre-training corpora. Image-only feature: [CLS] with the empty text
+    (<bos><eos>), projected to embed_dim."""
 
     key = "m3p"
     title = "M3 (read as M3P)"
@@ -63,7 +64,7 @@ class M3P(PairModel):
 
     def loss(self, images, tokens, labels, index):
         g = self.spec.geometry
-        inputs, targets = P.mask_tokens(tokens, self.spec.vocab_size, g.context_length)
+        inputs, targets = P.mask_tokens(tokens, self.spec.vocab_size, g.context_length, P.MASK_PROB)
         img, txt, aligned = P.itm_pairs(tokens, self.half_negatives)
         h = self.encode(images[img], inputs[txt])
         L = tokens.shape[1]
@@ -77,3 +78,7 @@ class M3P(PairModel):
 
     def token_embedding(self):
         return self.token
+
+    def chance_loss(self, batch_size: int) -> float:
+        """Alignment logits 0 and a uniform MLM over the vocabulary: ln 2 + ln V (V = spec.vocab_size)."""
+        return P.chance_loss(self.spec.vocab_size)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import torch.nn.functional as F
 from torch import nn
@@ -42,3 +43,7 @@ class SupervisedViT(PairModel):
 
     def loss(self, images, tokens, labels, index):
         return F.cross_entropy(self.classify(self.image_features(images)), labels)
+
+    def chance_loss(self, batch_size: int) -> float:
+        """Uniform class probabilities: ln C (C = spec.n_classes)."""
+        return math.log(self.spec.n_classes)

@@ -31,17 +31,17 @@ class ViLBERT(PairModel):
     """ViLBERT (Lu et al. 2019) at the scale of our CLIP: two streams, a vision stream (CLIP's patch
     embedding, a learned <IMG> token and positions) and a text stream (token and position
     embeddings), each with its own pre-norm transformer layers (half the CLIP tower's depth), then
-    co-attentional blocks (Co-TRM, half the smaller depth) in which each stream's queries attend to the
-    other stream's keys and values, then its own feed-forward; widths and heads are those of the CLIP
-    towers, text padding is masked as keys. Kept: the two pre-training objectives on text, multimodal
-    alignment prediction (a linear layer over h_IMG (.) h_CLS, both projected to embed_dim; binary
-    cross-entropy; half the batch are the true pairs, the other half images paired with the text
-    rolled by one) and masked language modelling on the text stream (BERT's 15% of word tokens,
-    80/10/10, <unk> as [MASK], a head tied to the token embedding), summed. Dropped: masked region
-    modelling, which regresses a region detector's class distribution that our renderings do not
-    have (no Faster R-CNN regions, patches instead); the 12+6-layer BERT-base scale and Conceptual
-    Captions pre-training. Image-only feature: the projected h_IMG after the co-attention blocks with
-    the empty text (<bos><eos>)."""
+    co-attentional blocks (Co-TRM, half the smaller depth) in which each stream's queries attend to
+    the other stream's keys and values, then its own feed-forward; widths and heads are those of the
+    CLIP towers, text padding is masked as keys. Kept: the two pre-training objectives on text,
+    multimodal alignment prediction (a linear layer over h_IMG (.) h_CLS, both projected to
+    embed_dim; binary cross-entropy; half the batch are the true pairs, the other half images paired
+    with the text rolled by one) and masked language modelling on the text stream (30% of word
+    tokens, twice BERT's rate for our short budget, 80/10/10, <unk> as [MASK], a head tied to the
+    token embedding), summed. Dropped: masked region modelling, which regresses a region detector's
+    class distribution that our renderings do not have (no Faster R-CNN regions, patches instead);
+    the 12+6-layer BERT-base scale and Conceptual Captions pre-training. Image-only feature: the
+    projected h_IMG after the co-attention blocks with the empty text (<bos><eos>)."""
 
     key = "vilbert"
     title = "ViLBERT"
@@ -97,7 +97,7 @@ class ViLBERT(PairModel):
     # -- PairModel ---------------------------------------------------------------------------------
     def loss(self, images, tokens, labels, index):
         g = self.spec.geometry
-        inputs, targets = P.mask_tokens(tokens, self.spec.vocab_size, g.context_length)
+        inputs, targets = P.mask_tokens(tokens, self.spec.vocab_size, g.context_length, P.MASK_PROB)
         img, txt, aligned = P.itm_pairs(tokens, self.half_negatives)
         v, t = self.encode_image(images), self.encode_text(inputs)  # each stream once per item
         v, t = self.co_attend(v[img], t[txt], P.padding_mask(tokens)[txt])
@@ -111,3 +111,7 @@ class ViLBERT(PairModel):
 
     def token_embedding(self):
         return self.token
+
+    def chance_loss(self, batch_size: int) -> float:
+        """Alignment logits 0 and a uniform MLM over the vocabulary: ln 2 + ln V (V = spec.vocab_size)."""
+        return P.chance_loss(self.spec.vocab_size)
