@@ -48,7 +48,7 @@ class Profile:
     # training length in optimiser steps, optimiser, augmentation, sweep length.
     clip_geometry: str = "cnn_tiny"
     clip_input: str = "luma"
-    clip_steps: int = 300
+    clip_steps: int = 450
     clip_batch: int = 64
     clip_lr: float = 2e-3
     clip_warmup: int = 30
@@ -57,7 +57,7 @@ class Profile:
     device: str = "cpu"
     # Chapter 8 (evaluation): the trained models (hzlib.baselines.neural.MODELS), the folds of the
     # leakage-free protocol, one training budget (optimiser steps) for all, and the images timed per batch size.
-    eval_models: tuple[str, ...] = ("clip", "dan", "item", "vilbert", "m3p", "vit")
+    eval_models: tuple[str, ...] = ("clip", "dan", "item", "vilbert", "m3p", "supervised")
     eval_folds: int = 3
     eval_steps: int = 150
     eval_timing: int = 64

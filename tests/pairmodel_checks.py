@@ -100,9 +100,9 @@ def check_seeded(key, geometry):
     assert np.array_equal(N.features(a, d.images), N.features(b, d.images))
 
 
-def check_parameter_count(key):
-    """Within 0.5x-2x of CLIP at the real tiny geometry (with a 1,000-word vocabulary)."""
-    s = N.ModelSpec(load_geometry("tiny"), vocab_size=1000, n_classes=10, n_instances=1850)
+def check_parameter_count(key, geometry: str = "tiny"):
+    """Within 0.5x-2x of CLIP at a real geometry (with a 1,000-word vocabulary)."""
+    s = N.ModelSpec(load_geometry(geometry), vocab_size=1000, n_classes=10, n_instances=1850)
     ours = N.make_model(key, s).card()["parameters"]
     clip = N.make_model("clip", s).card()["parameters"]
     assert 0.5 * clip <= ours <= 2 * clip, (ours, clip)

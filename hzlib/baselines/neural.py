@@ -1,6 +1,6 @@
 """The trained models of the evaluation chapter: one interface, one training loop, one budget.
 
-CLIP and the paper's four comparators (and a supervised ViT) are each a :class:`PairModel`: a
+CLIP and the paper's four comparators (and a supervised image tower) are each a :class:`PairModel`: a
 ``torch.nn.Module`` that defines its own training objective on a batch of image-text pairs
 (:meth:`PairModel.loss`) and the image representation that the chapter classifies
 (:meth:`PairModel.image_features`). Every model is

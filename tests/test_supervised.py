@@ -1,9 +1,8 @@
-"""Supervised ViT: CLIP's image tower + projection + a linear classifier, cross-entropy on the labels."""
+"""Supervised image tower: CLIP's image tower (with its projection) + a linear classifier, cross-entropy on the labels."""
 import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import hzlib.baselines  # noqa: F401  (registers the models)
 from hzlib.baselines import neural as N
@@ -12,12 +11,15 @@ from hzlib.pairs import to_model_input
 import pairmodel_checks as C
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-KEY = "vit"
+KEY = "supervised"
 
 
-@pytest.fixture(scope="module")
-def geometry():
-    return C.small_geometry()
+@pytest.fixture(scope="module", params=["vit", "cnn"])
+def geometry(request):
+    from dataclasses import replace
+
+    g = C.small_geometry()
+    return replace(g, vision=replace(g.vision, kind=request.param))
 
 
 def test_shapes_and_a_finite_loss(geometry):
@@ -47,17 +49,18 @@ def test_seeded(geometry):
 
 
 def test_parameter_count_is_comparable_to_clip():
-    C.check_parameter_count(KEY)
+    C.check_parameter_count(KEY, "cnn_tiny")
 
 
-def test_is_clip_image_tower_of_both_towers_depth(geometry):
+def test_is_clip_image_tower(geometry):
+    from hzlib.model import build_model
+
     m = N.make_model(KEY, C.spec(geometry))
-    cfg = m.vision.config
-    v = geometry.vision
-    assert (cfg.hidden_size, cfg.patch_size, cfg.image_size, cfg.num_attention_heads) == (v.width, v.patch_size, v.image_size, v.heads)
-    assert cfg.num_hidden_layers == v.layers + geometry.text.layers
+    clip = build_model(geometry, 50, seed=0)
+    assert type(m.visual) is type(clip.visual)
+    assert {k: v.shape for k, v in m.visual.state_dict().items()} == {k: v.shape for k, v in clip.visual.state_dict().items()}
     card = m.card()
-    assert card["uses labels"] and card["title"] == "Supervised ViT" and card["interpretation"].startswith("A supervised ViT")
+    assert card["uses labels"] and card["title"] == "Supervised image tower"
 
 
 def test_loss_is_cross_entropy_of_the_linear_classifier(geometry):
@@ -65,12 +68,10 @@ def test_loss_is_cross_entropy_of_the_linear_classifier(geometry):
     m = N.make_model(KEY, C.spec(geometry)).eval()
     x, y = to_model_input(d.images[:6]), torch.as_tensor(C.labels_of(d)[:6])
     with torch.no_grad():
-        pooled = m.vision(pixel_values=x).last_hidden_state[:, 0]  # [CLS], then the tower's last LayerNorm
-        ln = m.vision.post_layernorm
-        f = F.layer_norm(pooled, pooled.shape[-1:], ln.weight, ln.bias, ln.eps) @ m.project.weight.T
+        f = m.visual(x)
         logits = f @ m.classify.weight.T + m.classify.bias
         by_hand = -(logits.log_softmax(1)[torch.arange(6), y]).mean()
-        torch.testing.assert_close(m.image_features(x), f, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(m.image_features(x), f)
         torch.testing.assert_close(m.loss(x, None, y, None), by_hand, rtol=1e-5, atol=1e-5)
 
 
