@@ -649,39 +649,34 @@ def _device_of(model) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.no_grad()
+def _encode_images(model, images: torch.Tensor, batch_size: int, to_input, encode) -> torch.Tensor:
+    """``encode(x)`` of every batch of ``images`` (float32 on the CPU, eval mode, no gradients), the
+    training flag restored; ``to_input`` maps a uint8 batch to model inputs on the model's device."""
+    dev = _device_of(model)
+    was = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(dev, non_blocking=True)
+            out.append(encode(to_input(x) if to_input is not None else x.float()).float().cpu())
+    model.train(was)
+    return torch.cat(out) if out else torch.zeros(0, model.geometry.embed_dim)
+
+
 def encode_images(model, images: torch.Tensor, *, batch_size: int = 256, to_input=None) -> torch.Tensor:
     """L2-normalised image embeddings (n, embed_dim), float32 on the CPU, computed in batches.
 
     ``images``: model inputs (n, 3, H, W) float, or a uint8 cache with ``to_input`` (e.g.
     :func:`hzlib.pairs.to_model_input`) mapping each batch to model inputs on the model's device."""
-    dev = _device_of(model)
-    was = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(dev, non_blocking=True)
-        x = to_input(x) if to_input is not None else x.float()
-        out.append(F.normalize(model.encode_image(x).float(), dim=-1).cpu())
-    model.train(was)
-    return torch.cat(out) if out else torch.zeros(0, model.geometry.embed_dim)
+    return _encode_images(model, images, batch_size, to_input, lambda x: F.normalize(model.encode_image(x), dim=-1))
 
 
-@torch.no_grad()
 def encode_image_layers(model, images: torch.Tensor, *, batch_size: int = 256, to_input=None) -> torch.Tensor:
     """The multi-layer representation C of every image (:meth:`ClipModel.encode_image_layers`), float32
     on the CPU, not normalised (a probe standardises each column), computed in batches like
     :func:`encode_images`."""
-    dev = _device_of(model)
-    was = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(dev, non_blocking=True)
-        x = to_input(x) if to_input is not None else x.float()
-        out.append(model.encode_image_layers(x).float().cpu())
-    model.train(was)
-    return torch.cat(out)
+    return _encode_images(model, images, batch_size, to_input, model.encode_image_layers)
 
 
 @torch.no_grad()

@@ -134,3 +134,16 @@ def check_chance_loss(model, learn_nothing, *, B=16, seed=0):
     assert abs(after - chance) <= 1e-5 * max(1.0, chance), (after, chance)
     assert abs(before - chance) > 1e-3, (before, chance)
     return chance
+
+
+def zero_matching_and_mlm(head: str):
+    """The "learnt nothing" state of a model with an image-text matching head ``head`` and an MLM head:
+    a zero matching layer (logit 0: ln 2) and a zero MLM transform (logits = the zero bias: ln V)."""
+    def learn_nothing(m):
+        getattr(m, head).weight.zero_()
+        getattr(m, head).bias.zero_()
+        m.mlm.transform[2].weight.zero_()
+        m.mlm.transform[2].bias.zero_()
+        m.mlm.bias.zero_()
+
+    return learn_nothing

@@ -144,13 +144,6 @@ def test_loss_is_matching_plus_mlm_on_the_true_pairs(geometry):
 
 def test_chance_loss_is_the_loss_at_zero_logits_and_a_uniform_mlm(geometry):
     """A zero matching layer (logit 0: ln 2) and a zero MLM transform (logits = the zero bias: ln V)."""
-    def learn_nothing(m):
-        m.match.weight.zero_()
-        m.match.bias.zero_()
-        m.mlm.transform[2].weight.zero_()
-        m.mlm.transform[2].bias.zero_()
-        m.mlm.bias.zero_()
-
     m = N.make_model(KEY, C.spec(geometry))
-    chance = C.check_chance_loss(m, learn_nothing, B=16)
+    chance = C.check_chance_loss(m, C.zero_matching_and_mlm("match"), B=16)
     assert chance == pytest.approx(math.log(2) + math.log(C.VOCAB))
