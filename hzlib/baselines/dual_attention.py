@@ -11,7 +11,7 @@ from ..model import Vocabulary
 from .neural import ModelSpec, PairModel, empty_text, register
 
 STEPS = 2               # K attention steps, as in the paper
-MARGIN_PER_DIM = 0.1    # ranking margin = 0.1 * embed_dim (12.8 at the tiny geometry), see DualAttentionNetwork
+MARGIN_PER_DIM = 0.1    # ranking margin = 0.1 * embed_dim (12.8 at the cnn_tiny geometry), see DualAttentionNetwork
 
 
 def _groups(width: int) -> int:
@@ -84,11 +84,11 @@ class DualAttentionNetwork(PairModel):
     image regions and of textual attention over the words of a bidirectional LSTM, each conditioned on
     its own memory (m_v(k) = m_v(k-1) + v(k), m_u(k) = m_u(k-1) + u(k)), so the image side never reads
     a text; a pair is scored S = sum_k v(k) . u(k) and trained with the bidirectional triplet ranking
-    loss summed over all in-batch negatives (margin 0.1 * embed_dim = 12.8 at tiny; the paper's margin
+    loss summed over all in-batch negatives (margin 0.1 * embed_dim = 12.8 at cnn_tiny; the paper's margin
     is not stated). Kept: the attention form (tanh(W x) * tanh(W_m m), two-layer scores),
     v(k) = tanh(P(k) context), v(0) = tanh(P(0) mean region), u_t = forward + backward LSTM state,
     u(0) = mean word state. Scaled down: ResNet-152 regions -> a small residual CNN whose output is the
-    patch grid of the geometry (64 regions at tiny), the 512-d joint space -> embed_dim, trainable
+    patch grid of the geometry (16 regions, 4 x 4, at cnn_tiny), the 512-d joint space -> embed_dim, trainable
     (FastText-initialised) embeddings. Image-only feature: sum_k v(k) (embed_dim; a concatenation
     would need a projection the loss never trains).
 

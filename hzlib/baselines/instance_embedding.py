@@ -78,7 +78,7 @@ class InstanceEmbedding(PairModel):
     classifier W, embed_dim x n_instances, shared by both paths; cross-entropy of the image's and of
     the text's logits against the pair's index) plus the bidirectional ranking loss on cosine
     similarities with the hardest negative of the batch (margin 1): L = L_rank + L_img + L_txt.
-    Scaled down: ResNet-50 -> a small residual CNN (three stride-2 stages to 8 x 8 at tiny); the deep
+    Scaled down: ResNet-50 -> a small residual CNN (four stride-2 stages to 4 x 4 at cnn_tiny); the deep
     text CNN -> text.layers residual blocks of 1-D convolutions over trainable (optionally
     FastText-initialised) embeddings, average-pooled over the real tokens; 2048-d -> embed_dim;
     dropout dropped. Kept: the batch norm after each path's fc, which centres the features over the

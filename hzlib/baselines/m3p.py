@@ -18,8 +18,8 @@ class M3P(PairModel):
     tokens + the image patches (CLIP's patch embedding of the geometry), each token with a modality
     (segment) embedding and a position within its modality; text padding is masked as keys. Width
     and heads are the CLIP text tower's (M3P's stream is its text transformer, which takes projected
-    image features); depth 1.5x the text tower's (6 layers at tiny: 0.8x CLIP's parameters; every
-    layer reads text and image together, so it trains at about half CLIP's speed, the slowest model
+    image features); depth 1.5x the text tower's (6 layers at cnn_tiny: 0.76x CLIP's parameters; every
+    layer reads text and image together, so it trains at about a quarter of CLIP's speed, the slowest model
     of the chapter). Kept: multimodal masked language modelling (30% of word tokens, twice BERT's
     rate for our short budget, 80/10/10, <unk> as [MASK], a head tied to the token embedding) and
     image-text matching by a linear layer on the projected [CLS] (binary cross-entropy; half the
