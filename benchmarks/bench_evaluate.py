@@ -48,8 +48,7 @@ def main() -> None:
     from hzlib.corpus.build import build_corpus
     from hzlib.corpus.manifest import read_manifest
     from hzlib.model import load_geometry
-    from hzlib.normalize import NormalizeConfig, normalize
-    from hzlib.pairs import to_model_input
+    from hzlib.normalize import NormalizeConfig, model_image, normalize
 
     prof = load_profile(a.profile)
     root = build_corpus(prof, prof.data_dir(), progress=False)
@@ -63,8 +62,8 @@ def main() -> None:
     def read(batch):
         return [np.asarray(Image.open(p).convert("RGB")) for p in batch]
 
-    def norm(batch):
-        return [normalize(im, NormalizeConfig(size=size))["equalized"] for im in batch]
+    def norm(batch):  # what the models see (the profile's clip_input)
+        return [model_image(im, size, prof.clip_input) for im in batch]
 
     raw = read(paths)
     for threads in (int(t) for t in a.threads.split(",")):
@@ -90,7 +89,8 @@ def main() -> None:
                 enc = _median_ms(lambda b: N.features(model, b, batch_size=len(b), device=a.device),
                                  [u8[i:i + bs] for i in range(0, len(paths) - bs + 1, bs)])
                 cls = _median_ms(head.predict_proba, [feats[i:i + bs] for i in range(0, len(paths) - bs + 1, bs)])
-                total = _median_ms(N.analyser(model, head.predict_proba, size=size, device=a.device), batches)
+                total = _median_ms(N.analyser(model, head.predict_proba, size=size, mode=prof.clip_input, device=a.device),
+                                   batches)
                 rows.append({"model": key, "threads": threads, "batch": bs, "read": t_read, "Eq 1-3": t_norm,
                              "encode": enc, "classify": cls, "total": total, "vs baseline": total / base})
     print(f"# Analysis time per sculpture (ms, median), profile {prof.profile}, {len(paths)} images, "

@@ -7,7 +7,7 @@ import torch
 from hzlib.baselines import neural as N
 from hzlib.model import Vocabulary, load_geometry
 from hzlib.pairs import PairData, to_model_input
-from hzlib.train import TrainConfig
+from hzlib.train import TrainConfig, trim_padding
 
 VOCAB = 60
 
@@ -44,7 +44,7 @@ def check_shapes(key, geometry):
     x = to_model_input(d.images[:5])
     f = m.image_features(x)
     assert f.shape == (5, geometry.embed_dim) and torch.isfinite(f).all()
-    loss = m.train().loss(x, N.trim_padding(d.tokens[:5]), torch.as_tensor(labels_of(d)[:5]), torch.arange(5))
+    loss = m.train().loss(x, trim_padding(d.tokens[:5]), torch.as_tensor(labels_of(d)[:5]), torch.arange(5))
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert sum(p.grad.abs().sum() for p in m.parameters() if p.grad is not None) > 0
@@ -67,13 +67,13 @@ def check_padding_invariance(key, geometry):
     d = pairs()
     m = N.make_model(key, spec(geometry)).eval()
     x, t = to_model_input(d.images[:8]), d.tokens[:8]
-    assert N.trim_padding(t).shape[1] < t.shape[1]
+    assert trim_padding(t).shape[1] < t.shape[1]
     lab = torch.as_tensor(labels_of(d)[:8])
     with torch.no_grad():
         torch.manual_seed(7)
         full = m.loss(x, t, lab, torch.arange(8))
         torch.manual_seed(7)
-        trimmed = m.loss(x, N.trim_padding(t), lab, torch.arange(8))
+        trimmed = m.loss(x, trim_padding(t), lab, torch.arange(8))
     torch.testing.assert_close(full, trimmed, rtol=1e-5, atol=1e-5)
 
 
@@ -115,7 +115,7 @@ def check_chance_loss(model, learn_nothing, *, B=16, seed=0):
     a freshly initialised model's is not."""
     g, s = model.spec.geometry, model.spec
     d = pairs(max(B, 16), g.vision.image_size, g.context_length, seed, vocab=s.vocab_size)
-    x, t = to_model_input(d.images[:B]), N.trim_padding(d.tokens[:B])
+    x, t = to_model_input(d.images[:B]), trim_padding(d.tokens[:B])
     y = torch.as_tensor(np.arange(B) % s.n_classes)
     index = torch.randperm(s.n_instances, generator=torch.Generator().manual_seed(seed))[:B]
     model.train()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hzlib.train import TrainConfig
+from hzlib.train import TrainConfig, trim_padding
 from hzlib.baselines import neural as N
 from hzlib.baselines.dual_attention import STEPS, DualAttentionNetwork, ranking_loss
 from hzlib.model import load_geometry
@@ -82,8 +82,8 @@ def test_trailing_padding_changes_nothing(geometry, cls):
     x, t = _x(d), d.tokens[:8]
     longer = torch.cat([t, torch.zeros(8, 9, dtype=t.dtype)], 1)
     with torch.no_grad():
-        losses = [m.loss(x, tt, None, None) for tt in (N.trim_padding(t), t, longer)]
-        words = [m.words(tt)[0] for tt in (N.trim_padding(t), longer)]
+        losses = [m.loss(x, tt, None, None) for tt in (trim_padding(t), t, longer)]
+        words = [m.words(tt)[0] for tt in (trim_padding(t), longer)]
     for other in losses[1:]:
         torch.testing.assert_close(other, losses[0], rtol=1e-5, atol=1e-4)
     k = words[0].shape[1]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hzlib.train import TrainConfig
+from hzlib.train import TrainConfig, trim_padding
 from hzlib.baselines import neural as N
 from hzlib.baselines.instance_embedding import (INSTANCE_WEIGHT, RANK_MARGIN, RANK_WEIGHT,
                                                 hardest_negative_ranking_loss)
@@ -77,8 +77,8 @@ def test_trailing_padding_changes_nothing(geometry):
     x, t, idx = _x(d), d.tokens[:8], torch.arange(8)
     longer = torch.cat([t, torch.zeros(8, 9, dtype=t.dtype)], 1)
     with torch.no_grad():
-        losses = [m.loss(x, tt, None, idx) for tt in (N.trim_padding(t), t, longer)]
-        texts = [m.text(tt) for tt in (N.trim_padding(t), t, longer)]
+        losses = [m.loss(x, tt, None, idx) for tt in (trim_padding(t), t, longer)]
+        texts = [m.text(tt) for tt in (trim_padding(t), t, longer)]
     for other in losses[1:]:
         torch.testing.assert_close(other, losses[0], rtol=1e-5, atol=1e-6)
     for other in texts[1:]:

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 import hzlib.baselines  # noqa: F401  (registers the models)
 from hzlib.baselines import _pretraining as P
 from hzlib.baselines import neural as N
+from hzlib.train import trim_padding
 from hzlib.baselines.m3p import IMAGE, TEXT
 from hzlib.pairs import to_model_input
 
@@ -35,7 +36,7 @@ def test_trailing_padding_changes_nothing(geometry):
     d = C.pairs()
     m = N.make_model(KEY, C.spec(geometry)).eval()
     x, t = to_model_input(d.images[:6]), d.tokens[:6]
-    tt = N.trim_padding(t)
+    tt = trim_padding(t)
     with torch.no_grad():
         full, trimmed = m.encode(x, t), m.encode(x, tt)
     L, Lt = t.shape[1], tt.shape[1]
@@ -87,7 +88,7 @@ def test_single_stream_by_hand(geometry):
     d = C.pairs()
     m = N.make_model(KEY, C.spec(geometry)).eval()
     assert len(m.layers) == 1
-    x, t = to_model_input(d.images[:3]), N.trim_padding(d.tokens[:3])
+    x, t = to_model_input(d.images[:3]), trim_padding(d.tokens[:3])
     B, L = t.shape
     with torch.no_grad():
         pe = m.image_embed
@@ -121,7 +122,7 @@ def test_loss_is_matching_plus_mlm_on_the_true_pairs(geometry):
     projected [CLS], MLM on the true pairs' text positions."""
     d = C.pairs()
     m = N.make_model(KEY, C.spec(geometry)).train()
-    x, t = to_model_input(d.images[4:8]), N.trim_padding(d.tokens[4:8])
+    x, t = to_model_input(d.images[4:8]), trim_padding(d.tokens[4:8])
     L = t.shape[1]
     seed = next(s for s in range(100)  # a draw that masks words of the true pairs
                 if (torch.manual_seed(s) and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from hzlib.train import TrainConfig
+from hzlib.train import TrainConfig, trim_padding
 from hzlib.baselines import neural as N
 from hzlib.model import Vocabulary, load_geometry
 
@@ -55,8 +55,8 @@ def test_make_model_is_seeded_and_leaves_global_rng(geometry):
 
 def test_trim_padding_drops_only_all_padding_columns():
     t = torch.tensor([[2, 5, 3, 0, 0, 0], [2, 5, 6, 7, 3, 0]])
-    assert torch.equal(N.trim_padding(t), t[:, :5])
-    assert N.trim_padding(torch.zeros(2, 6, dtype=torch.int64)).shape == (2, 2)
+    assert torch.equal(trim_padding(t), t[:, :5])
+    assert trim_padding(torch.zeros(2, 6, dtype=torch.int64)).shape == (2, 2)
 
 
 def test_clip_loss_does_not_depend_on_trailing_padding(geometry):
@@ -65,7 +65,7 @@ def test_clip_loss_does_not_depend_on_trailing_padding(geometry):
     x = d.images[:8].float() / 255
     with torch.no_grad():
         full = m.loss(x, d.tokens[:8], None, None)
-        trimmed = m.loss(x, N.trim_padding(d.tokens[:8]), None, None)
+        trimmed = m.loss(x, trim_padding(d.tokens[:8]), None, None)
     torch.testing.assert_close(full, trimmed, rtol=1e-5, atol=1e-6)
 
 

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from hzlib.baselines import _pretraining as P
-from hzlib.baselines.neural import trim_padding
+from hzlib.train import trim_padding
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

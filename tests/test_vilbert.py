@@ -8,6 +8,7 @@ import torch.nn.functional as F
 import hzlib.baselines  # noqa: F401  (registers the models)
 from hzlib.baselines import _pretraining as P
 from hzlib.baselines import neural as N
+from hzlib.train import trim_padding
 from hzlib.baselines.vilbert import CoAttention
 from hzlib.pairs import to_model_input
 
@@ -35,7 +36,7 @@ def test_trailing_padding_changes_nothing(geometry):
     m = N.make_model(KEY, C.spec(geometry)).eval()
     t = C.pairs().tokens[:6]
     with torch.no_grad():
-        full, trimmed = m.encode_text(t), m.encode_text(N.trim_padding(t))
+        full, trimmed = m.encode_text(t), m.encode_text(trim_padding(t))
         L = trimmed.shape[1]
         torch.testing.assert_close(full[:, :L][t[:, :L] != 0], trimmed[t[:, :L] != 0], rtol=1e-5, atol=1e-5)
 
@@ -117,7 +118,7 @@ def test_loss_is_alignment_plus_mlm_on_the_true_pairs(geometry):
     h_IMG (.) h_CLS for alignment; MLM on the true pairs' co-attended text stream."""
     d = C.pairs()
     m = N.make_model(KEY, C.spec(geometry)).train()
-    x, t = to_model_input(d.images[4:8]), N.trim_padding(d.tokens[4:8])
+    x, t = to_model_input(d.images[4:8]), trim_padding(d.tokens[4:8])
     seed = next(s for s in range(100)  # a draw that masks words of the true pairs
                 if (torch.manual_seed(s) and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())
     with torch.no_grad():
@@ -143,7 +144,7 @@ def test_co_trm_block_updates_both_streams_from_its_inputs(geometry):
     d = C.pairs()
     m = N.make_model(KEY, C.spec(geometry)).eval()
     assert len(m.co_vision) == len(m.co_text) == 1
-    x, t = to_model_input(d.images[:3]), N.trim_padding(d.tokens[:3])
+    x, t = to_model_input(d.images[:3]), trim_padding(d.tokens[:3])
     with torch.no_grad():
         v, h = m.encode_image(x), m.encode_text(t)
         pad = t == 0

@@ -24,19 +24,17 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..model import Geometry, Vocabulary, build_model
 from ..pairs import PairData, to_model_input
-from ..train import TrainConfig, Trainer, trim_padding
+from ..train import TrainConfig, Trainer
 
 
 @dataclass(frozen=True)
