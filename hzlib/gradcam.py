@@ -33,7 +33,6 @@ import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from .model import ConvTower
 from .stats import mean_ci
 
 BASELINES = ("uniform", "random", "centre")
@@ -113,7 +112,7 @@ def target_layer(scorer: ClassScores, layer: int = -1) -> torch.nn.Module:
 def _to_map(scorer: ClassScores, grid: tuple[int, int] | None):
     """The reshape from the target layer's output to (B, K, h, w): none for a CNN tower, the token
     grid for a ViT (``grid``: the tower's own by default)."""
-    if isinstance(scorer.visual, ConvTower):
+    if not scorer.visual.cam_tokens:
         return None
     return partial(vit_reshape_transform, grid=grid or scorer.visual.grid)
 

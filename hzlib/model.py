@@ -335,6 +335,7 @@ class ViTTower(nn.Module):
         self.model = CLIPVisionModel(clip_config(geometry, len(SPECIALS) + 1).vision_config)
         self.proj = nn.Linear(geometry.vision.width, geometry.embed_dim, bias=False)
         self.grid = (geometry.vision.image_size // geometry.vision.patch_size,) * 2
+        self.cam_tokens = True  # the cam layer's output is [CLS] + the patch tokens, not a spatial map
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.proj(self.model(pixel_values=pixel_values).pooler_output)
@@ -349,17 +350,6 @@ class ViTTower(nn.Module):
         if not -len(layers) <= layer < len(layers):
             raise ValueError(f"layer: {layer} outside the {len(layers)} encoder layers")
         return layers[layer].layer_norm1
-
-    def cam_layers(self) -> int:
-        return len(getattr(self.model, "vision_model", self.model).encoder.layers)
-
-    def to_map(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, 1 + h*w, C) tokens of a cam layer -> (B, C, h, w), [CLS] dropped."""
-        b, n, c = tokens.shape
-        h, w = self.grid
-        if n - 1 != h * w:
-            raise ValueError(f"{n} tokens do not make [CLS] + a {h}x{w} grid")
-        return tokens[:, 1:].reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
 class ConvTower(nn.Module):
@@ -382,7 +372,7 @@ class ConvTower(nn.Module):
             c = w
         self.stages = nn.Sequential(*stages)
         self.proj = nn.Linear(c, geometry.embed_dim)
-        self.grid = (v.image_size // v.patch_size,) * 2
+        self.cam_tokens = False  # a stage's output is already a (B, C, h, w) map
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.proj(self.stages(pixel_values).mean((2, 3)))
@@ -400,12 +390,6 @@ class ConvTower(nn.Module):
         if not -len(self.stages) <= layer < len(self.stages):
             raise ValueError(f"layer: {layer} outside the {len(self.stages)} stages")
         return self.stages[layer]
-
-    def cam_layers(self) -> int:
-        return len(self.stages)
-
-    def to_map(self, feature_map: torch.Tensor) -> torch.Tensor:
-        return feature_map
 
 
 class TransformerTextTower(nn.Module):
