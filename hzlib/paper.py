@@ -5,15 +5,39 @@ these beside the values computed at run time.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 CITATION = (
     "Luo Z. Exploration of the cultural attributes of Chinese character sculpture using machine "
     "learning technology. Journal of Autonomous Intelligence, 2024."
 )
 
-# Table 1: the 10 cultural-attribute classes of the paper's 1,850 sculpture images, in the paper's order.
-# The counts are the paper's; the descriptive columns of each row (region, period, art movement,
-# cultural aspect) are given by hzlib.corpus.classes, which states that they are our reading.
-TABLE1_COUNTS: tuple[int, ...] = (302, 204, 153, 128, 189, 257, 172, 196, 138, 111)
+# Table 1 (section 3): the paper's 10 rows of sculpture images, word for word, in its order. Each row
+# is one cultural-attribute class of the study; hzlib.corpus.classes turns each into a distribution
+# over what a sculpture looks like (that part is ours).
+@dataclass(frozen=True)
+class Table1Row:
+    region: str
+    period: str
+    movement: str
+    aspect: str
+    count: int
+
+
+TABLE1: tuple[Table1Row, ...] = (
+    Table1Row("China", "Ancient Times", "Traditional Culture Revival", "Historical Tradition", 302),
+    Table1Row("China", "Modern Times", "Abstract Art", "Contemporary Innovation", 204),
+    Table1Row("Taiwan", "Contemporary Times", "Contemporary Art", "Cultural Diversity", 153),
+    Table1Row("Hong Kong", "End of 20th Century", "Experimental Art", "Urban Culture", 128),
+    Table1Row("Japan", "Middle Ages", "Traditional Japanese Art", "Traditional Culture", 189),
+    Table1Row("United States", "Contemporary Times", "Digital Art", "Fusion of Technology and Art", 257),
+    Table1Row("France", "Renaissance", "Modernism", "Art and Philosophy Integration", 172),
+    Table1Row("South Korea", "Contemporary Times", "Korean Traditional Sculpture", "Contemporary Aesthetics", 196),
+    Table1Row("Singapore", "Contemporary Times", "Avant-garde Art", "Cross-cultural Communication", 138),
+    Table1Row("Australia", "Contemporary Times", "Indigenous Art", "Environmental Protection", 111),
+)
+TABLE1_WHERE = "Section 3, Table 1"
+TABLE1_COUNTS: tuple[int, ...] = tuple(r.count for r in TABLE1)
 TABLE1_TOTAL = 1850
 
 # Abstract / Table 3 headline claims for CLIP.
