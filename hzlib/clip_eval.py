@@ -71,6 +71,6 @@ def class_prompts(specs=None) -> dict[str, list[str]]:
 
     out = {}
     for c in (specs if specs is not None else CLASSES):
-        named = [f"这是一件{c.name_zh}风格的汉字雕塑。", f"作品体现{c.aspect}，属于{c.movement}。"]
+        named = [f"这是一件{c.region_zh}{c.movement_zh}风格的汉字雕塑。", f"作品体现{c.name_zh}。"]
         out[c.key] = [f"其风格特征可概括为“{cue}”。" for cue in c.cues] + named
     return out

@@ -36,7 +36,13 @@ _use_cjk_font()
 
 def class_label(key: str) -> str:
     spec = C.BY_KEY.get(key)
-    return f"{spec.name_zh}\n{spec.name_en}" if spec else key
+    return f"{spec.name_en}\n{spec.name_zh}" if spec else key
+
+
+def class_name(key: str) -> str:
+    """The paper's name of a class: its Table 1 cultural aspect (the x-axis of its Figure 7)."""
+    spec = C.BY_KEY.get(key)
+    return spec.name_en if spec else key
 
 
 def example_grid(df: pd.DataFrame, root: Path, per_class: int = 6, seed: int = 0, title: str | None = None):
@@ -72,7 +78,7 @@ def factor_heatmaps(df: pd.DataFrame, factors=("style", "form", "material", "gly
         ax.set_title(f)
         ax.set_xlabel("")
         ax.set_ylabel("")
-    np.atleast_1d(axes)[0].set_yticklabels([C.BY_KEY[k].name_zh for k in order], rotation=0)
+    np.atleast_1d(axes)[0].set_yticklabels([class_name(k) for k in order], rotation=0)
     fig.tight_layout()
     return fig
 
@@ -157,7 +163,7 @@ def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
         for c, img in enumerate(stage_images(st)):
             axes[r, c].imshow(img)
             axes[r, c].axis("off")
-        axes[r, 0].text(-0.05, 0.5, C.BY_KEY[key].name_zh, transform=axes[r, 0].transAxes, ha="right", va="center")
+        axes[r, 0].text(-0.05, 0.5, class_name(key), transform=axes[r, 0].transAxes, ha="right", va="center")
     for c, t in enumerate(["original", "Eq 1", "Eq 2", "Eq 3"]):
         axes[0, c].set_title(t)
     fig.tight_layout()
@@ -271,9 +277,9 @@ def text_map(coords: np.ndarray, labels, title: str = ""):
     """Descriptions in two dimensions, coloured by class (the reduction is the caller's)."""
     order = [k for k in C.KEYS if k in set(labels)]
     data = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1],
-                         "class": [C.BY_KEY[k].name_zh if k in C.BY_KEY else k for k in labels]})
+                         "class": [class_name(k) for k in labels]})
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    sns.scatterplot(data, x="x", y="y", hue="class", hue_order=[C.BY_KEY[k].name_zh for k in order],
+    sns.scatterplot(data, x="x", y="y", hue="class", hue_order=[class_name(k) for k in order],
                     palette="tab10", s=12, alpha=0.7, linewidth=0, ax=ax)
     ax.legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8, title="class")
     ax.set_xlabel("component 1")
@@ -318,7 +324,7 @@ def attention_by_class(summary: pd.DataFrame, metrics=("pointing", "energy"), me
                         lw=1, color=colours[method], label=method)
         ax.set_xlabel({"pointing": "pointing game (hit rate)", "energy": "share of the map in the glyph"}.get(m, m))
         ax.set_xlim(-0.02, 1.02)
-    axes[0, 0].set_yticks(np.arange(len(labels)), [C.BY_KEY[k].name_zh if k in C.BY_KEY else k for k in labels])
+    axes[0, 0].set_yticks(np.arange(len(labels)), [class_name(k) for k in labels])
     axes[0, 0].invert_yaxis()
     axes[0, -1].legend(bbox_to_anchor=(1.01, 1), loc="upper left", fontsize=8)
     fig.tight_layout()
@@ -449,7 +455,7 @@ def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy
                         xytext=(-2, 2), textcoords="offset points", ha="right", va="bottom", fontsize=7)
         ax.set_ylabel({"accuracy": "accuracy (one-vs-rest)"}.get(m, m))
         ax.set_ylim(0, 1.05)
-    axes[-1, 0].set_xticks(x, [C.BY_KEY[k].name_zh if k in C.BY_KEY else k for k in rows])
+    axes[-1, 0].set_xticks(x, [class_name(k) for k in rows], rotation=30, ha="right")
     axes[0, 0].legend(ncol=min(len(models), 7), fontsize=8, bbox_to_anchor=(0.5, 1.02), loc="lower center")
     fig.suptitle(title or "Figure 7: precision, recall, F1 and accuracy per cultural attribute", y=1.0)
     fig.tight_layout()

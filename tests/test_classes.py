@@ -3,6 +3,9 @@ import pytest
 
 from hzlib import paper
 from hzlib.corpus import classes as C
+from hzlib.corpus import describe as D
+from hzlib.corpus import glyphs as G
+from hzlib.corpus import render as R
 
 
 def test_ten_classes_with_the_papers_counts():
@@ -51,7 +54,7 @@ def test_no_factor_preference_is_unique_to_one_class():
 
 
 def test_sampling_is_deterministic_and_follows_the_distribution():
-    spec = C.BY_KEY["modern"]
+    spec = C.BY_KEY["innovation"]
     a = C.sample_factors(spec, 0.3, np.random.default_rng([1, 2]))
     b = C.sample_factors(spec, 0.3, np.random.default_rng([1, 2]))
     assert a == b
@@ -60,3 +63,18 @@ def test_sampling_is_deterministic_and_follows_the_distribution():
     expected = C.factor_distribution(spec, "material", 0.3)
     for v, p in expected.items():
         assert draws.count(v) / len(draws) == pytest.approx(p, abs=0.03)
+
+
+def test_classes_are_the_papers_table1_rows_in_order():
+    assert [s.row for s in C.CLASSES] == list(paper.TABLE1)
+    assert [(s.region, s.period, s.movement, s.aspect) for s in C.CLASSES][3] == (
+        "Hong Kong", "End of 20th Century", "Experimental Art", "Urban Culture")
+    assert len({s.key for s in C.CLASSES}) == len({s.name_zh for s in C.CLASSES}) == 10
+
+
+def test_every_preferred_value_can_be_rendered_and_described():
+    known = {"style": set(G.STYLES), "form": set(D.FORM), "material": set(R.MATERIALS) & set(D.MATERIAL),
+             "glyph_paint": (set(R.PAINTS) | {"none"}) & set(D.GLYPH_PAINT), "setting": set(R.SETTINGS) & set(D.SETTING)}
+    for spec in C.CLASSES:
+        for f in C.FACTORS:
+            assert set(spec.prefs[f]) <= known[f], (spec.key, f, set(spec.prefs[f]) - known[f])

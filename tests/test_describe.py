@@ -86,12 +86,13 @@ def test_zh_number():
 
 def test_vocabularies_cover_every_factor_value_with_synonyms():
     expected = {
-        "material": {"granite", "marble", "sandstone", "bronze", "wood", "steel", "ceramic", "jade"},
+        "material": {"granite", "marble", "sandstone", "bronze", "wood", "steel", "ceramic", "jade",
+                     "porcelain"},
         "form": {"freestanding", "relief", "carved", "slab", "openwork", "boulder"},
         "style": {"song", "kai", "hei", "fangsong", "mincho", "worn_mincho", "brush", "running", "cursive",
                   "wenkai", "soseki", "strokes"},
-        "setting": {"museum", "courtyard", "garden", "plaza", "mountain", "temple"},
-        "glyph_paint": {"none", "red", "gold", "black", "white", "green"},
+        "setting": {"museum", "courtyard", "garden", "plaza", "mountain", "temple", "street", "outback"},
+        "glyph_paint": {"none", "red", "gold", "black", "white", "green", "neon", "ochre"},
     }
     assert {k: set(v) for k, v in D.VOCAB.items()} == expected
     for key, table in D.VOCAB.items():

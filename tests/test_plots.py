@@ -37,7 +37,7 @@ def test_training_curve_has_loss_and_tau_panels():
 def _long_metrics():
     rows = []
     for model in ("CLIP", "DAN"):
-        for cls in ("imperial", "folk", "macro"):
+        for cls in ("tradition", "urban", "macro"):
             for m in ("precision", "recall", "f1", "accuracy"):
                 v = 0.5 if model == "CLIP" else 0.3
                 rows.append({"model": model, "class": cls, "metric": m, "value": v, "ci_low": v - 0.1, "ci_high": v + 0.1})
@@ -59,7 +59,7 @@ def test_figure7_has_a_panel_per_metric_and_the_paper_line():
 def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
     curves = pd.concat([pd.DataFrame({"class": "macro", "fpr": [0, 0.5, 1], "tpr": [0, t, 1], "model": m})
                         for m, t in (("CLIP", 0.9), ("DAN", 0.6))]
-                       + [pd.DataFrame({"class": "folk", "fpr": [0, 1], "tpr": [0, 1], "model": "CLIP"})])
+                       + [pd.DataFrame({"class": "urban", "fpr": [0, 1], "tpr": [0, 1], "model": "CLIP"})])
     fig = plots.figure8(curves, {"CLIP": 0.9, "DAN": 0.6})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["CLIP (AUC 0.900)", "DAN (AUC 0.600)"]

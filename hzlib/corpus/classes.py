@@ -1,9 +1,13 @@
 """The 10 cultural-attribute classes of the paper's Table 1, as distributions over sculpture factors.
 
-The paper gives 10 classes (rows of its Table 1, described by region, period, art movement and
-cultural aspect) with their image counts, but not enough detail to reproduce the rows' wording; the
-region / period / movement / aspect below are OUR reading, chosen to be plausible for Chinese
-character sculpture and to differ in ways an image and a text can show. The counts are the paper's.
+Each class is one row of the paper's Table 1 (``hzlib.paper.TABLE1``: region, historical period, art
+movement, cultural aspect and image count, word for word). What a sculpture of that row looks like is
+not in the paper, so the rest is OURS: a Chinese rendering of the row, the factor preferences, the
+characters and the cue phrases. They are chosen so that each row is something an image and a
+description can show (mainland song/kai stelae in temples; neon at night in Hong Kong's streets; Japanese
+Mincho and brush fonts on wood in temple gardens; steel and LED light for American digital art; marble
+and bronze in a French museum; Korean white porcelain and celadon; mixed scripts and materials in
+Singapore; red ochre and dot painting on sandstone in the Australian outback).
 
 Each class prefers a few values of every factor (glyph style, form, material, paint, setting,
 characters, lighting...). One parameter, ``overlap`` in [0, 1], mixes every class distribution with
@@ -24,17 +28,23 @@ FACTORS = ("style", "form", "material", "glyph_paint", "setting")
 @dataclass(frozen=True)
 class ClassSpec:
     key: str
-    name_zh: str
-    name_en: str
-    region: str
-    period: str
-    movement: str
-    aspect: str
+    row: paper.Table1Row  # the paper's words and count
+    zh: tuple[str, str, str, str]  # OUR Chinese for the row: region, period, movement, aspect
     prefs: dict = field(hash=False)  # factor -> {value: weight}
     chars: str = ""  # characters this tradition favours
     cues: tuple[str, ...] = ()  # Chinese phrases a description may use
     # continuous look/camera preferences: name -> (mean, sd); pooled fallback in CONTINUOUS
     cont: dict = field(default_factory=dict, hash=False)
+
+    region = property(lambda self: self.row.region)
+    period = property(lambda self: self.row.period)
+    movement = property(lambda self: self.row.movement)
+    aspect = property(lambda self: self.row.aspect)
+    name_en = property(lambda self: self.row.aspect)  # the paper names its Figure 7 classes by aspect
+    region_zh = property(lambda self: self.zh[0])
+    period_zh = property(lambda self: self.zh[1])
+    movement_zh = property(lambda self: self.zh[2])
+    name_zh = property(lambda self: self.zh[3])
 
 
 # Pooled distributions of the continuous factors: (mean, sd, lo, hi).
@@ -47,86 +57,90 @@ CONTINUOUS = {
     "camera_azimuth": (0.0, 22.0, -50.0, 50.0),
 }
 
+_T = paper.TABLE1
 CLASSES: tuple[ClassSpec, ...] = (
     ClassSpec(
-        "imperial", "皇家威仪", "Imperial majesty", "华北（北京）", "明清", "宫廷艺术", "皇权与礼制的庄严",
-        {"style": {"song": 2, "kai": 2, "strokes": 2}, "form": {"relief": 3, "freestanding": 1},
-         "material": {"marble": 3, "bronze": 2}, "glyph_paint": {"gold": 3, "red": 1},
-         "setting": {"temple": 2, "courtyard": 2}},
-        "福寿德龍和真", ("皇家气派", "庄重威严", "宫廷风格", "礼制森严", "金碧辉煌"),
-        {"weathering": (0.2, 0.15), "sun_elevation": (50, 12)},
+        "tradition", _T[0], ("中国", "古代", "传统文化复兴", "历史传统"),
+        {"style": {"kai": 3, "song": 2, "strokes": 2}, "form": {"carved": 3, "relief": 2, "slab": 1},
+         "material": {"granite": 2, "marble": 2, "sandstone": 1, "bronze": 1}, "glyph_paint": {"red": 2, "gold": 2},
+         "setting": {"temple": 3, "courtyard": 2}},
+        "福寿德龍礼永真道", ("历史悠久", "传统文化的复兴", "古朴庄重", "碑刻遗风", "承载着历史记忆"),
+        {"weathering": (0.6, 0.15), "warmth": (0.2, 0.2)},
     ),
     ClassSpec(
-        "literati", "文人雅趣", "Literati elegance", "江南（苏杭）", "宋", "文人书画", "文人的清雅与内省",
-        {"style": {"running": 3, "wenkai": 2, "kai": 1}, "form": {"carved": 2, "boulder": 2, "slab": 1},
-         "material": {"sandstone": 1, "granite": 1, "wood": 2}, "glyph_paint": {"green": 2, "black": 1, "none": 1},
-         "setting": {"garden": 3, "courtyard": 1}},
-        "静雅竹梅心水真", ("文人雅趣", "清雅脱俗", "书卷气", "江南园林的意境", "淡泊宁静"),
-        {"warmth": (0.2, 0.2), "fog": (0.15, 0.1)},
+        "innovation", _T[1], ("中国", "近现代", "抽象艺术", "当代创新"),
+        {"style": {"hei": 3, "cursive": 1, "fangsong": 1}, "form": {"openwork": 3, "freestanding": 2},
+         "material": {"steel": 3, "ceramic": 1}, "glyph_paint": {"none": 2, "white": 2},
+         "setting": {"plaza": 3, "museum": 1, "outback": 1}},
+        "和新梦天人美", ("抽象的造型", "大胆创新", "解构汉字笔画", "现代设计感", "突破传统"),
+        {"weathering": (0.1, 0.1), "sun_elevation": (55, 12)},
     ),
     ClassSpec(
-        "buddhist", "佛教禅意", "Buddhist devotion", "西北（敦煌、龙门）", "唐", "佛教造像艺术", "佛教信仰与禅意",
-        {"style": {"kai": 2, "worn_mincho": 2, "song": 1}, "form": {"carved": 2, "boulder": 1, "relief": 2},
-         "material": {"sandstone": 3, "granite": 1}, "glyph_paint": {"red": 2, "gold": 2},
-         "setting": {"mountain": 2, "temple": 2}},
-        "佛禅心空善山", ("禅意深远", "佛法庄严", "石窟遗风", "清净无为", "慈悲为怀"),
-        {"warmth": (0.4, 0.2), "weathering": (0.5, 0.2)},
+        "diversity", _T[2], ("台湾", "当代", "当代艺术", "文化多元"),
+        {"style": {"wenkai": 3, "kai": 1, "running": 1}, "form": {"freestanding": 2, "relief": 1, "slab": 1},
+         "material": {"ceramic": 2, "wood": 2, "porcelain": 1},
+         "glyph_paint": {"green": 2, "red": 1, "white": 1, "ochre": 1},
+         "setting": {"garden": 2, "courtyard": 2}},
+        "爱家和春华心", ("多元文化交融", "色彩活泼", "族群与传统并存", "在地文化", "包容开放"),
+        {"warmth": (0.2, 0.2)},
     ),
     ClassSpec(
-        "epigraphic", "金石碑刻", "Epigraphic memory", "中原（河南、陕西）", "汉魏", "金石碑学", "纪念与历史记忆",
-        {"style": {"worn_mincho": 3, "song": 1, "mincho": 2}, "form": {"carved": 3, "slab": 2},
-         "material": {"granite": 3, "sandstone": 1}, "glyph_paint": {"none": 2, "black": 1, "white": 1},
-         "setting": {"museum": 2, "courtyard": 2}},
-        "永德道真正礼", ("金石气", "碑刻遗韵", "古朴苍劲", "岁月斑驳", "历史的见证"),
-        {"weathering": (0.7, 0.15), "warmth": (-0.1, 0.2)},
+        "urban", _T[3], ("香港", "20世纪末", "实验艺术", "城市文化"),
+        {"style": {"hei": 2, "song": 1, "strokes": 1}, "form": {"freestanding": 2, "slab": 2},
+         "material": {"steel": 2, "bronze": 1}, "glyph_paint": {"neon": 3, "red": 1},
+         "setting": {"street": 4, "plaza": 1}},
+        "光明龙福乐海", ("霓虹灯下", "都市夜色", "街头实验", "港式市井气息", "城市的喧嚣"),
+        {"fog": (0.15, 0.1), "weathering": (0.3, 0.15)},
     ),
     ClassSpec(
-        "folk", "民俗吉祥", "Folk auspiciousness", "岭南（广东、福建）", "清末民初", "民间工艺", "民俗与吉祥寓意",
-        {"style": {"brush": 3, "soseki": 2, "hei": 1}, "form": {"freestanding": 2, "openwork": 2},
-         "material": {"wood": 2, "ceramic": 2}, "glyph_paint": {"red": 3, "gold": 2},
-         "setting": {"courtyard": 2, "plaza": 1}},
-        "福寿喜春吉家", ("吉祥喜庆", "民间风味", "红火热闹", "祈福纳祥", "乡土气息"),
-        {"warmth": (0.3, 0.2), "sun_elevation": (45, 12)},
+        "japan", _T[4], ("日本", "中世纪", "日本传统艺术", "传统文化"),
+        {"style": {"mincho": 3, "soseki": 3, "brush": 1}, "form": {"slab": 2, "boulder": 2, "relief": 1},
+         "material": {"wood": 3, "bronze": 1, "granite": 1}, "glyph_paint": {"black": 3, "none": 2},
+         "setting": {"garden": 3, "temple": 2}},
+        "禅心静道和花真", ("和风", "禅宗意境", "枯山水", "寂静素朴", "侘寂之美"),
+        {"warmth": (-0.1, 0.2), "fog": (0.15, 0.1)},
     ),
     ClassSpec(
-        "modern", "现代公共艺术", "Modern public art", "全国城市", "当代", "现代主义雕塑", "城市精神与现代审美",
-        {"style": {"hei": 3, "fangsong": 1, "wenkai": 1}, "form": {"freestanding": 2, "openwork": 2, "slab": 1},
-         "material": {"steel": 3, "ceramic": 1, "bronze": 1}, "glyph_paint": {"none": 3, "white": 1},
-         "setting": {"plaza": 3, "museum": 1}},
-        "和美新梦人天", ("简洁现代", "城市地标", "几何感强", "当代审美", "公共空间"),
-        {"weathering": (0.1, 0.1), "sun_elevation": (55, 12), "warmth": (-0.2, 0.2)},
+        "tech_art", _T[5], ("美国", "当代", "数字艺术", "科技与艺术融合"),
+        {"style": {"hei": 3, "strokes": 2, "fangsong": 1}, "form": {"openwork": 2, "freestanding": 2, "slab": 1},
+         "material": {"steel": 4, "ceramic": 1}, "glyph_paint": {"neon": 3, "white": 1, "none": 1},
+         "setting": {"museum": 2, "street": 2, "plaza": 1}},
+        "光新梦力飞天", ("数字技术", "光影交互", "科技感", "灯光装置", "虚实结合"),
+        {"weathering": (0.05, 0.05), "warmth": (-0.3, 0.2)},
     ),
     ClassSpec(
-        "landscape", "山水摩崖", "Landscape inscription", "西南（四川、桂林）", "明", "摩崖石刻", "人与自然的对话",
-        {"style": {"running": 2, "cursive": 2, "brush": 1}, "form": {"boulder": 3, "carved": 1},
-         "material": {"granite": 2, "sandstone": 2}, "glyph_paint": {"red": 3, "green": 1},
-         "setting": {"mountain": 3, "garden": 1}},
-        "山水云风天静", ("山水相依", "摩崖题刻", "天人合一", "自然野趣", "云雾缭绕"),
-        {"fog": (0.25, 0.12), "weathering": (0.5, 0.2)},
+        "philosophy", _T[6], ("法国", "文艺复兴", "现代主义", "艺术与哲学融合"),
+        {"style": {"song": 2, "fangsong": 2, "kai": 1}, "form": {"freestanding": 3, "relief": 1},
+         "material": {"marble": 4, "bronze": 2}, "glyph_paint": {"none": 3, "gold": 1},
+         "setting": {"museum": 4, "courtyard": 1}},
+        "思道真心空无", ("哲思", "古典与现代的对话", "西方雕塑语言", "人文主义精神", "沉思的意味"),
+        {"sun_elevation": (35, 10)},
     ),
     ClassSpec(
-        "confucian", "儒家礼教", "Confucian ethics", "山东（曲阜）", "明清", "儒家礼制艺术", "伦理教化与崇文重教",
-        {"style": {"kai": 2, "strokes": 3, "song": 1}, "form": {"relief": 2, "slab": 2, "carved": 1},
-         "material": {"granite": 1, "marble": 2, "bronze": 1}, "glyph_paint": {"red": 2, "gold": 1, "black": 2},
-         "setting": {"temple": 2, "courtyard": 1, "museum": 1}},
-        "仁义礼智信孝真德", ("崇文重教", "礼仪之邦", "端庄方正", "教化人心", "儒雅敦厚"),
-        {"sun_elevation": (40, 12)},
+        "aesthetics", _T[7], ("韩国", "当代", "韩国传统雕塑", "当代审美"),
+        {"style": {"song": 2, "kai": 2, "mincho": 1}, "form": {"relief": 2, "slab": 2, "freestanding": 1},
+         "material": {"porcelain": 3, "ceramic": 2, "granite": 1}, "glyph_paint": {"none": 2, "black": 1, "white": 1},
+         "setting": {"courtyard": 3, "museum": 1}},
+        "仁孝信敬美和真", ("韩式简约", "素雅的白瓷", "青瓷般的色泽", "传统与当代并置", "克制含蓄"),
+        {"weathering": (0.15, 0.1), "warmth": (-0.1, 0.2)},
     ),
     ClassSpec(
-        "daoist", "道家玄思", "Daoist contemplation", "华中（武当山）", "宋元", "道教艺术", "道法自然的玄思",
-        {"style": {"cursive": 3, "soseki": 1, "strokes": 1}, "form": {"boulder": 2, "freestanding": 1, "slab": 1},
-         "material": {"jade": 3, "wood": 1, "sandstone": 1}, "glyph_paint": {"none": 2, "green": 1, "gold": 1},
-         "setting": {"mountain": 2, "garden": 1, "temple": 1}},
-        "道玄真气静山水", ("道法自然", "玄妙空灵", "超然物外", "虚静恬淡", "仙风道骨"),
-        {"fog": (0.3, 0.12), "warmth": (-0.1, 0.2)},
+        "crosscultural", _T[8], ("新加坡", "当代", "前卫艺术", "跨文化交流"),
+        {"style": {"running": 1, "wenkai": 1, "hei": 1, "kai": 1, "mincho": 1},
+         "form": {"openwork": 2, "freestanding": 2},
+         "material": {"bronze": 2, "steel": 1, "ceramic": 1, "jade": 1},
+         "glyph_paint": {"gold": 2, "red": 2, "green": 1},
+         "setting": {"plaza": 2, "garden": 2}},
+        "华和友信中海", ("东西方交汇", "多语共存", "跨文化对话", "前卫实验", "南洋风情"),
+        {"warmth": (0.1, 0.3)},
     ),
     ClassSpec(
-        "diaspora", "海外华韵", "Diaspora heritage", "海外华人社区", "20世纪", "跨文化公共艺术", "文化认同与乡愁",
-        {"style": {"hei": 1, "mincho": 2, "wenkai": 2}, "form": {"freestanding": 2, "relief": 1, "openwork": 1},
-         "material": {"bronze": 2, "steel": 1, "ceramic": 1, "jade": 1}, "glyph_paint": {"red": 2, "gold": 1, "none": 1},
-         "setting": {"plaza": 2, "museum": 1, "courtyard": 1}},
-        "华家根福中和春", ("乡愁", "文化认同", "中西合璧", "薪火相传", "海外游子的根"),
-        {"weathering": (0.25, 0.15)},
+        "environment", _T[9], ("澳大利亚", "当代", "原住民艺术", "环境保护"),
+        {"style": {"brush": 2, "cursive": 1, "strokes": 1}, "form": {"boulder": 3, "carved": 1},
+         "material": {"sandstone": 3, "wood": 2}, "glyph_paint": {"ochre": 4, "white": 1},
+         "setting": {"outback": 4, "mountain": 1, "garden": 1}},
+        "山水地天木生真", ("大地色彩", "点画纹样", "原住民图腾", "保护自然", "土地与生命"),
+        {"warmth": (0.4, 0.2), "sun_elevation": (55, 10)},
     ),
 )
 

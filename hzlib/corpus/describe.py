@@ -47,6 +47,7 @@ MATERIAL = {
     "steel": ("钢材", "钢铁", "冷峻的钢材"),
     "ceramic": ("陶瓷", "瓷质材料", "高温烧制的陶瓷"),
     "jade": ("玉石", "玉料", "温润的玉石"),
+    "porcelain": ("白瓷", "白釉瓷", "洁白的瓷器"),
 }
 # Kinds of work; templates use them as "形制为{f}", "以{f}的形式呈现", "{f}的处理".
 FORM = {
@@ -80,6 +81,8 @@ _PLACES = {
     "plaza": (("城市广场", "广场", "市民广场"), ("上",)),
     "mountain": (("山林", "山野", "山谷"), ("间", "中")),
     "temple": (("寺庙", "古寺", "庙宇"), ("中", "内", "里")),
+    "street": (("城市街头", "闹市街道", "夜色中的街头"), ("",)),
+    "outback": (("荒野", "内陆荒原", "红土荒原"), ("上", "中")),
 }
 SETTING = {k: tuple(p + s for p in places for s in sufs) for k, (places, sufs) in _PLACES.items()}
 SETTING_PLACE = {k: places for k, (places, _) in _PLACES.items()}
@@ -91,8 +94,11 @@ GLYPH_PAINT = {
     "black": ("字面填墨", "笔画施以黑漆", "字口以墨色勾填"),
     "white": ("字面填白", "笔画施以白漆", "字口饰以白色"),
     "green": ("字口填以石绿", "笔画施以绿漆", "字面饰以翠绿"),
+    "neon": ("笔画以霓虹灯管勾勒", "字形由发光的霓虹灯管构成", "字口嵌入灯带，入夜发光"),
+    "ochre": ("字面涂以赭石红", "笔画施以赭红色矿物颜料", "字口以赭石颜料填色，周身点缀圆点纹样"),
 }
-PAINT_COLOUR = {"red": "红色", "gold": "金色", "black": "黑色", "white": "白色", "green": "绿色"}
+PAINT_COLOUR = {"red": "红色", "gold": "金色", "black": "黑色", "white": "白色", "green": "绿色",
+                "neon": "霓虹色", "ochre": "赭红色"}
 
 VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
     "material": MATERIAL, "form": FORM, "style": STYLE, "setting": SETTING, "glyph_paint": GLYPH_PAINT,

@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from .types import Camera, Sculpture
 
@@ -66,8 +67,8 @@ __all__ = [
 ]
 
 MATERIALS = ("granite", "marble", "sandstone", "bronze", "wood", "steel", "ceramic", "porcelain", "jade")
-SETTINGS = ("museum", "courtyard", "garden", "plaza", "mountain", "temple")
-PAINTS = ("red", "gold", "black", "white", "green")
+SETTINGS = ("museum", "courtyard", "garden", "plaza", "mountain", "temple", "street", "outback")
+PAINTS = ("red", "gold", "black", "white", "green", "neon", "ochre")
 
 F32 = np.float32
 _INVALID = 4294967295  # open3d RaycastingScene.INVALID_ID
@@ -273,7 +274,8 @@ class Setting:
     haze: float  # extinction per metre (distance haze)
     floor_gloss: float  # 0..1, mirror-like floor reflections
     sun_glow: float  # strength of the sun glow in the sky
-    above: str = "sky"  # what is above the wall / horizon: sky, dark, ridges, trees
+    above: str = "sky"  # what is above the wall / horizon: sky, dark, ridges, trees, city
+    sun_scale: float = 1.0  # the key light's strength: 1 for daylight, less for a street lamp at night
 
 
 _SETTINGS: dict[str, Setting] = {
@@ -289,6 +291,12 @@ _SETTINGS: dict[str, Setting] = {
                         (0.68, 0.72, 0.80), (0.30, 0.28, 0.25), 0.012, 0.0, 0.3, above="ridges"),
     "temple": Setting("flagstone", "temple", 7.5, 3.2, (0.92, 0.94, 0.96), (0.40, 0.58, 0.90),
                       (0.62, 0.70, 0.90), (0.40, 0.33, 0.30), 0.004, 0.15, 0.25),
+    # a city street at night: wet asphalt, lit windows, one warm street lamp as the key light
+    "street": Setting("asphalt", None, 0.0, 0.0, (0.030, 0.028, 0.040), (0.004, 0.004, 0.009),
+                      (0.10, 0.10, 0.16), (0.05, 0.045, 0.04), 0.01, 0.35, 0.0, above="city", sun_scale=0.35),
+    # red earth under a pale hot sky, flat to the horizon
+    "outback": Setting("earth", None, 0.0, 0.0, (0.95, 0.86, 0.74), (0.22, 0.42, 0.85),
+                       (0.62, 0.66, 0.85), (0.55, 0.30, 0.16), 0.003, 0.0, 0.35),
 }
 
 
@@ -841,11 +849,34 @@ _PAINT = {
     "black": (_lin(0.05, 0.05, 0.05), 0.04, 0.4, False),
     "white": (_lin(0.88, 0.88, 0.85), 0.04, 0.3, False),
     "green": (_lin(0.10, 0.42, 0.30), 0.04, 0.35, False),
+    "neon": (_lin(0.12, 0.12, 0.13), 0.04, 0.8, False),  # a glass tube; its light is in _NEON
+    "ochre": (_lin(0.66, 0.30, 0.11), 0.03, 0.1, False),  # red ochre; the dots are in _ochre_dots
 }
 
 
 # ----------------------------------------------------------------------------------------------
 # ground, walls, background
+# Neon tube colours (linear, HDR): one per image, drawn from the look's seed.
+_NEON = ((4.0, 0.35, 1.6), (0.3, 2.8, 3.6), (3.8, 1.6, 0.2))
+
+
+def _neon_light(look: Look) -> np.ndarray:
+    return np.asarray(_NEON[int(look.seed) % len(_NEON)], F32)
+
+
+def _ochre_dots(pt: np.ndarray, spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Dot painting on a surface at texture points pt (3, N): coverage (N,) in [0, 1] and whether
+    each dot is white rather than yellow ochre (N,). The dots are spheres on a 3-D grid, so their
+    size varies where the surface cuts them, as hand-set dots do."""
+    q = pt * F32(1.0 / spacing)
+    c = np.floor(q)
+    f = q - c
+    f -= F32(0.5)
+    r = np.sqrt(_dot(f, f))
+    h = _hash2(c[0] + F32(131.0) * c[2], c[1], 13)
+    return _smoothstep(0.36, 0.28, r) * (h > F32(0.15)), h > F32(0.6)
+
+
 # ----------------------------------------------------------------------------------------------
 def _hash2(ix: np.ndarray, iy: np.ndarray, salt: int) -> np.ndarray:
     """Integer hash of two int arrays → float32 in [0, 1)."""
@@ -877,7 +908,8 @@ def _slabs(x, y, size_x, size_y, joint, salt, bond=True):
     return r, d
 
 
-_GROUND_W_CH = {"polished": 0, "paving": None, "flagstone": None, "grass": (0, 1), "concrete": (0, 1)}
+_GROUND_W_CH = {"polished": 0, "paving": None, "flagstone": None, "grass": (0, 1), "concrete": (0, 1),
+                "asphalt": (0, 1), "earth": (0, 1, 2)}
 
 
 def _ground(kind: str, p, foot, look: Look):
@@ -914,6 +946,18 @@ def _ground(kind: str, p, foot, look: Look):
         r, d = _slabs(p[0], p[1], 3.0, 3.0, 0.004, 4, bond=False)
         kd = kd * np.where(d < F32(0.004), F32(0.45), F32(1.0))
         return kd, 0.04, 0.15, 0.1, 0.005
+    if kind == "asphalt":
+        kd = _mix(_lin(0.07, 0.07, 0.075), _lin(0.12, 0.12, 0.12), _smoothstep(-1, 1, w[0]))
+        kd = kd * (F32(1.0) + F32(0.25) * _fbm(p, 0.008, 2, foot, rot=8, ch=0))
+        wet = _smoothstep(-0.2, 0.6, w[1])  # puddles: darker and glossy (the street's sheen)
+        return kd * (F32(1.0) - F32(0.4) * wet), 0.04, 0.3, 0.1, 0.005
+    if kind == "earth":
+        kd = _mix(_lin(0.58, 0.27, 0.12), _lin(0.74, 0.42, 0.22), _smoothstep(-1, 1, w[0]))
+        kd = kd * (F32(1.0) + F32(0.15) * _fbm(p, 0.015, 2, foot, rot=5, ch=0))
+        tufts = _smoothstep(0.9, 1.3, w[1] + F32(0.6) * _fbm(p, 0.1, 2, foot, rot=7, ch=1))  # spinifex
+        kd = _mix(kd, _lin(0.42, 0.42, 0.20), tufts * F32(0.8))
+        kd = _mix(kd, _lin(0.50, 0.46, 0.40), _smoothstep(1.1, 1.4, w[2]) * F32(0.7))  # pale stones
+        return np.clip(kd, F32(0), F32(1), out=kd), 0.02, 0.05, 0.5, 0.02
     if kind == "rock":
         r = _fbm(p, 0.8, 4, foot, rot=2, gain=0.55, ch=(0, 1, 2))
         kd = _mix(_lin(0.40, 0.37, 0.33), _lin(0.56, 0.53, 0.49), _smoothstep(-1.2, 1.2, r[0]))
@@ -992,6 +1036,8 @@ def _background(st: Setting, d: np.ndarray, sun: np.ndarray, sun_col: np.ndarray
     if st.above == "dark":
         spot = ds ** F32(4) * F32(0.02)
         return col + spot * sun_col
+    if st.above == "city":
+        return _city(col, d, el)
     d12 = ds * ds
     d12 *= ds  # ^3
     d12 *= d12  # ^6
@@ -1018,6 +1064,28 @@ def _background(st: Setting, d: np.ndarray, sun: np.ndarray, sun_col: np.ndarray
         tree = tree * ((F32(0.5) + F32(0.5) * _smoothstep(-1, 0.5, f[1])) * F32(1.2))
         col = np.where(el < h + F32(0.03) * f[2], tree, col)
     return col
+
+
+def _bloom(pixels: np.ndarray, light: np.ndarray, H: int, W: int) -> np.ndarray:
+    """The light of glowing pixels (flat indices) and its halo on the lens, (3, H * W)."""
+    e = np.zeros((H * W,), F32)
+    e[pixels] = 1.0
+    halo = gaussian_filter(e.reshape(H, W), sigma=max(1.0, W / 40.0)).reshape(-1)
+    return light[:, None] * (e + F32(0.6) * halo)[None, :]
+
+
+def _city(col: np.ndarray, d: np.ndarray, el: np.ndarray) -> np.ndarray:
+    """Night skyline: blocks of buildings of random height, about a quarter of their windows lit."""
+    az = (np.arctan2(d[0], -d[1]) + F32(np.pi)) * F32(18.0)  # 18 blocks per radian
+    block = np.floor(az)
+    top = F32(0.08) + F32(0.35) * _hash2(block, np.zeros_like(block), 17)
+    wx, wy = az * F32(6.0), el * F32(70.0)  # window grid: 6 per block across, 70 per radian up
+    cx, cy = np.floor(wx), np.floor(wy)
+    frame = (wx - cx > F32(0.3)) & (wy - cy > F32(0.35))  # the window inside its cell
+    lit = frame & (_hash2(cx, cy, 23) > F32(0.72))
+    warm = _mix(_lin(0.55, 0.36, 0.14), _lin(0.45, 0.48, 0.55), _hash2(cx, cy, 29))
+    building = np.where(lit, warm * F32(0.35), _lin(0.010, 0.010, 0.014))
+    return np.where(el < top, building, col)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1482,6 +1550,8 @@ class Renderer:
         sun = direction_from_angles(look.azimuth, look.elevation).astype(F32)
         sun_c = sun[:, None]
         sun_col = _col(_sun_colour(look.warmth) * F32(look.sun_intensity) * F32(1.05))
+        if st.sun_scale != 1.0:
+            sun_col = sun_col * F32(st.sun_scale)
         fill_dir = direction_from_angles(look.azimuth + 180.0, 25.0).astype(F32)
         fill_col = _col(_sun_colour(-0.3) * F32(0.12) * F32(look.ambient / 0.35))
         sky_l = _col(st.sky_light) * F32(look.ambient)
@@ -1503,6 +1573,7 @@ class Renderer:
         glyph_val = np.zeros(N, np.int16)
 
         parts = []  # (kind, idx, t, d, p, ng, ns, kd, f0, gloss, wrap, translucency, cavity)
+        emit = None  # pixels of a glyph that gives off light (neon)
         if len(idx_o):
             tt = t.take(idx_o)
             dd = d.take(idx_o, axis=1)
@@ -1538,6 +1609,12 @@ class Renderer:
                 s.f0[:, gi] = _mix(col if metal else F32(f0), s.f0[:, gi], wear)
                 s.gloss[gi] = F32(gloss) * (1 - wear) + s.gloss[gi] * wear
                 s.wrap[gi] = 0.0
+                if look.glyph_paint == "neon":
+                    emit = idx_o.take(gi)
+                elif look.glyph_paint == "ochre":
+                    dots, white = _ochre_dots(pt, self.size / 45.0)
+                    dot_col = np.where(white, _lin(0.86, 0.82, 0.72), _lin(0.85, 0.62, 0.22))
+                    s.kd = _mix(s.kd, dot_col, dots)
             parts.append(("object", idx_o, tt, dd, p, ng, ns, s.kd, s.f0, s.gloss, s.wrap, s.translucency, cav))
             tm("material")
         if len(idx_g):
@@ -1683,6 +1760,8 @@ class Renderer:
                 col = _mix(col, hazecol, F32(min(1.0, look.fog)) * F32(0.6))
             hdr[:, ib] = col
         tm("background")
+        if emit is not None:
+            hdr += _bloom(emit, _neon_light(look), H, W)
 
         img = self._finish(hdr.reshape(3, H, W), look, camera)
         tm("finish")
