@@ -55,7 +55,8 @@ def test_a_corpus_count_off_by_one_fails_and_is_named():
     assert not cmp.ok
     [bad] = cmp.failures
     assert (bad.where, bad.key, bad.tolerance, bad.diff) == ("01_data_statistics", "ch01_n_images", "exact", 1)
-    assert "NOT reproduced" in report(cmp, _run(), now) and "01_data_statistics::ch01_n_images" in report(cmp, _run(), now)
+    text = report(cmp, _run(), now)
+    assert "NOT reproduced" in text and "01_data_statistics::ch01_n_images" in text
     # one count inside a glued list is enough
     now = _changed(lambda ch, st: _glue(ch, "01_data_statistics").update(ch01_class_counts="'302, 205, 153'"))
     assert [r.key for r in compare_runs(_run(), now).failures] == ["ch01_class_counts"]
