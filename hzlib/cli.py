@@ -1,4 +1,5 @@
-"""The `hz` command: `hz reproduce`, `hz corpus build|import|card`, `hz assets fetch`, `hz book`."""
+"""The `hz` command: `hz reproduce`, `hz record [--compare]`, `hz verify`, `hz corpus build|import|card`,
+`hz assets fetch`, `hz book`."""
 from __future__ import annotations
 
 import argparse
@@ -43,12 +44,45 @@ def cmd_book(a) -> int:
 def cmd_record(a) -> int:
     from .reproduce import Layout, record_run
 
+    if a.compare:
+        if a.out:
+            print("[hz] error: --out writes a record, --compare only reads; give one of them", file=sys.stderr)
+            return 2
+        return cmd_verify(a)
     try:
         record_run(Layout(_root()), Path(a.out) if a.out else None)
     except ValueError as e:
         print(f"[hz] error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def cmd_verify(a) -> int:
+    """Exit 0: every value within its tolerance; 1: some outside (named); 2: nothing to compare."""
+    from .config import atomic_write_text
+    from .reproduce import RESULTS, Layout
+    from .verify import compare_runs, load_run, report, run_from_layout
+
+    layout = Layout(_root())
+    try:
+        current = run_from_layout(layout)
+        against = Path(a.against) if a.against else layout.root / RESULTS / current.record["profile"]
+        reference = load_run(against)
+    except (ValueError, OSError) as e:
+        print(f"[hz] error: {e}", file=sys.stderr)
+        return 2
+    cmp = compare_runs(reference, current)
+    print(report(cmp, reference, current, show_all=a.all))
+    if a.report:
+        atomic_write_text(a.report, cmp.frame().to_csv(index=False))
+        print(f"[hz] every compared value: {a.report}")
+    return 0 if cmp.ok else 1
+
+
+def _compare_options(p) -> None:
+    p.add_argument("--against", default=None, help="the reference run's folder (default results/<profile>/)")
+    p.add_argument("--all", action="store_true", help="also list drifted timings and environment values")
+    p.add_argument("--report", default=None, help="write every compared value to this CSV file")
 
 
 def cmd_assets(a) -> int:
@@ -99,7 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(func=cmd_book)
     rec = sub.add_parser("record", help="keep the executed chapters' results as a reference run (results/<profile>/)")
     rec.add_argument("--out", default=None, help="folder for record.json (default results/<profile>/)")
+    rec.add_argument("--compare", action="store_true",
+                     help="write nothing: compare the executed chapters with a recorded run, value by value "
+                          "(exit 1 when a value drifted outside its tolerance)")
+    _compare_options(rec)
     rec.set_defaults(func=cmd_record)
+    v = sub.add_parser("verify", help="did this run reproduce the reference? (= hz record --compare)")
+    _compare_options(v)
+    v.set_defaults(func=cmd_verify)
 
     s = sub.add_parser("assets", help="data assets")
     s_sub = s.add_subparsers(dest="action", required=True)

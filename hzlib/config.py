@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from threadpoolctl import threadpool_info
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
@@ -197,8 +198,39 @@ def hardware(device) -> dict:
     return out
 
 
+# What decides a result's last digits besides the code and the seed: the thread count of each pool
+# (OpenMP reductions, BLAS) and the hash seed (the order of a set of strings). ``hz reproduce`` sets
+# them for every chapter's kernel (:func:`hzlib.reproduce.chapter_environment`).
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONHASHSEED")
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def thread_pools() -> list[dict]:
+    """Each thread pool loaded in this process: its library (openblas, openmp, mkl; torch when torch
+    is imported), threads, and the kernel architecture it dispatched to (e.g. OpenBLAS ``Haswell``,
+    torch ``AVX2``): two machines whose pools differ may differ in the last digits."""
+    pools = [{k: p.get(k) for k in ("internal_api", "num_threads", "architecture", "version")}
+             for p in threadpool_info()]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        pools.append({"internal_api": "torch", "num_threads": torch.get_num_threads(),
+                      "architecture": torch.backends.cpu.get_cpu_capability(), "version": torch.__version__})
+    return pools
+
+
 def environment() -> dict:
-    """Package versions and hardware, recorded beside every result."""
+    """Package versions and hardware, recorded beside every result: the CPU model, the thread pools
+    and the variables that set them (:data:`THREAD_VARS`, ``None`` where unset)."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -210,6 +242,9 @@ def environment() -> dict:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "threads": {v: os.environ.get(v) for v in THREAD_VARS},
+        "thread_pools": thread_pools(),
         "packages": versions,
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -543,7 +543,7 @@ def densify(result: SfmResult, orbit_dir: str | Path, alignment: Alignment | Non
         voxel = float(voxel_px * radius / K[0, 0])
         zr = {nm: _view_depth_range(result.points, T, K, w, h, margin=depth_margin) for nm, T in poses.items()}
         imgs = {}
-        for nm in {n for p in pairs for n in p}:
+        for nm in sorted({n for p in pairs for n in p}):
             im = cv2.imread(str(orbit_dir / "images" / nm), cv2.IMREAD_COLOR)
             if im is None or im.shape[:2] != (h, w):
                 return _dense_failed(f"cannot read image {nm} at {w}x{h}", times, pairs)
