@@ -79,6 +79,7 @@ def run_chapters(profile: Profile, layout: Layout, *, only: list[str] | None = N
 
     check_kernel(kernel)
     params = profile.as_dict() | {"force": bool(force or profile.force)}
+    Profile.from_dict(params)  # what papermill will inject, checked (device included) before any chapter runs
     layout.chapters.mkdir(parents=True, exist_ok=True)
     records = []
     for nb in tqdm(chapter_notebooks(layout, only), desc=f"chapters ({profile.profile})", unit="nb"):
