@@ -124,14 +124,15 @@ def test_a_changed_imported_corpus_is_refused_naming_the_file(tmp_path, tiny):
     data = image.read_bytes()
     image.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, one bit
     assert imported_changes(out, meta) == []  # the chapters' quick check compares sizes...
-    assert imported_changes(out, meta, full=True) == ["images/r2.png: content changed (sha256 differs from the "
-                                                      "import's)"]  # ... `hz corpus verify` every byte
+    changed = "images/r2.png: content changed (sha256 differs from the import's)"
+    assert imported_changes(out, meta, full=True) == [changed]  # ... `hz corpus verify` every byte
     image.write_bytes(data)
     (out / "images" / "r9.png").write_bytes(data)
     (out / "images" / "r0.png").unlink()
     manifest = out / "manifest.csv"
-    manifest.write_bytes(manifest.read_bytes().replace(LABELS[0].encode(), LABELS[1].encode(), 1)
-                         if len(LABELS[0]) == len(LABELS[1]) else manifest.read_bytes()[:-2] + b"X\n")
+    text = manifest.read_text(encoding="utf-8")
+    manifest.write_text(text.replace("第0件", "第9件"), encoding="utf-8")  # an edit of the same size: the sha256 sees it
+    assert manifest.stat().st_size == len(text.encode())
     with pytest.raises(CorpusError) as err:
         B.build_corpus(replace(tiny, corpus=str(out)), out)
     msg = str(err.value)

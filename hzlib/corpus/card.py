@@ -259,7 +259,8 @@ def imported_card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
     cfg = meta.get("config", {})
     counts = df["label"].value_counts()
     declared = meta.get("classes") or [{"key": k} for k in sorted(counts.index)]
-    classes = pd.DataFrame([{"class": c["key"], "name": " / ".join(n for n in (c.get("name_zh"), c.get("name_en")) if n),
+    classes = pd.DataFrame([{"class": c["key"],
+                             "name": " / ".join(n for n in (c.get("name_zh"), c.get("name_en")) if n),
                              "images": int(counts.get(c["key"], 0))} for c in declared])
     ceiling = calib.get("image_ceiling_lr", {"skipped": "not computed"})
     lines = [
@@ -268,8 +269,9 @@ def imported_card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         "*An imported corpus: every number on this page is computed from it; hz never writes into it.*",
         "",
         "## What it is",
-        f"{len(df):,} images in {len(declared)} declared classes, imported {meta.get('created', '')} from the manifest "
-        f"`{cfg.get('manifest')}` (sha256 `{meta.get('manifest_sha256')}`) and the images folder `{cfg.get('image_dir')}`. "
+        f"{len(df):,} images in {len(declared)} declared classes, imported {meta.get('created', '')} from the "
+        f"manifest `{cfg.get('manifest')}` (sha256 `{meta.get('manifest_sha256')}`) and the images folder "
+        f"`{cfg.get('image_dir')}`. "
         f"`corpus.json` holds the size and sha256 of each of its {len(meta.get('files', {}))} files; every chapter "
         "checks them before it reads the corpus.",
         "",

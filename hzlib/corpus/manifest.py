@@ -441,7 +441,8 @@ def read_classes(path: str | os.PathLike) -> list[dict[str, str]]:
         if not key:
             problems.append(Problem(row, "key", str(path), "class key is empty"))
         elif key in seen:
-            problems.append(Problem(row, "key", str(path), f"class {key!r} is declared twice (rows {seen[key]}, {row})"))
+            problems.append(Problem(row, "key", str(path),
+                                    f"class {key!r} is declared twice (rows {seen[key]}, {row})"))
         else:
             seen[key] = row
             classes.append({c: cls.get(c, "") for c in CLASS_COLUMNS} | cls)
