@@ -422,6 +422,11 @@ def case_symlinked_folder_out(src):
     return 3, "image", "shared/outside.png", "is a symlink out of the images folder"
 
 
+def case_symlink_loop(src):
+    (src / "loop.png").symlink_to(src / "loop.png")
+    return 3, "image", "loop.png", "loop.png"
+
+
 def case_undeclared_label(src):
     return 3, "label", "martian", "'martian' is not one of the classes"
 
@@ -459,7 +464,7 @@ def case_mesh_out(src):
 
 
 SAFETY_CASES = [case_parent_path, case_hidden_parent_path, case_absolute_path, case_symlink_out,
-                case_symlinked_folder_out, case_undeclared_label, case_decompression_bomb,
+                case_symlinked_folder_out, case_symlink_loop, case_undeclared_label, case_decompression_bomb,
                 case_bomb_below_pils_limit, case_not_utf8, case_duplicate_id, case_id_differing_in_case,
                 case_glyph_mask_out, case_mesh_out]
 

@@ -270,7 +270,10 @@ def resolve_inside(root: Path, value: str, kind: str) -> tuple[Path | None, str 
     if rel.is_absolute() or value.startswith(("/", "\\")):
         return None, f"{kind} path {value!r} is absolute; give it relative to the images folder"
     base = root.resolve()
-    path = (base / rel).resolve()
+    try:
+        path = (base / rel).resolve()
+    except (OSError, RuntimeError, ValueError) as e:  # a symlink loop, a NUL byte in the cell
+        return None, f"{kind} path {value!r} cannot be resolved: {e}"
     if not path.is_relative_to(base):
         how = "leads out of" if ".." in rel.parts else "is a symlink out of"
         return None, f"{kind} path {value!r} {how} the images folder {base} (to {path})"
