@@ -1,10 +1,13 @@
-"""The `hz` command: `hz reproduce`, `hz record [--compare]`, `hz verify`, `hz corpus build|import|card`,
+"""The `hz` command: `hz reproduce`, `hz record [--compare]`, `hz verify`, `hz corpus build|import|verify|card`,
 `hz assets fetch`, `hz book`."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+
+from .config import ProfileError
+from .corpus.provenance import CorpusError
 
 
 def _root() -> Path:
@@ -96,25 +99,36 @@ def cmd_assets(a) -> int:
 def cmd_corpus_build(a) -> int:
     from .config import load_profile
     from .corpus.build import build_corpus
+    from .corpus.provenance import IMPORTED, read_meta
 
     prof = load_profile(a.profile)
     out = build_corpus(prof, prof.data_dir(_root()), force=a.force)
-    print(f"[hz] corpus ready: {out}")
+    imported = read_meta(out)["source"] == IMPORTED
+    print(f"[hz] corpus ready ({'imported: checked, left as it is' if imported else 'generated'}): {out}")
     return 0
 
 
 def cmd_corpus_import(a) -> int:
     from .corpus.manifest import ImportRejected, import_corpus
 
-    classes = None
-    if a.classes:
-        classes = [ln.strip() for ln in Path(a.classes).read_text(encoding="utf-8").splitlines() if ln.strip()]
     try:
-        out = import_corpus(a.manifest, a.images, a.out, classes=classes, overwrite=a.overwrite)
+        out = import_corpus(a.manifest, a.images, a.out, classes=a.classes, overwrite=a.overwrite)
     except ImportRejected as e:
         print(f"[hz] import rejected, nothing written:\n{e}", file=sys.stderr)
         return 2
-    print(f"[hz] imported into {out}")
+    except FileExistsError as e:
+        print(f"[hz] error: {e}", file=sys.stderr)
+        return 2
+    print(f"[hz] imported into {out}; chapters read it (and never write into it) once a profile names it: "
+          f"corpus: {out}")
+    return 0
+
+
+def cmd_corpus_verify(a) -> int:
+    from .corpus.provenance import check_imported, corpus_files
+
+    check_imported(a.corpus, full=True)
+    print(f"[hz] {a.corpus}: imported corpus, {len(corpus_files(a.corpus))} files match their sha256")
     return 0
 
 
@@ -158,12 +172,21 @@ def main(argv: list[str] | None = None) -> int:
     ci.add_argument("manifest")
     ci.add_argument("images")
     ci.add_argument("out")
-    ci.add_argument("--classes", help="text file with one allowed class key per line")
-    ci.add_argument("--overwrite", action="store_true")
+    ci.add_argument("--classes", help="the declared classes: a classes.csv (columns key, name_zh, name_en; one row "
+                                      "per class, in order) or a text file with one key per line (default: the "
+                                      "classes.csv beside the manifest; without either the import refuses)")
+    ci.add_argument("--overwrite", action="store_true", help="replace the corpus in OUT (only a corpus folder)")
     ci.set_defaults(func=cmd_corpus_import)
+    cv = c_sub.add_parser("verify", help="check every file of an imported corpus against its sha256 in corpus.json")
+    cv.add_argument("corpus")
+    cv.set_defaults(func=cmd_corpus_verify)
 
     a = p.parse_args(argv)
-    return a.func(a)
+    try:
+        return a.func(a)
+    except (ProfileError, CorpusError) as e:  # a bad profile or corpus stops before any work, named
+        print(f"[hz] error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -5,12 +5,16 @@ keys, so ``papermill -f profiles/<name>.yml`` works on any chapter.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 import os
 import platform
 import random
+import re
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -18,12 +22,19 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import get_type_hints
 
 import numpy as np
 import yaml
 from threadpoolctl import threadpool_info
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # the profile names folders (data/<profile>, artifacts/<profile>)
+INJECTED_HEADER = "# Parameters"  # the first line of the cell that papermill injects (papermill.translators)
+
+
+class ProfileError(ValueError):
+    """A profile or a notebook's parameters are not a valid run configuration; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +43,9 @@ class Profile:
     seed: int = 20240601
     data_root: str = "data"
     artifacts_root: str = "artifacts"
+    # A corpus folder (relative to the study's folder, or absolute) that the chapters read as it is, e.g. one
+    # imported with `hz corpus import`; "" = the corpus generated from this profile into data_root/profile.
+    corpus: str = ""
     corpus_scale: float = 1.0
     image_size: int = 224
     overlap: float = 0.2
@@ -63,65 +77,105 @@ class Profile:
     eval_steps: int = 150
     eval_timing: int = 64
 
+    def __post_init__(self) -> None:
+        # Every construction (a profile file, a notebook's parameters, dataclasses.replace) is typed and
+        # checked here, so that a bad value stops before any work with its key named.
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _typed(f.name, getattr(self, f.name), _FIELD_TYPES[f.name]))
+        self.check()
+
     @classmethod
-    def from_dict(cls, params: dict) -> "Profile":
-        known = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(params) - set(known))
+    def from_dict(cls, params: dict, *, check_device: bool = True) -> "Profile":
+        """The profile of ``params`` (every key optional, defaults from the dataclass). Raises
+        :class:`ProfileError` naming the key: unknown, of a wrong type or out of range; with
+        ``check_device``, also a ``device`` this machine lacks (:meth:`check_device`)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - known)
         if unknown:
-            raise ValueError(f"unknown profile parameter(s) {unknown}; known: {sorted(known)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
-        prof = cls(**values)
-        prof.check()
+            raise ProfileError(f"unknown profile parameter(s) {unknown}; known: {sorted(known)}")
+        try:
+            prof = cls(**params)
+        except TypeError as e:  # a dataclass refuses nothing else, but keep the message a ProfileError
+            raise ProfileError(str(e)) from None
+        if check_device:
+            prof.check_device()
         return prof
 
     @classmethod
-    def from_namespace(cls, namespace: dict) -> "Profile":
+    def from_namespace(cls, namespace: dict, *, check_device: bool = True) -> "Profile":
         """The profile whose fields are the same-named entries of ``namespace`` (a notebook's
-        parameters, e.g. ``globals()``); other entries are ignored."""
+        parameters, e.g. ``globals()``); other entries are ignored, except names that papermill
+        injected (``-p``, ``-f``) which must all be profile keys: papermill only warns about them."""
         names = [f.name for f in dataclasses.fields(cls)]
         missing = [n for n in names if n not in namespace]
         if missing:
-            raise ValueError(f"parameters missing: {missing}")
-        return cls.from_dict({n: namespace[n] for n in names})
+            raise ProfileError(f"parameters missing: {missing}")
+        unknown = sorted(injected_names(namespace) - set(names))
+        if unknown:
+            raise ProfileError(f"unknown parameter(s) {unknown} given to papermill; known: {sorted(names)}")
+        return cls.from_dict({n: namespace[n] for n in names}, check_device=check_device)
 
     def check(self) -> None:
+        """Ranges and choices of every key (types are checked in ``__post_init__``)."""
+        if not self.profile or not PROFILE_NAME.fullmatch(self.profile):
+            raise ProfileError(f"profile={self.profile!r} must be a folder name of [A-Za-z0-9_.-]")
+        for name in ("data_root", "artifacts_root"):
+            if not getattr(self, name).strip():
+                raise ProfileError(f"{name}={getattr(self, name)!r} must name a folder")
+        if self.seed < 0:
+            raise ProfileError(f"seed={self.seed} must be >= 0")
         if not 0 <= self.overlap <= 1:
-            raise ValueError(f"overlap={self.overlap} must lie in [0, 1]")
+            raise ProfileError(f"overlap={self.overlap} must lie in [0, 1]")
         if not 0 <= self.cue_prob <= 1:
-            raise ValueError(f"cue_prob={self.cue_prob} must lie in [0, 1]")
+            raise ProfileError(f"cue_prob={self.cue_prob} must lie in [0, 1]")
         if self.corpus_scale <= 0:
-            raise ValueError(f"corpus_scale={self.corpus_scale} must be positive")
-        if self.poetry_chars < 0 or self.fasttext_epochs < 1:
-            raise ValueError(f"poetry_chars={self.poetry_chars} must be >= 0 (0 = all) and "
-                             f"fasttext_epochs={self.fasttext_epochs} >= 1")
-        if self.image_size < 16 or self.norm_size < 8:
-            raise ValueError(f"image_size={self.image_size} / norm_size={self.norm_size} too small")
+            raise ProfileError(f"corpus_scale={self.corpus_scale} must be positive")
+        if self.poetry_chars < 0:
+            raise ProfileError(f"poetry_chars={self.poetry_chars} must be >= 0 (0 = all)")
+        if self.fasttext_epochs < 1:
+            raise ProfileError(f"fasttext_epochs={self.fasttext_epochs} must be >= 1")
+        if self.image_size < 16:
+            raise ProfileError(f"image_size={self.image_size} too small (at least 16)")
+        if self.norm_size < 8:
+            raise ProfileError(f"norm_size={self.norm_size} too small (at least 8)")
+        _at_least(self, orbit_views=1, orbit_width=16, orbit_height=16, workers=1)
         geometries = sorted(p.stem for p in (PROFILE_DIR / "models").glob("*.yml"))
         if self.clip_geometry not in geometries:
-            raise ValueError(f"clip_geometry={self.clip_geometry!r} is not one of {geometries} (profiles/models/)")
-        from .normalize import MODEL_INPUTS
+            raise ProfileError(f"clip_geometry={self.clip_geometry!r} is not one of {geometries} (profiles/models/)")
+        from .normalize import MODEL_INPUTS  # here, not at the top: normalize loads scikit-image (slow)
 
         if self.clip_input not in MODEL_INPUTS:
-            raise ValueError(f"clip_input={self.clip_input!r} must be one of {MODEL_INPUTS}")
-        for name, ok in (("clip_steps", self.clip_steps >= 1), ("clip_batch", self.clip_batch >= 2),
-                         ("clip_lr", self.clip_lr > 0), ("clip_warmup", self.clip_warmup >= 0),
-                         ("clip_shift", self.clip_shift >= 0),
-                         ("sweep_steps", self.sweep_steps >= 1)):
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r} out of range")
+            raise ProfileError(f"clip_input={self.clip_input!r} must be one of {MODEL_INPUTS}")
+        _at_least(self, clip_steps=1, clip_batch=2, clip_warmup=0, clip_shift=0, sweep_steps=1)
+        if self.clip_lr <= 0:
+            raise ProfileError(f"clip_lr={self.clip_lr!r} out of range: must be positive")
         if not self.eval_models or len(set(self.eval_models)) != len(self.eval_models):
-            raise ValueError(f"eval_models={list(self.eval_models)} must be distinct model keys, at least one")
-        for name, ok in (("eval_folds", self.eval_folds >= 2), ("eval_steps", self.eval_steps >= 1),
-                         ("eval_timing", self.eval_timing >= 1)):
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r} out of range")
+            raise ProfileError(f"eval_models={list(self.eval_models)} must be distinct model keys, at least one")
+        _at_least(self, eval_folds=2, eval_steps=1, eval_timing=1)
         if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device={self.device!r} must be auto, cpu or cuda")
+            raise ProfileError(f"device={self.device!r} must be auto, cpu or cuda")
+
+    def check_device(self) -> None:
+        """``device: cuda`` needs a CUDA device here (``auto`` falls back to the CPU)."""
+        if self.device != "cuda":
+            return
+        try:
+            import torch  # only for this question: the corpus stages run without torch
+
+            available = torch.cuda.is_available()
+        except ImportError:
+            available = False
+        if not available:
+            raise ProfileError("device='cuda' but this machine has no CUDA device (torch.cuda.is_available() "
+                               "is False); use device: cpu, or auto to take a GPU when there is one")
 
     def data_dir(self, base: Path | str | None = None) -> Path:
-        """Where this profile's corpus is: ``data_root`` (relative to ``base``, by default the
-        :func:`project_root`) / profile."""
-        return Path(project_root() if base is None else base) / self.data_root / self.profile
+        """Where this profile's corpus is: the folder ``corpus`` names, else ``data_root`` / profile (each
+        relative to ``base``, by default the :func:`project_root`)."""
+        base = Path(project_root() if base is None else base)
+        if self.corpus:
+            return base / Path(self.corpus).expanduser()  # an absolute corpus path replaces base
+        return base / self.data_root / self.profile
 
     def artifacts_dir(self, stage: str, base: Path | str | None = None) -> Path:
         return Path(project_root() if base is None else base) / self.artifacts_root / self.profile / stage
@@ -132,6 +186,49 @@ class Profile:
     def images_dir(self, base: Path | str | None = None) -> Path:
         """The decoded-image cache that chapters 5-8 share (:func:`hzlib.pairs.corpus_images`)."""
         return self.artifacts_dir("images", base)
+
+
+_FIELD_TYPES = get_type_hints(Profile)
+
+
+def _at_least(profile: Profile, **lows: int) -> None:
+    for name, low in lows.items():
+        if getattr(profile, name) < low:
+            raise ProfileError(f"{name}={getattr(profile, name)!r} out of range: must be at least {low}")
+
+
+def _typed(name: str, value, kind):
+    """``value`` as the type ``kind`` of the key ``name`` (a list becomes a tuple, an int a float where a
+    float is due, so that ``corpus_scale: 1`` and ``1.0`` are one corpus); else :class:`ProfileError`."""
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if kind is float and isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ProfileError(f"{name}={value!r} must be a finite number")
+        return float(value)
+    if kind is str and isinstance(value, str):
+        return value
+    if kind == tuple[str, ...] and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    want = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, "a list of strings")
+    raise ProfileError(f"{name}={value!r} must be {want}, not {type(value).__name__}")
+
+
+def injected_names(namespace: dict) -> set[str]:
+    """The names papermill assigned in a kernel: its injected cell starts with the line ``# Parameters``
+    (the notebooks' own parameters cell starts otherwise); IPython keeps every cell run in ``In``."""
+    names = set()
+    for source in namespace.get("In") or ():
+        if not isinstance(source, str) or source.split("\n", 1)[0].strip() != INJECTED_HEADER:
+            continue
+        try:
+            body = ast.parse(source).body
+        except SyntaxError:
+            continue
+        names |= {t.id for s in body if isinstance(s, ast.Assign) for t in s.targets if isinstance(t, ast.Name)}
+    return names
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -146,8 +243,11 @@ def project_root(start: str | os.PathLike | None = None) -> Path:
     return start
 
 
-def load_profile(name_or_path: str | os.PathLike, profile_dir: Path = PROFILE_DIR) -> Profile:
-    """A profile by name (``smoke``) or path (``profiles/smoke.yml``)."""
+def load_profile(name_or_path: str | os.PathLike, profile_dir: Path = PROFILE_DIR, *,
+                 check_device: bool = True) -> Profile:
+    """A profile by name (``smoke``) or path (``profiles/smoke.yml``). Raises :class:`ProfileError`
+    naming the file and the key when a key is unknown, of a wrong type or out of range, or (with
+    ``check_device``) when it asks for a device this machine lacks."""
     path = Path(name_or_path)
     if not path.suffix:
         path = profile_dir / f"{name_or_path}.yml"
@@ -156,10 +256,12 @@ def load_profile(name_or_path: str | os.PathLike, profile_dir: Path = PROFILE_DI
         raise FileNotFoundError(f"profile {name_or_path!r} not found at {path}; available: {names}")
     with open(path, encoding="utf-8") as f:
         params = yaml.safe_load(f) or {}
+    if not isinstance(params, dict):
+        raise ProfileError(f"{path}: a profile is a mapping of keys to values, not {type(params).__name__}")
     try:
-        return Profile.from_dict(params)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{path}: {e}") from None
+        return Profile.from_dict(params, check_device=check_device)
+    except ProfileError as e:
+        raise ProfileError(f"{path}: {e}") from None
 
 
 def params_hash(params: dict) -> str:

@@ -117,6 +117,7 @@ def _run_chapters(profile: Profile, layout: Layout, *, only, force, kernel, log)
     import papermill as pm
 
     params = profile.as_dict() | {"force": bool(force or profile.force)}
+    Profile.from_dict(params)  # what papermill will inject, checked (device included) before any chapter runs
     layout.chapters.mkdir(parents=True, exist_ok=True)
     records = []
     for nb in tqdm(chapter_notebooks(layout, only), desc=f"chapters ({profile.profile})", unit="nb"):

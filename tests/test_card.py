@@ -4,6 +4,8 @@ import pytest
 from PIL import Image
 
 from hzlib.corpus import card
+from hzlib.corpus.manifest import import_corpus
+from hzlib.corpus.provenance import file_checksums
 
 
 def test_colour_histogram_known_answer(tmp_path):
@@ -47,7 +49,7 @@ def test_card_flags_calibration_outside_the_bands(corpus):
     cal = card.calibration(df, root, seed=0)
     meta = {"params": {"corpus_scale": 1, "image_size": 8, "overlap": 0.2, "cue_prob": 0.2, "orbit_views": 0,
                        "orbit_width": 0, "orbit_height": 0},
-            "profile": "test", "fingerprint": "x", "orbits": [],
+            "source": "generated", "profile": "test", "fingerprint": "x", "orbits": [],
             "environment": {"time_utc": "now", "platform": "p", "cpu_count": 2}}
     df = df.assign(stroke_mask="")
     text = card.card_markdown(df, meta, cal)
@@ -126,7 +128,7 @@ def test_card_reports_the_image_ceiling(corpus):
 def _meta():
     return {"params": {"corpus_scale": 1, "image_size": 8, "overlap": 0.2, "cue_prob": 0.2, "orbit_views": 0,
                        "orbit_width": 0, "orbit_height": 0},
-            "profile": "test", "fingerprint": "x", "orbits": [],
+            "source": "generated", "profile": "test", "fingerprint": "x", "orbits": [],
             "environment": {"time_utc": "now", "platform": "p", "cpu_count": 2}}
 
 
@@ -143,3 +145,26 @@ def test_write_card_recomputes_a_calibration_of_an_older_version(corpus):
     assert "image_ceiling_lr" in cal and json.loads((root / "calibration.json").read_text())["version"] == card.CALIBRATION_VERSION
     _, again = card.write_card(root, seed=0)  # now cached
     assert again == cal
+
+
+def test_the_card_of_an_imported_corpus_is_written_outside_it(tmp_path):
+    """Chapter 1 writes the card of the corpus it reads: never into an imported corpus."""
+    src = tmp_path / "src"
+    src.mkdir()
+    rows = []
+    for i in range(8):
+        Image.new("RGB", (8, 8), (30 * i, 100, 200 - 20 * i)).save(src / f"p{i}.png")
+        rows.append({"id": f"p{i}", "image": f"p{i}.png", "label": "bronze" if i % 2 else "stone",
+                     "text": "青铜的字" if i % 2 else "石刻的字"})
+    pd.DataFrame(rows).to_csv(src / "manifest.csv", index=False)
+    (src / "classes.csv").write_text("key,name_zh,name_en\nstone,石,Stone\nbronze,铜,Bronze\n", encoding="utf-8")
+    root = import_corpus(src / "manifest.csv", src, tmp_path / "corpus")
+    before = file_checksums(root) | {"corpus.json": (root / "corpus.json").read_bytes()}
+    path, cal = card.write_card(root, seed=0, publish_dir=tmp_path / "book")
+    assert file_checksums(root) | {"corpus.json": (root / "corpus.json").read_bytes()} == before
+    assert path == tmp_path / "book" / "corpus_card.md"
+    text = path.read_text(encoding="utf-8")
+    assert "An imported corpus" in text and "| stone   | 石 / Stone  |        4 |" in text
+    assert cal["bag_of_characters_lr"]["macro_accuracy"] == 1.0  # 青铜 vs 石刻 tells the classes apart
+    assert "skipped" in cal["image_ceiling_lr"] and "image ceiling is not computed" in text
+    assert card.write_card(root, seed=0)[0] is None  # no publish_dir: no card file at all

@@ -1,17 +1,21 @@
+import dataclasses
 import json
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from hzlib import config
-from hzlib.config import Profile, load_profile
+from hzlib.config import Profile, ProfileError, load_profile
+from hzlib.corpus.build import corpus_params
 
 
 @pytest.mark.parametrize("name", ["smoke", "default", "gpu"])
 def test_every_profile_loads_and_has_every_key(name):
-    prof = load_profile(name)
+    prof = load_profile(name, check_device=False)  # gpu asks for CUDA: its device is checked below
     raw = yaml.safe_load(open(config.PROFILE_DIR / f"{name}.yml"))
     assert set(raw) == set(Profile().as_dict()), "a profile must set every key (papermill -f injects them all)"
     assert prof.profile == name
@@ -126,3 +130,114 @@ def test_profile_folders_resolve_against_the_project_root(tmp_path, monkeypatch)
     assert prof.data_dir() == tmp_path.resolve() / "data" / "smoke"
     assert prof.artifacts_dir("clip") == tmp_path.resolve() / "artifacts" / "smoke" / "clip"
     assert prof.data_dir("base") == Path("base") / "data" / "smoke"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("clip_batch: '64'", r"clip_batch='64' must be an integer, not str"),
+    ("clip_lr: 2e-3", r"clip_lr='2e-3' must be a number, not str"),  # YAML 1.1 reads 2e-3 as a string
+    ("corpus_scale: .nan", r"corpus_scale=nan must be a finite number"),
+    ("force: 'yes'", r"force='yes' must be true or false"),
+    ("orbit_forms: relief", r"orbit_forms='relief' must be a list of strings"),
+    ("seed: 1.5", r"seed=1\.5 must be an integer"),
+    ("corpus: 3", r"corpus=3 must be a string"),
+])
+def test_a_wrong_type_names_the_file_and_key(tmp_path, line, message):
+    p = tmp_path / "typed.yml"
+    p.write_text(line + "\n")
+    with pytest.raises(ProfileError, match=r"typed\.yml: " + message):
+        load_profile(p)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("corpus_scale: -1", r"corpus_scale=-1\.0 must be positive"),
+    ("clip_batch: 0", r"clip_batch=0 out of range: must be at least 2"),
+    ("eval_folds: 1", r"eval_folds=1 out of range: must be at least 2"),
+    ("workers: 0", r"workers=0 out of range: must be at least 1"),
+    ("seed: -3", r"seed=-3 must be >= 0"),
+    ("clip_lr: 0.0", r"clip_lr=0\.0 out of range: must be positive"),
+    ("profile: ../x", r"profile='\.\./x' must be a folder name"),
+    ("device: tpu", r"device='tpu' must be auto, cpu or cuda"),
+])
+def test_an_out_of_range_value_names_the_file_and_key(tmp_path, line, message):
+    p = tmp_path / "range.yml"
+    p.write_text(line + "\n")
+    with pytest.raises(ProfileError, match=r"range\.yml: " + message):
+        load_profile(p)
+
+
+def test_cuda_without_a_cuda_device_stops(tmp_path, monkeypatch):
+    p = tmp_path / "cuda.yml"
+    p.write_text("device: cuda\n")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ProfileError, match=r"cuda\.yml: device='cuda' but this machine has no CUDA device"):
+        load_profile(p)
+    with pytest.raises(ProfileError, match="device='cuda'"):
+        Profile.from_namespace(Profile().as_dict() | {"device": "cuda"})
+    assert load_profile(p, check_device=False).device == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert load_profile("gpu").device == "cuda"
+    assert load_profile(p.parent / "cuda.yml").device == "cuda"
+
+
+def test_every_construction_is_checked():
+    prof = load_profile("smoke")
+    with pytest.raises(ProfileError, match="clip_batch=0"):
+        dataclasses.replace(prof, clip_batch=0)
+    with pytest.raises(ProfileError, match="image_size='96'"):
+        Profile(image_size="96")
+
+
+def test_an_int_where_a_float_is_due_is_the_same_profile_and_corpus():
+    one = Profile.from_dict({"corpus_scale": 1, "overlap": 0})
+    assert one.corpus_scale == 1.0 and isinstance(one.corpus_scale, float) and isinstance(one.overlap, float)
+    assert config.params_hash(corpus_params(one)) == config.params_hash(corpus_params(Profile(overlap=0.0)))
+    assert Profile.from_dict({"orbit_forms": ["relief"]}).orbit_forms == ("relief",)
+
+
+def test_papermill_parameters_are_checked():
+    """papermill only warns about a parameter the notebook lacks; its injected cell (first line
+    ``# Parameters``, kept in IPython's ``In``) is read so that the key is refused by name."""
+    ns = Profile().as_dict()
+    own = "# Parameters (papermill injects a profile's values after this cell)\nscratch = 1\n"
+    injected = '# Parameters\nprofile = "smoke"\nclip_bach = 3\n'
+    assert Profile.from_namespace(ns | {"In": ["", own], "scratch": 1}) == Profile()
+    with pytest.raises(ProfileError, match=r"unknown parameter\(s\) \['clip_bach'\] given to papermill"):
+        Profile.from_namespace(ns | {"In": ["", own, injected], "clip_bach": 3})
+    with pytest.raises(ProfileError, match="corpus_scale=-1"):
+        Profile.from_namespace(ns | {"corpus_scale": -1})
+
+
+def test_the_corpus_key_names_the_corpus_folder(tmp_path):
+    assert Profile(profile="p").data_dir(tmp_path) == tmp_path / "data" / "p"
+    assert Profile(corpus="data/mine").data_dir(tmp_path) == tmp_path / "data" / "mine"
+    assert Profile(corpus=str(tmp_path / "abs")).data_dir("elsewhere") == tmp_path / "abs"
+
+
+def _parameters_notebook(path: Path) -> Path:
+    """A notebook shaped like a chapter: imports, the default parameters, the profile."""
+    params = "\n".join(f"{k} = {v!r}" for k, v in Profile().as_dict().items())
+    cells = [nbformat.v4.new_code_cell("from hzlib.config import Profile"),
+             nbformat.v4.new_code_cell("# Parameters\n" + params, metadata={"tags": ["parameters"]}),
+             nbformat.v4.new_code_cell("prof = Profile.from_namespace(globals())\nprint('ran', prof.profile)")]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"display_name": "Python (hzlib)", "language": "python", "name": "hzlib"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params, message", [
+    ({"clip_batch": 0}, "clip_batch=0 out of range"),
+    ({"corpus_scale": -1}, "corpus_scale=-1.0 must be positive"),
+    ({"clip_bach": 64}, "unknown parameter(s) ['clip_bach'] given to papermill"),
+    ({"image_size": "big"}, "image_size='big' must be an integer"),
+])
+def test_papermill_stops_at_the_profile_cell_naming_the_key(tmp_path, params, message):
+    import papermill as pm
+
+    nb = _parameters_notebook(tmp_path / "chapter.ipynb")
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(nb), str(tmp_path / "out.ipynb"), parameters=params, kernel_name="hzlib",
+                            progress_bar=False, cwd=str(tmp_path))
+    assert err.value.ename == "ProfileError" and message in err.value.evalue
+    assert err.value.exec_count == 4  # imports, parameters, injected parameters, then the profile cell

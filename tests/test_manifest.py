@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -236,7 +239,7 @@ def test_rejected_import_writes_nothing(src, tmp_path):
     parent.mkdir()
     out = parent / "corpus"
     with pytest.raises(ImportRejected) as err:
-        import_corpus(src / "manifest.csv", src, out)
+        import_corpus(src / "manifest.csv", src, out, classes=CLASSES)
     assert not out.exists()
     assert list(parent.iterdir()) == []  # no temp folder left beside it
     msg = str(err.value)
@@ -249,7 +252,7 @@ def test_rejected_import_does_not_create_missing_parent(src, tmp_path):
     (src / "a1.png").unlink()
     out = tmp_path / "new" / "corpus"
     with pytest.raises(ImportRejected):
-        import_corpus(make_manifest(src, good_rows()), src, out)
+        import_corpus(make_manifest(src, good_rows()), src, out, classes=CLASSES)
     assert not (tmp_path / "new").exists()
 
 
@@ -262,7 +265,7 @@ def test_accepted_import_gives_the_layout(src, tmp_path):
     make_manifest(src, rows, header=REQUIRED + ("camera_azimuth", "split"))
     out = import_corpus(src / "manifest.csv", src, tmp_path / "corpus", classes=CLASSES)
 
-    assert listing(out) == ["corpus.json", "images", "images/a1.png", "images/a2.png",
+    assert listing(out) == ["classes.csv", "corpus.json", "images", "images/a1.png", "images/a2.png",
                             "images/b1.png", "images/b2.png", "manifest.csv"]
     for name in ["a1", "b1"]:
         with Image.open(out / "images" / f"{name}.png") as im:
@@ -283,12 +286,17 @@ def test_accepted_import_gives_the_layout(src, tmp_path):
     assert info["config"]["manifest"] == str((src / "manifest.csv").resolve())
     assert info["manifest_sha256"] == hashlib.sha256((src / "manifest.csv").read_bytes()).hexdigest()
     assert info["created"].endswith("+00:00")
+    assert info["classes"] == [{"key": k, "name_zh": "", "name_en": ""} for k in CLASSES]
+    assert set(info["files"]) == {"classes.csv", "manifest.csv"} | {f"images/{i}.png" for i in ["a1", "a2", "b1", "b2"]}
+    for rel, rec in info["files"].items():  # the size and sha256 of every file, corpus.json aside
+        data = (out / rel).read_bytes()
+        assert rec == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     assert set(tmp_path.iterdir()) == {src, out}  # no temp folder left beside it
 
 
 def test_import_converts_transparency_on_white(src, tmp_path):
     Image.new("RGBA", (8, 6), (255, 0, 0, 0)).save(src / "a1.png")
-    out = import_corpus(make_manifest(src, good_rows()), src, tmp_path / "corpus")
+    out = import_corpus(make_manifest(src, good_rows()), src, tmp_path / "corpus", classes=CLASSES)
     with Image.open(out / "images" / "a1.png") as im:
         assert im.mode == "RGB" and im.getpixel((0, 0)) == (255, 255, 255)
 
@@ -302,7 +310,7 @@ def test_import_copies_masks_and_meshes(src, tmp_path):
     rows = [r + ["", "", ""] for r in good_rows()]
     rows[0][4:] = ["a1_mask.png", "a1_strokes.png", "m/fu.ply"]
     make_manifest(src, rows, header=REQUIRED + ("glyph_mask", "stroke_mask", "mesh"))
-    out = import_corpus(src / "manifest.csv", src, tmp_path / "corpus")
+    out = import_corpus(src / "manifest.csv", src, tmp_path / "corpus", classes=CLASSES)
     df = read_manifest(out / "manifest.csv")
     assert list(df.loc[0, ["glyph_mask", "stroke_mask", "mesh"]]) == [
         "masks/a1_glyph.png", "masks/a1_strokes.png", "meshes/fu.ply"]
@@ -323,22 +331,32 @@ def test_glyph_mask_must_be_single_channel(src):
 
 def test_import_refuses_existing_out_dir_unless_overwrite(src, tmp_path):
     out = tmp_path / "corpus"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
     make_manifest(src, good_rows())
-    with pytest.raises(FileExistsError):
-        import_corpus(src / "manifest.csv", src, out)
-    assert (out / "old.txt").exists()
+    import_corpus(src / "manifest.csv", src, out, classes=CLASSES)
+    before = snapshot(out)
+    with pytest.raises(FileExistsError, match="overwrite"):
+        import_corpus(src / "manifest.csv", src, out, classes=CLASSES)
+    assert snapshot(out) == before
 
     (src / "a1.png").unlink()  # a rejected overwrite keeps the old corpus
     with pytest.raises(ImportRejected):
-        import_corpus(src / "manifest.csv", src, out, overwrite=True)
-    assert listing(out) == ["old.txt"]
+        import_corpus(src / "manifest.csv", src, out, classes=CLASSES, overwrite=True)
+    assert snapshot(out) == before
 
-    save_image(src / "a1.png")
-    import_corpus(src / "manifest.csv", src, out, overwrite=True)
-    assert not (out / "old.txt").exists() and (out / "manifest.csv").exists()
+    save_image(src / "a1.png", colour=(1, 2, 3))
+    import_corpus(src / "manifest.csv", src, out, classes=CLASSES, overwrite=True)
+    assert snapshot(out)["images/a1.png"] != before["images/a1.png"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "src"]
+
+
+def test_overwrite_replaces_only_a_corpus_folder(src, tmp_path):
+    """``--overwrite`` with a mistyped folder (a home, a project) must not delete it."""
+    out = tmp_path / "papers"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="holds no corpus"):
+        import_corpus(make_manifest(src, good_rows()), src, out, classes=CLASSES, overwrite=True)
+    assert listing(out) == ["thesis.tex"]
 
 
 def test_failure_during_import_leaves_nothing(src, tmp_path, monkeypatch):
@@ -349,8 +367,195 @@ def test_failure_during_import_leaves_nothing(src, tmp_path, monkeypatch):
 
     monkeypatch.setattr(mf, "write_manifest", boom)
     with pytest.raises(OSError, match="disk full"):
-        import_corpus(src / "manifest.csv", src, tmp_path / "corpus")
+        import_corpus(src / "manifest.csv", src, tmp_path / "corpus", classes=CLASSES)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+# --- the importer's safety rules: every bad corpus is refused, names its row, writes nothing -------
+
+def snapshot(d: Path) -> dict[str, str]:
+    return {str(p.relative_to(d)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(d.rglob("*"))
+            if p.is_file()}
+
+
+def png_bomb(path: Path, width: int, height: int) -> Path:
+    """A valid tiny PNG whose header announces ``width`` x ``height`` pixels: decoding it would
+    allocate width * height bytes (a decompression bomb; PIL reads the size from the header)."""
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _outside_png(src: Path) -> Path:
+    path = src.parent / "outside.png"
+    save_image(path, colour=(0, 255, 0))
+    return path
+
+
+def case_parent_path(src):
+    _outside_png(src)
+    return 3, "image", "../outside.png", r"'\.\./outside\.png' leads out of the images folder"
+
+
+def case_hidden_parent_path(src):
+    _outside_png(src)
+    (src / "sub").mkdir()
+    return 3, "image", "sub/../../outside.png", "leads out of the images folder"
+
+
+def case_absolute_path(src):
+    return 3, "image", str(_outside_png(src)), "is absolute"
+
+
+def case_symlink_out(src):
+    (src / "link.png").symlink_to(_outside_png(src))
+    return 3, "image", "link.png", "'link.png' is a symlink out of the images folder"
+
+
+def case_symlinked_folder_out(src):
+    _outside_png(src)
+    (src / "shared").symlink_to(src.parent)
+    return 3, "image", "shared/outside.png", "is a symlink out of the images folder"
+
+
+def case_symlink_loop(src):
+    (src / "loop.png").symlink_to(src / "loop.png")
+    return 3, "image", "loop.png", "loop.png"
+
+
+def case_undeclared_label(src):
+    return 3, "label", "martian", "'martian' is not one of the classes"
+
+
+def case_decompression_bomb(src):
+    png_bomb(src / "a2.png", 100_000, 100_000)  # 10 G pixels: PIL's own limit refuses it at open
+    return 3, "image", "a2.png", "decompression bomb"
+
+
+def case_bomb_below_pils_limit(src):
+    png_bomb(src / "a2.png", 9_000, 9_000)  # 81 M pixels: PIL would only warn, the import refuses
+    return 3, "image", "a2.png", "81,000,000 pixels, above the limit of 80,000,000"
+
+
+def case_not_utf8(src):
+    return 3, "text", "Caf\udce9", r"not valid UTF-8: b'Caf\\xe9'"
+
+
+def case_duplicate_id(src):
+    return 3, "id", "a1", "duplicate id 'a1' \\(rows 2, 3\\)"
+
+
+def case_id_differing_in_case(src):
+    return 3, "id", "A1", "differs from row 2's 'a1' only in case"
+
+
+def case_glyph_mask_out(src):
+    _outside_png(src)
+    return 3, "glyph_mask", "../outside.png", "glyph mask path '../outside.png' leads out"
+
+
+def case_mesh_out(src):
+    (src.parent / "secret.ply").write_text("ply\n")
+    return 3, "mesh", "../secret.ply", "mesh path '../secret.ply' leads out"
+
+
+SAFETY_CASES = [case_parent_path, case_hidden_parent_path, case_absolute_path, case_symlink_out,
+                case_symlinked_folder_out, case_symlink_loop, case_undeclared_label, case_decompression_bomb,
+                case_bomb_below_pils_limit, case_not_utf8, case_duplicate_id, case_id_differing_in_case,
+                case_glyph_mask_out, case_mesh_out]
+
+
+@pytest.mark.parametrize("case", SAFETY_CASES, ids=lambda f: f.__name__[5:])
+def test_a_bad_corpus_is_refused_names_its_row_and_writes_nothing(src, tmp_path, case):
+    row, column, value, reason = case(src)
+    header = list(REQUIRED) + [c for c in ("glyph_mask", "mesh") if c == column]
+    rows = [r + [""] * (len(header) - 4) for r in good_rows()]
+    rows[row - 2][header.index(column)] = value
+    with open(src / "manifest.csv", "w", encoding="utf-8", errors="surrogateescape", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([header] + rows)
+    before = snapshot(src.parent)
+    out = tmp_path / "out" / "corpus"
+    with pytest.raises(ImportRejected) as err:
+        import_corpus(src / "manifest.csv", src, out, classes=CLASSES)
+    hits = [p for p in err.value.problems if (p.row, p.column) == (row, column)]
+    assert hits, str(err.value)
+    assert any(re.search(reason, p.message) for p in hits), str(err.value)
+    assert f"row {row}, column '{column}'" in str(err.value)
+    assert not (tmp_path / "out").exists()  # no corpus, no temp folder, not even the parent
+    assert snapshot(src.parent) == before
+
+
+def test_a_symlink_that_stays_inside_is_followed(src, tmp_path):
+    (src / "alias.png").symlink_to(src / "a1.png")
+    rows = good_rows()
+    rows[1][1] = "alias.png"
+    out = import_corpus(make_manifest(src, rows), src, tmp_path / "corpus", classes=CLASSES)
+    assert (out / "images" / "a2.png").read_bytes() == (out / "images" / "a1.png").read_bytes()
+    assert not (out / "images" / "a2.png").is_symlink()
+
+
+def test_the_pixel_limit_is_a_parameter(src, tmp_path):
+    make_manifest(src, good_rows())  # 8 x 6 = 48 pixels each
+    with pytest.raises(ImportRejected, match="48 pixels, above the limit of 40"):
+        import_corpus(src / "manifest.csv", src, tmp_path / "corpus", classes=CLASSES, max_pixels=40)
+    assert not (tmp_path / "corpus").exists()
+    out = import_corpus(src / "manifest.csv", src, tmp_path / "corpus", classes=CLASSES, max_pixels=48)
+    assert json.loads((out / "corpus.json").read_text())["config"]["max_pixels"] == 48
+
+
+def test_labels_must_be_declared(src, tmp_path):
+    """Without --classes and without a classes.csv beside the manifest, the import refuses and says so."""
+    make_manifest(src, good_rows())
+    with pytest.raises(ImportRejected) as err:
+        import_corpus(src / "manifest.csv", src, tmp_path / "corpus")
+    p = only(err.value.problems)
+    assert (p.row, p.column, Path(p.file).name) == (None, "label", "manifest.csv")
+    assert "labels are not declared" in p.message and "classes.csv" in p.message and "--classes" in p.message
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_classes_csv_beside_the_manifest_declares_keys_names_and_order(src, tmp_path):
+    write_csv(src / "classes.csv", ["key", "name_zh", "name_en", "region"],
+              [["secular", "世俗", "Secular", "江南"], ["religious", "宗教", "Religious", "西北"]])
+    out = import_corpus(make_manifest(src, good_rows()), src, tmp_path / "corpus")
+    info = json.loads((out / "corpus.json").read_text("utf-8"))
+    assert info["classes"] == [{"key": "secular", "name_zh": "世俗", "name_en": "Secular", "region": "江南"},
+                               {"key": "religious", "name_zh": "宗教", "name_en": "Religious", "region": "西北"}]
+    assert info["config"]["classes"] == ["secular", "religious"]  # the file's order, not sorted
+    assert info["config"]["classes_file"] == str((src / "classes.csv").resolve())
+    assert (out / "classes.csv").read_text("utf-8").splitlines() == [
+        "key,name_zh,name_en,region", "secular,世俗,Secular,江南", "religious,宗教,Religious,西北"]
+    rows = good_rows()
+    rows[3][2] = "martian"
+    rows.append(["m2", "a1.png", "martian", TEXTS[0]])
+    with pytest.raises(ImportRejected, match=r"row 5, column 'label'.*'martian' is not one of the classes"):
+        import_corpus(make_manifest(src, rows), src, tmp_path / "again")
+
+
+@pytest.mark.parametrize("text, row, column, message", [
+    ("key,name_en\nreligious,R\nreligious,Again\nsecular,S\n", 3, "key", "declared twice \\(rows 2, 3\\)"),
+    ("name_en\nReligious\n", 1, "key", "required column 'key' is missing"),
+    ("key,name_en\nreligious,R\n,S\nsecular,S\n", 3, "key", "class key is empty"),
+])
+def test_a_bad_classes_file_names_its_row(src, tmp_path, text, row, column, message):
+    (src / "classes.csv").write_text(text, encoding="utf-8")
+    make_manifest(src, good_rows())
+    with pytest.raises(ImportRejected) as err:
+        import_corpus(src / "manifest.csv", src, tmp_path / "corpus")
+    p = only(err.value.problems)
+    assert (p.row, p.column, Path(p.file).name) == (row, column, "classes.csv")
+    assert re.search(message, p.message), p.message
+    assert not (tmp_path / "corpus").exists()
+
+
+def test_a_plain_classes_list_declares_keys(src, tmp_path):
+    (tmp_path / "classes.txt").write_text("religious\n\nsecular\n", encoding="utf-8")
+    out = import_corpus(make_manifest(src, good_rows()), src, tmp_path / "corpus", classes=tmp_path / "classes.txt")
+    assert json.loads((out / "corpus.json").read_text("utf-8"))["config"]["classes"] == CLASSES
 
 
 # --- reading and writing -------------------------------------------------------------------------

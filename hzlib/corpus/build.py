@@ -28,6 +28,7 @@ from . import glyphs as G
 from . import mesh as M
 from . import render as R
 from .manifest import write_manifest
+from .provenance import GENERATED, IMPORTED, CorpusError, check_imported, read_meta
 
 STREAM_FACTORS, STREAM_GEOMETRY, STREAM_LOOK, STREAM_TEXT = 0, 1, 2, 3
 ORBIT_MATERIALS = ("granite", "bronze", "marble", "sandstone", "wood", "jade")
@@ -189,16 +190,29 @@ def _orbit_task(args):
 
 def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir: Path | None = None,
                  progress: bool = True) -> Path:
-    """Build (or resume, or load) the corpus of ``profile`` into ``out``; returns ``out``."""
+    """Build (or resume, or load) the corpus of ``profile`` into ``out``; returns ``out``.
+
+    Writes only into a corpus it generated (its ``corpus.json`` says ``"source": "generated"``, or a
+    build it started, ``build.json``) or into an empty or new folder. It never writes into an
+    imported corpus nor into a folder the profile's ``corpus`` key names: those are checked
+    (:func:`use_existing`) and returned as they are, whatever ``force`` says. Any other folder with
+    files in it is refused with :class:`CorpusError`.
+    """
     out = Path(out)
+    meta = read_meta(out)
+    if profile.corpus or (meta is not None and meta["source"] == IMPORTED):
+        return use_existing(profile, out, meta)
+    if meta is None and out.is_dir() and any(out.iterdir()) and not (out / "build.json").is_file():
+        raise CorpusError(
+            f"{out} holds files that hz did not write (no corpus.json, no build.json), so no corpus is built into "
+            f"it: import them with `hz corpus import MANIFEST IMAGES OUT` and name OUT in the profile's `corpus` "
+            f"key, or move them away")
     hanzi_dir = Path(hanzi_dir) if hanzi_dir else assets.asset_dir("hanzi-writer-data")
     params = corpus_params(profile)
     fingerprint = params_hash(params)
     meta_path = out / "corpus.json"
-    if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        if meta.get("fingerprint") == fingerprint and not force and (out / "manifest.csv").exists():
-            return out
+    if meta is not None and meta.get("fingerprint") == fingerprint and not force and (out / "manifest.csv").exists():
+        return out
     if force and out.exists():
         shutil.rmtree(out)
     rows_dir = out / "rows"
@@ -206,7 +220,7 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
         started = json.loads((out / "build.json").read_text()).get("fingerprint") if (out / "build.json").exists() else None
         if started != fingerprint:
             state = "a corpus" if meta_path.exists() else "a partial corpus"
-            raise RuntimeError(
+            raise CorpusError(
                 f"{out} holds {state} built with other parameters (fingerprint {started}, this profile's "
                 f"{fingerprint}); rebuild it with `hz corpus build --profile {profile.profile} --force` "
                 f"(or the parameter force=True), or delete the folder"
@@ -241,9 +255,34 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
     describe_rows(records, profile)
     df = pd.DataFrame(records)  # keeps index and seed: with them a row rebuilds its mesh (sculpture_for)
     write_manifest(df, out / "manifest.csv")
-    atomic_write_json(meta_path, {"source": "generated", "fingerprint": fingerprint, "params": params,
+    atomic_write_json(meta_path, {"source": GENERATED, "fingerprint": fingerprint, "params": params,
                                   "profile": profile.profile, "n_images": len(df), "orbits": orbits,
                                   "classes": C.class_counts(profile.corpus_scale),
                                   "assets": {a.spec: a.integrity for a in assets.ASSETS.values()},
                                   "environment": environment()})
     return out
+
+
+def use_existing(profile: Profile, root: Path, meta: dict | None = None) -> Path:
+    """``root`` checked and returned, never written: an imported corpus whose files match its
+    ``corpus.json`` (:func:`~hzlib.corpus.provenance.check_imported`), or a generated one made with
+    this profile's corpus parameters. Raises :class:`CorpusError` saying what to do otherwise."""
+    root = Path(root)
+    meta = read_meta(root) if meta is None else meta
+    if meta is None:
+        state = "does not exist" if not root.exists() else "has no corpus.json"
+        raise CorpusError(
+            f"the corpus {root} that the profile {profile.profile!r} names (corpus: {profile.corpus!r}) {state}: "
+            f"import one there with `hz corpus import MANIFEST IMAGES {root}`, or set `corpus: \"\"` to generate "
+            f"the profile's corpus into {profile.data_root}/{profile.profile}")
+    if meta["source"] == IMPORTED:
+        check_imported(root, meta)
+        return root
+    fingerprint = params_hash(corpus_params(profile))
+    if meta.get("fingerprint") != fingerprint or not (root / "manifest.csv").is_file():
+        raise CorpusError(
+            f"the corpus {root} that the profile {profile.profile!r} names was generated with other parameters "
+            f"(fingerprint {meta.get('fingerprint')}, this profile's {fingerprint}) or is incomplete; a corpus "
+            f"the profile names is never rebuilt: point `corpus` at the corpus you mean, or set it to \"\" to "
+            f"generate into {profile.data_root}/{profile.profile}")
+    return root

@@ -17,7 +17,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .. import paper
+from ..config import atomic_write_json, atomic_write_text
 from . import classes as C
+from .manifest import read_manifest
+from .provenance import GENERATED, read_meta
 
 FACTOR_COLUMNS = ("style", "form", "material", "glyph_paint", "setting", "char")
 # The image ceiling's inputs: the factors through which the class reaches the image (each drawn from a
@@ -249,16 +252,62 @@ def calibration_table(calib: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("baseline").round(3)
 
 
-def write_card(root: Path, seed: int, publish_dir: Path | None = None) -> tuple[Path, dict]:
-    """Compute the calibration and write ``card.md`` and ``calibration.json`` beside the manifest
-    (and a copy of the card as ``corpus_card.md`` in ``publish_dir``, for the book). A cached
-    ``calibration.json`` is reused only for the same corpus fingerprint and :data:`CALIBRATION_VERSION`."""
-    from ..config import atomic_write_json, atomic_write_text
-    from .manifest import read_manifest
+def imported_card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
+    """The card of an imported corpus: its source, its declared classes and the calibration baselines
+    that need no generating factors."""
+    cfg = meta.get("config", {})
+    counts = df["label"].value_counts()
+    declared = meta.get("classes") or [{"key": k} for k in sorted(counts.index)]
+    classes = pd.DataFrame([{"class": c["key"],
+                             "name": " / ".join(n for n in (c.get("name_zh"), c.get("name_en")) if n),
+                             "images": int(counts.get(c["key"], 0))} for c in declared])
+    ceiling = calib.get("image_ceiling_lr", {"skipped": "not computed"})
+    lines = [
+        "# The corpus card",
+        "",
+        "*An imported corpus: every number on this page is computed from it; hz never writes into it.*",
+        "",
+        "## What it is",
+        f"{len(df):,} images in {len(declared)} declared classes, imported {meta.get('created', '')} from the "
+        f"manifest `{cfg.get('manifest')}` (sha256 `{meta.get('manifest_sha256')}`) and the images folder "
+        f"`{cfg.get('image_dir')}`. "
+        f"`corpus.json` holds the size and sha256 of each of its {len(meta.get('files', {}))} files; every chapter "
+        "checks them before it reads the corpus.",
+        "",
+        "## Classes",
+        "",
+        classes.to_markdown(index=False),
+        "",
+        "## Calibration: how hard is the task?",
+        "Five-fold stratified cross-validation with fixed hyperparameters.",
+        "",
+        "| baseline | accuracy | macro accuracy (mean per-class recall) | macro-F1 |",
+        "|---|---|---|---|",
+        _row("colour histogram (8³ RGB) + logistic regression", calib["colour_histogram_lr"]),
+        _row("bag of characters of the paired description + logistic regression", calib["bag_of_characters_lr"]),
+        *[_row(f"`{k}` alone + logistic regression", v) for k, v in calib["single_factor_lr"].items()],
+        "",
+        f"The image ceiling is not computed: {ceiling.get('skipped', 'not computed')}.",
+    ]
+    return "\n".join(lines) + "\n"
 
+
+def write_card(root: Path, seed: int, publish_dir: Path | None = None) -> tuple[Path | None, dict]:
+    """Compute the calibration and write the card; return the card's path and the calibration.
+
+    A generated corpus keeps ``card.md`` and ``calibration.json`` beside its manifest (a cached
+    ``calibration.json`` is reused only for the same corpus fingerprint and :data:`CALIBRATION_VERSION`);
+    a copy of the card goes to ``publish_dir/corpus_card.md`` for the book. Nothing is written into an
+    imported corpus: its card goes to ``publish_dir`` only (the path returned; None without one) and its
+    calibration is recomputed each time."""
     root = Path(root)
     df = read_manifest(root / "manifest.csv")
-    meta = json.loads((root / "corpus.json").read_text())
+    meta = read_meta(root) or {}
+    if meta.get("source") != GENERATED:
+        calib = calibration(df, root, seed)
+        if publish_dir is None:
+            return None, calib
+        return atomic_write_text(Path(publish_dir) / "corpus_card.md", imported_card_markdown(df, meta, calib)), calib
     calib_path = root / "calibration.json"
     cached = json.loads(calib_path.read_text()) if calib_path.exists() else {}
     if cached.get("fingerprint") == meta["fingerprint"] and cached.get("version") == CALIBRATION_VERSION:
