@@ -444,6 +444,11 @@ IMAGE_TOWERS = {"vit": ViTTower, "cnn": ConvTower}
 TEXT_TOWERS = {"transformer": TransformerTextTower, "bag": BagTextTower}
 
 
+# Which pairs of a batch are negatives in Eq 6: every other pair (CLIP's in-batch InfoNCE), or only
+# the pairs of other classes (the paper's "samples of different categories").
+NEGATIVES = ("batch", "other_class")
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """All-gather along dim 0 whose backward hands each rank the summed gradient of its own slice
     (every rank computes the same global loss; DDP then averages the parameter gradients)."""
@@ -483,12 +488,16 @@ class ClipModel(nn.Module):
 
     supervised = False
 
-    def __init__(self, geometry: Geometry, vocab_size: int, tau_init: float = CLIP_TAU_INIT):
+    def __init__(self, geometry: Geometry, vocab_size: int, tau_init: float = CLIP_TAU_INIT,
+                 negatives: str = "batch"):
         super().__init__()
         self.geometry = geometry
         self.visual = IMAGE_TOWERS[geometry.vision.kind](geometry)
         self.text = TEXT_TOWERS[geometry.text.kind](geometry, vocab_size)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / tau_init)))
+        if negatives not in NEGATIVES:
+            raise ValueError(f"negatives={negatives!r}: one of {NEGATIVES}")
+        self.negatives = negatives
 
     def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.visual(pixel_values)
@@ -508,11 +517,14 @@ class ClipModel(nn.Module):
         txt = F.normalize(self.encode_text(tokens).float(), dim=-1)
         if _world() > 1:  # every rank computes the loss of the global batch
             img, txt = _GatherWithGrad.apply(img), _GatherWithGrad.apply(txt)
-        return clip_loss(self.logit_scale.exp() * img @ txt.T)
+            labels = _GatherWithGrad.apply(labels) if labels is not None else None
+        if self.negatives == "other_class" and labels is None:
+            raise ValueError("negatives='other_class' needs the batch's labels")
+        return clip_loss(self.logit_scale.exp() * img @ txt.T, labels if self.negatives == "other_class" else None)
 
 
 def build_model(geometry: Geometry, vocab_size: int, *, seed: int, tau_init: float = CLIP_TAU_INIT,
-                learn_tau: bool = True) -> ClipModel:
+                learn_tau: bool = True, negatives: str = "batch") -> ClipModel:
     """A randomly initialised :class:`ClipModel` of ``geometry``, its weights drawn from a generator
     seeded with ``seed`` (the global RNG is restored afterwards). ``learn_tau=False`` freezes the
     temperature at ``tau_init``."""
@@ -520,7 +532,7 @@ def build_model(geometry: Geometry, vocab_size: int, *, seed: int, tau_init: flo
         raise ValueError(f"vocab_size={vocab_size} leaves no room for words beside {SPECIALS}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = ClipModel(geometry, vocab_size, tau_init)
+        model = ClipModel(geometry, vocab_size, tau_init, negatives)
     model.logit_scale.requires_grad_(learn_tau)
     return model
 
@@ -608,11 +620,28 @@ def similarity_logits(image_embeds: torch.Tensor, text_embeds: torch.Tensor, log
     return logit_scale.exp() * img @ txt.T
 
 
-def clip_loss(logits: torch.Tensor) -> torch.Tensor:
+def clip_loss(logits: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     """Eq 6: the symmetric InfoNCE over an (N, N) image-by-text logit matrix whose diagonal holds the
-    true pairs: the mean of the image->text and text->image cross-entropies."""
-    target = torch.arange(logits.shape[0], device=logits.device)
+    true pairs: the mean of the image->text and text->image cross-entropies.
+
+    With ``labels`` the negatives are only the pairs of other classes, as the paper draws them
+    ("selecting samples of different categories", section 4): off-diagonal pairs of the same class
+    are left out of both softmaxes."""
+    n = logits.shape[0]
+    target = torch.arange(n, device=logits.device)
+    if labels is not None:
+        same = (labels[:, None] == labels[None, :]) & ~torch.eye(n, dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(same, float("-inf"))
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def chance_loss(labels: torch.Tensor | None, batch: int) -> float:
+    """The loss of an untrained model (all logits equal): ln B for in-batch negatives, and with
+    other-class negatives the mean of ln(1 + number of other-class pairs in the row)."""
+    if labels is None:
+        return math.log(batch)
+    other = (labels[:, None] != labels[None, :]).sum(dim=1)
+    return float(torch.log1p(other.double()).mean())
 
 
 def clip_loss_grad(logits: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hzlib import model as M
 from hzlib.model import Geometry, TowerGeometry
@@ -259,3 +260,33 @@ def test_encode_is_normalised_batch_invariant_and_saved(tmp_path, geometry):
     assert g2 == geometry and info == {"note": "x"} and v2.itos == v.itos
     torch.testing.assert_close(M.encode_texts(m2, v2.encode(TEXTS, 16)), t, rtol=0, atol=1e-6)
     torch.testing.assert_close(M.encode_images(m2, x), e1, rtol=0, atol=1e-5)
+
+
+def test_other_class_negatives_leave_same_class_pairs_out():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 6)
+    distinct = torch.arange(6)
+    assert torch.allclose(M.clip_loss(logits, distinct), M.clip_loss(logits))  # every pair is another class
+    assert M.clip_loss(logits, torch.zeros(6, dtype=torch.long)).item() == 0.0  # no negative left
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])
+    # hand-computed row 0 (image->text): its negatives are texts 2..5, not text 1
+    row = torch.cat([logits[0, :1], logits[0, 2:]])
+    assert torch.isclose(F.cross_entropy(logits.masked_fill(
+        (labels[:, None] == labels[None, :]) & ~torch.eye(6, dtype=torch.bool), float("-inf"))[:1], torch.tensor([0])),
+        -torch.log_softmax(row, 0)[0])
+    # all logits equal: the loss is the chance level chance_loss states
+    flat = torch.zeros(6, 6)
+    assert M.clip_loss(flat, labels).item() == pytest.approx(M.chance_loss(labels, 6))
+    assert M.clip_loss(flat).item() == pytest.approx(M.chance_loss(None, 6)) == pytest.approx(math.log(6))
+
+
+def test_other_class_model_needs_labels():
+    g = M.load_geometry("cnn_tiny")
+    model = M.build_model(g, 50, seed=0, negatives="other_class")
+    x = torch.zeros(2, 3, g.image_size, g.image_size)
+    t = torch.ones(2, g.context_length, dtype=torch.long)
+    with pytest.raises(ValueError, match="labels"):
+        model.loss(x, t)
+    assert torch.isfinite(model.loss(x, t, torch.tensor([0, 1])))
+    with pytest.raises(ValueError, match="negatives"):
+        M.build_model(g, 50, seed=0, negatives="hard")
