@@ -100,7 +100,7 @@ def test_paper_geometry_error_names_file_and_fields():
         M.load_geometry("paper")
     msg = str(e.value)
     assert "paper.yml" in msg
-    assert "vision.width=1280 is not divisible by vision.heads=76" in msg
+    assert "text.width=1280 is not divisible by text.heads=76" in msg
     assert "vision.layers: not stated" in msg
 
 
