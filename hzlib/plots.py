@@ -424,11 +424,13 @@ def loss_curves(losses: dict[str, list[float]], chance: dict[str, float | None],
 
 
 def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy"), paper: dict | None = None,
-            title: str = ""):
+            title: str = "", paper_by_model: dict | None = None):
     """Figure 7: per-attribute bars of Eq 12-15 for every model (``table``: long format with columns
     model, class, metric, value, ci_low, ci_high, as from :func:`hzlib.evaluate.metric_cis` with a
     ``model`` column; the ``macro`` row is drawn as the last group). One panel per metric, 95% CIs as
-    error bars; ``paper`` (metric -> the paper's mean for CLIP) is drawn as a dashed line."""
+    error bars; ``paper`` (metric -> the paper's mean for CLIP) is drawn as a dashed line, and
+    ``paper_by_model`` (model -> metric -> the paper's mean for that model) as a black tick on the
+    model's ``macro`` bar."""
     models = list(dict.fromkeys(table["model"]))
     rows = [k for k in C.KEYS if k in set(table["class"])] + ["macro"]
     fig, axes = plt.subplots(len(metrics), 1, figsize=(max(9.0, 0.95 * len(rows) * max(1, len(models) / 4)),
@@ -443,6 +445,11 @@ def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy
             ax.bar(pos, sub["value"], width, color=colours[model], label=model)
             ax.errorbar(pos, sub["value"], yerr=[sub["value"] - sub["ci_low"], sub["ci_high"] - sub["value"]],
                         fmt="none", ecolor="0.25", lw=0.7)
+        ticks = [(j, (paper_by_model or {}).get(model, {}).get(m)) for j, model in enumerate(models)]
+        ticks = [(j, v) for j, v in ticks if v is not None]
+        for n, (j, v) in enumerate(ticks):
+            ax.plot(x[-1] - 0.4 + width * (j + 0.5), v, ls="none", marker="_", ms=12, mew=2, color="k",
+                    label="the paper's mean" if n == 0 else None)
         if paper and m in paper:
             ax.axhline(paper[m], color="k", ls="--", lw=1)
             ax.annotate(f"paper (CLIP, mean): {paper[m]}", (1, paper[m]), xycoords=("axes fraction", "data"),
@@ -456,15 +463,18 @@ def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy
     return fig
 
 
-def figure8(curves: pd.DataFrame, aucs: dict | None = None, title: str = ""):
+def figure8(curves: pd.DataFrame, aucs: dict | None = None, title: str = "", paper_aucs: dict | None = None):
     """Figure 8: one-vs-rest ROC curves, the macro curve of each model (``curves``: long format from
-    :func:`hzlib.evaluate.roc_curves` with a ``model`` column); ``aucs`` (model -> macro AUC) goes into
-    the legend. A second panel zooms into the low false-positive rates."""
+    :func:`hzlib.evaluate.roc_curves` with a ``model`` column); ``aucs`` (model -> macro AUC) and
+    ``paper_aucs`` (model -> the paper's mean AUC) go into the legend. A second panel zooms into the
+    low false-positive rates."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     macro = curves[curves["class"] == "macro"]
     for ax, lim in zip(axes, (1.0, 0.2)):
         for model, c in macro.groupby("model", sort=False):
-            label = f"{model} (AUC {aucs[model]:.3f})" if aucs and model in aucs else model
+            parts = ([f"AUC {aucs[model]:.3f}"] if aucs and model in aucs else []) + \
+                ([f"paper {paper_aucs[model]:g}"] if paper_aucs and model in paper_aucs else [])
+            label = f"{model} ({'; '.join(parts)})" if parts else model
             ax.plot(c["fpr"], c["tpr"], lw=1.6, label=label)
         ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
         ax.set_xlim(0, lim)

@@ -56,6 +56,16 @@ def test_figure7_has_a_panel_per_metric_and_the_paper_line():
     plt.close(fig)
 
 
+def test_figure7_marks_each_models_paper_mean_on_its_macro_bar():
+    fig = plots.figure7(_long_metrics(), paper_by_model={"DAN": {"f1": 0.92, "recall": 0.9}})
+    ticks = [ln for ln in fig.axes[2].get_lines() if ln.get_marker() == "_"]
+    assert len(ticks) == 1 and ticks[0].get_ydata()[0] == 0.92
+    macro_dan = [b for b in fig.axes[2].patches if b.get_height() == 0.3][-1]  # DAN's bars are the 0.3 ones
+    assert abs(ticks[0].get_xdata()[0] - (macro_dan.get_x() + macro_dan.get_width() / 2)) < 1e-9
+    assert not [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "_"]  # no precision stated for DAN
+    plt.close(fig)
+
+
 def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
     curves = pd.concat([pd.DataFrame({"class": "macro", "fpr": [0, 0.5, 1], "tpr": [0, t, 1], "model": m})
                         for m, t in (("CLIP", 0.9), ("DAN", 0.6))]
@@ -63,6 +73,10 @@ def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
     fig = plots.figure8(curves, {"CLIP": 0.9, "DAN": 0.6})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["CLIP (AUC 0.900)", "DAN (AUC 0.600)"]
+    plt.close(fig)
+    fig = plots.figure8(curves, {"CLIP": 0.9, "DAN": 0.6}, paper_aucs={"DAN": 0.92})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["CLIP (AUC 0.900)", "DAN (AUC 0.600; paper 0.92)"]
     plt.close(fig)
 
 

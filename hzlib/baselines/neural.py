@@ -309,8 +309,9 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
                  fasttext_id: str = "", cache_dir=None, progress: bool = True) -> ProtocolRun:
     """Class probabilities (n, n_classes) of model ``key`` for every item under ``protocol``:
 
-    * ``"loo"``, the paper's: one backbone trained on every item, then the head-only leave-one-out
-      of :func:`hzlib.evaluate.loo_protocol` (``splits`` unused);
+    * ``"loo"``, protocol (a), our shortcut to leave-one-out (the paper's retrains the model in every
+      round): one backbone trained on every item, then the head-only leave-one-out of
+      :func:`hzlib.evaluate.loo_protocol` (``splits`` unused);
     * ``"kfold"``, leakage-free: for each (train, test) of ``splits`` a backbone trained on train only
       and a head fitted on train only (:func:`hzlib.evaluate.kfold_protocol`).
 
