@@ -633,8 +633,9 @@ def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, sp
 def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
                  exact: bool = False, return_C: bool = False):
     """Protocol (a), our shortcut to leave-one-out (not the paper's, which retrains the model in every
-    round): head only, on standardised frozen features of a backbone that was trained on every item. C is chosen from ``Cs`` as :func:`fit_head` chooses it
-    (inner stratified CV, macro-F1), here **on all items**; then :func:`loo_logistic_newton` at that
+    round): head only, on standardised frozen features of a backbone that was trained on every item.
+    C is chosen from ``Cs`` as :func:`fit_head` chooses it (inner stratified CV, macro-F1), here **on
+    all items**; then :func:`loo_logistic_newton` at that
     C (one Newton step per item from the full fit; seconds), or with ``exact`` :func:`loo_logistic`
     (warm-started refits to convergence; minutes). Both fit scikit-learn's ``LogisticRegression(C)``
     on the same standardised features as the pipeline, so C means the same thing: the objective

@@ -1,4 +1,4 @@
-"""Section 3.1 of the paper: image normalisation.
+"""Section 3 of the paper: image normalisation (Eq 1-3).
 
 Eq 1  resize to a fixed size with an interpolation kernel, I'(x', y') = sum_ij I(x_i, y_j) k(x' - x_i, y' - y_j);
 Eq 2  z-score standardisation, Z = (I - mu) / sigma;

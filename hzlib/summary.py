@@ -156,7 +156,8 @@ _EVAL_QUANTITY = {
     "precision": ("mean precision over the 10 attributes", "macro over attributes"),
     "recall": ("mean recall over the 10 attributes", "macro over attributes"),
     "f1": ("mean F1 over the 10 attributes", "macro over attributes"),
-    "accuracy": ("mean accuracy over the 10 attributes (one-vs-rest)", "one-vs-rest, = 1 - 2e/K for a top-1 error rate e"),
+    "accuracy": ("mean accuracy over the 10 attributes (one-vs-rest)",
+                 "one-vs-rest, = 1 - 2e/K for a top-1 error rate e"),
     "auc": ("mean one-vs-rest AUC", "macro over attributes"),
     "rmse": ("RMSE between probabilities and one-hot truth", "the paper does not define what its RMSE compares"),
     "mae": ("MAE between probabilities and one-hot truth", "the paper does not define what its MAE compares"),
@@ -206,12 +207,13 @@ def versus_table(values: Mapping[str, str]) -> pd.DataFrame:
     paper's order), the paper's value and where it states it, and ours under each protocol, from
     ``values`` (glue key -> the value as glued; a key not in it shows as "not run"). The analysis time
     is that of the protocol (a) backbone, so it sits in that column."""
-    cols = {"loo": "ours, (a) head-only leave-one-out", "kfold": "ours, (b) k-fold", "time": "ours, (a) head-only leave-one-out"}
+    cols = {"loo": "ours, (a) head-only leave-one-out", "kfold": "ours, (b) k-fold"}
+    cols["time"] = cols["loo"]
     rows: dict[tuple[str, str], dict] = {}
     for v in evaluation_versus():
         r = v.result
-        row = rows.setdefault((r.model, r.metric), {"model": f"{paper.COMPARATORS[r.model]} ({r.model})", "metric": r.metric,
-                                                    "paper": v.row.paper, "where": v.row.section})
+        row = rows.setdefault((r.model, r.metric), {"model": f"{paper.COMPARATORS[r.model]} ({r.model})",
+                                                    "metric": r.metric, "paper": v.row.paper, "where": v.row.section})
         row[cols[v.protocol]] = values.get(v.row.key, "not run")
     order = sorted(rows, key=lambda k: (paper.MODELS.index(k[0]), paper.METRICS.index(k[1])))
     table = pd.DataFrame([rows[k] for k in order]).set_index(["model", "metric"])

@@ -689,7 +689,8 @@ def paper_table2(model, pca, text_map: TextMap, image_emb: np.ndarray, df: "pd.D
                      "similarity (best image)": float(sims[top[0]]), "best image": f"{best_id} ({best_class})",
                      f"similarity (mean of best {k})": float(sims[top].mean()), "paper: similarity": r.similarity,
                      "vocabulary": st["vocabulary"], "in_fasttext_vocabulary": st["in_fasttext_vocabulary"],
-                     "paper: vocabulary": r.vocabulary, "length_characters": st["characters"], "paper: length": r.length,
-                     "ours": f"position ({x:.2f}, {y:.2f}); similarity {sims[top[0]]:.3f} with {best_id} ({best_class}); "
-                             f"vocabulary {st['vocabulary']}; length {st['characters']}"})
+                     "paper: vocabulary": r.vocabulary, "length_characters": st["characters"],
+                     "paper: length": r.length,
+                     "ours": f"position ({x:.2f}, {y:.2f}); similarity {sims[top[0]]:.3f} with {best_id} "
+                             f"({best_class}); vocabulary {st['vocabulary']}; length {st['characters']}"})
     return pd.DataFrame(rows).set_index("text_id")

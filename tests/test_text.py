@@ -231,7 +231,8 @@ def test_paper_table2_places_each_text_on_our_corpus(tiny, monkeypatch):
     emb = text.sentence_embeddings(model, corpus)
     rng = np.random.default_rng(0)
     images = emb @ rng.normal(size=(emb.shape[1], 12)) + 0.01 * rng.normal(size=(len(emb), 12))
-    df = pd.DataFrame({"id": [f"s{i:03d}" for i in range(len(corpus))], "label": [f"c{i % 3}" for i in range(len(corpus))]})
+    df = pd.DataFrame({"id": [f"s{i:03d}" for i in range(len(corpus))],
+                       "label": [f"c{i % 3}" for i in range(len(corpus))]})
     pca = PCA(2, random_state=0).fit(emb)
     tmap = text.fit_text_map(emb, images, n_components=8)
     # the tiny model knows only corpus words: give the five texts words it knows, so their vectors differ
