@@ -92,6 +92,12 @@ STAGES = (("original", "original"), ("resized", "resized (Eq 1)"), ("standardize
           ("equalized", "equalised (Eq 3)"))
 
 
+def _show(ax, img) -> None:
+    """imshow of an RGB image, or of a 2-D stage (grey values in [0, 1]) in grey."""
+    img = np.asarray(img)
+    ax.imshow(img, **({"cmap": "gray", "vmin": 0, "vmax": 1} if img.ndim == 2 else {}))
+
+
 def stage_images(stages: dict[str, np.ndarray], display=None) -> list[np.ndarray]:
     """The four stages of the normalisation as displayable images in [0, 1] (Figure 1's panels);
     ``display`` maps the z-scored image to [0, 1] (default: normalize.to_display)."""
@@ -106,7 +112,7 @@ def figure1(stages: dict[str, np.ndarray], title: str = "", display=None):
     """Figure 1: original, resized (Eq 1), standardised (Eq 2), equalised (Eq 3)."""
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
     for ax, (k, label), img in zip(axes, STAGES, stage_images(stages, display)):
-        ax.imshow(img)
+        _show(ax, img)
         ax.set_title(f"{label}\n{stages[k].shape[1]}×{stages[k].shape[0]}", fontsize=9)
         ax.axis("off")
     if title:
@@ -116,7 +122,8 @@ def figure1(stages: dict[str, np.ndarray], title: str = "", display=None):
 
 
 def channel_histograms(stages: dict[str, np.ndarray]):
-    """Pixel-value distributions before and after Eq 2 and Eq 3 (pooled over channels)."""
+    """Pixel-value distributions before and after Eq 2 and Eq 3 (pooled over channels; after Eq 2 the
+    grey values with the default :class:`hzlib.normalize.NormalizeConfig`)."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3))
     for ax, k in zip(axes, ("resized", "standardized", "equalized")):
         ax.hist(np.asarray(stages[k]).ravel(), bins=64, color="0.3")
@@ -155,7 +162,7 @@ def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
         row = df[df["label"] == key].sample(1, random_state=seed).iloc[0]
         st = N.normalize(np.asarray(Image.open(Path(root) / row["image"]).convert("RGB")), cfg)
         for c, img in enumerate(stage_images(st)):
-            axes[r, c].imshow(img)
+            _show(axes[r, c], img)
             axes[r, c].axis("off")
         axes[r, 0].text(-0.05, 0.5, C.BY_KEY[key].name_zh, transform=axes[r, 0].transAxes, ha="right", va="center")
     for c, t in enumerate(["original", "Eq 1", "Eq 2", "Eq 3"]):

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hzlib import plots  # noqa: E402
+from hzlib import normalize as N, plots  # noqa: E402
 
 
 def test_figure3_draws_every_setting_and_marks_the_best():
@@ -89,3 +89,13 @@ def test_loss_curves_draw_each_models_losses_and_chance():
     assert clip.lines[2].get_ydata()[0] == pytest.approx(np.log(64))  # chance dotted
     assert clip.lines[3].get_ydata()[0] == pytest.approx(0.75 * np.log(64))
     assert len(vit.lines) == 2  # no chance level stated: none drawn
+
+
+def test_figure1_draws_grey_stages_in_grey():
+    img = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
+    stages = N.normalize(img, N.NormalizeConfig(size=16))  # Eq 2-3 on the grey values: 2-D stages
+    fig = plots.figure1(stages)
+    ims = [ax.get_images()[0] for ax in fig.axes]
+    assert [im.get_array().ndim for im in ims] == [3, 3, 2, 2]
+    assert ims[2].get_cmap().name == ims[3].get_cmap().name == "gray" and ims[3].get_clim() == (0, 1)
+    plt.close(fig)
