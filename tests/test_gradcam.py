@@ -56,7 +56,7 @@ def test_library_map_equals_eq8_to_11(clip, images, head):
 
 
 def test_default_target_is_top_class(clip, images):
-    # CLIP's own scale (1/tau): with unit logits a map's maximum is ~1e-3 and Eq 11's eps shows at 1e-5
+    # CLIP's own scale (1/tau): with unit logits a map's maximum is ~1e-3, near float32 noise in the ratio
     scorer = G.ClassScores(clip, torch.randn(3, 16, generator=torch.Generator().manual_seed(3)), logit_scale=100.0)
     top = G.predict(scorer, images).argmax(axis=1)
     np.testing.assert_allclose(G.compute_cams(scorer, images), G.gradcam_direct(scorer, images, top), atol=1e-5)

@@ -123,8 +123,8 @@ def _executed(path: Path, values: dict) -> None:
 
 TEST_ROWS = (
     Row("Table 1", "images", f"{paper.TABLE1_TOTAL:,}", "01_a", "ch01_n", "generated", fmt=",d"),
-    Row("Section 9", "score", NOT_REPORTED, "01_a", "ch01_score", "ours only", ref_key="ch01_score_ref"),
-    Row("Section 9", "other", NOT_REPORTED, "02_b", "ch02_other", "not run"),
+    Row("Section 3", "score", NOT_REPORTED, "01_a", "ch01_score", "ours only", ref_key="ch01_score_ref"),
+    Row("Section 3", "other", NOT_REPORTED, "02_b", "ch02_other", "not run"),
 )
 TEST_CLAIMS = (Claim("Abstract", "RMSE", str(paper.HEADLINE["rmse"]), "08_evaluation"),)
 
