@@ -57,7 +57,7 @@ _FIGURE3 = (f"the {paper.HYPERPARAMETERS['best_setting'].value}th setting of its
             f"over {paper.HYPERPARAMETERS['iterations'].value} iterations; no score")
 _FIGURE5 = (f"{paper.FIGURE5['clusters']} clusters after {paper.FIGURE5['iterations']} iterations, read as the "
             "structural regions of 真; no measure")
-_ACCURACY = f"accuracy {_headline('accuracy')}, the mean over its 10 attributes; protocol not stated"
+_ACCURACY = f"accuracy {_headline('accuracy')}, the mean over its 10 attributes under its leave-one-out"
 _ACC_NOTE = ("not comparable: top-1 on our generated test split, the paper's per-attribute mean on its "
              "private photographs (chapter 8 compares protocols)")
 
@@ -151,7 +151,7 @@ EVAL_PROTOCOLS = {
     "loo": "(a) leave-one-out on the head only, our shortcut: the backbone was trained on every item",
     "kfold": "(b) stratified k-fold: no part of the model saw its test fold",
 }
-_REFERENCE = {"loo": ("clip_random", "the same CLIP untrained"), "kfold": ("pixels", "a linear probe on pixels")}
+_REFERENCE = {"loo": ("clip_random", "CLIP at its random initialisation"), "kfold": ("pixels", "a linear probe on pixels")}
 _EVAL_QUANTITY = {
     "precision": ("mean precision over the 10 attributes", "macro over attributes"),
     "recall": ("mean recall over the 10 attributes", "macro over attributes"),
