@@ -99,7 +99,7 @@ ROWS: tuple[Row, ...] = (
         NOT_REPORTED, "04_text_mapping", "ch04_map_gap",
         "Table 2 gives a score per text for five texts of its private sculptures, no aggregate; "
         "our image space is a fixed descriptor, not the paper's", ref_key="ch04_map_gap_ref"),
-    *(Row(paper.TABLE2_WHERE, f"text {r.text_id}, {r.text!r} (our translation into Chinese): 2-D position; "
+    *(Row(paper.TABLE2_WHERE, f"text {r.text_id}, \"{r.text}\" (read in our Chinese translation): 2-D position; "
           "similarity to the best-matching image; vocabulary; length", _table2(r), "04_text_mapping",
           f"ch04_table2_{r.text_id}", "our 2-D map, image space and corpus, not the paper's; the paper does not say "
           "which image its score is taken with or what its vocabulary counts") for r in paper.TABLE2),
