@@ -74,10 +74,10 @@ def main() -> None:
             t_read = _median_ms(read, batches)
             t_norm = _median_ms(norm, raw_b)
             # baseline: the pixel probe, the whole path (read, Eq 1-3 at 32 px, PCA, logistic regression)
-            pix = np.stack([normalize(im, NormalizeConfig(size=32))["equalized"].ravel() for im in raw])
+            pix = np.stack([normalize(im, NormalizeConfig(size=32, colour="channels"))["equalized"].ravel() for im in raw])
             probe = PixelProbe(pix, y, pca=min(32, len(paths) - 1)).fit(np.arange(len(paths)))
             base = _median_ms(lambda b: probe.pipeline.predict_proba(np.stack(
-                [normalize(im, NormalizeConfig(size=32))["equalized"].ravel() for im in read(b)])), batches)
+                [normalize(im, NormalizeConfig(size=32, colour="channels"))["equalized"].ravel() for im in read(b)])), batches)
             rows.append({"model": "pixels + LR (baseline)", "threads": threads, "batch": bs, "read": t_read,
                          "Eq 1-3": np.nan, "encode": np.nan, "classify": np.nan, "total": base, "vs baseline": 1.0})
             for key in (a.models.split(",") if a.models else prof.eval_models):

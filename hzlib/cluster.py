@@ -1,4 +1,4 @@
-"""Clustering (paper §7): K-means traced iteration by iteration (Figure 5), the stroke-level analysis
+"""Clustering (paper section 5): K-means traced iteration by iteration (Figure 5), the stroke-level analysis
 of a character's attention (Figure 6), and corpus-level K-means over embeddings against the labels.
 
 Conventions followed from the corpus (:mod:`hzlib.corpus.build`, :mod:`hzlib.corpus.types`):

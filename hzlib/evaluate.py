@@ -1,4 +1,4 @@
-"""Section 4 of the paper: evaluation (Eq 12-17), its uncertainty, the protocols and the timing.
+"""Section 6 of the paper: evaluation (Eq 12-17), its uncertainty, the protocols and the timing.
 
 Metrics
 -------
@@ -36,10 +36,12 @@ the statistic. :func:`paired_comparison` compares two models on the same items.
 
 Protocols (what the backbone saw)
 ---------------------------------
-* :func:`loo_logistic` / :func:`loo_logistic_newton` / :func:`loo_ridge`: the paper's leave-one-out, head only, on **frozen**
-  embeddings. Only the head is refitted without item i; the backbone that made the embeddings was
-  trained on every item, including i (and on its text). This is leaky: it is the paper's protocol, not
-  an estimate of performance on new sculptures.
+* :func:`loo_logistic` / :func:`loo_logistic_newton` / :func:`loo_ridge`: protocol (a), our shortcut to
+  leave-one-out, head only, on **frozen** embeddings. Only the head is refitted without item i; the
+  backbone that made the embeddings was trained on every item, including i (and on its text). This is
+  leaky and is not the paper's protocol: the paper's leave-one-out (section 6) trains the model on the
+  remaining samples in each round, which would mean 1,850 backbones per model; it is no estimate of
+  performance on new sculptures.
 * :func:`kfold_splits` + :func:`cross_validate`: stratified k-fold, the same folds for every model
   (fixed by seed). The caller's ``fit_predict(train_idx, test_idx)`` must train *everything*
   (backbone and head) on ``train_idx`` only; then no part of a model ever sees its held-out fold.
@@ -630,9 +632,10 @@ def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, sp
 
 def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
                  exact: bool = False, return_C: bool = False):
-    """Protocol (a), the paper's leave-one-out, head only, on standardised frozen features of a
-    backbone that was trained on every item. C is chosen from ``Cs`` as :func:`fit_head` chooses it
-    (inner stratified CV, macro-F1), here **on all items**; then :func:`loo_logistic_newton` at that
+    """Protocol (a), our shortcut to leave-one-out (not the paper's, which retrains the model in every
+    round): head only, on standardised frozen features of a backbone that was trained on every item.
+    C is chosen from ``Cs`` as :func:`fit_head` chooses it (inner stratified CV, macro-F1), here **on
+    all items**; then :func:`loo_logistic_newton` at that
     C (one Newton step per item from the full fit; seconds), or with ``exact`` :func:`loo_logistic`
     (warm-started refits to convergence; minutes). Both fit scikit-learn's ``LogisticRegression(C)``
     on the same standardised features as the pipeline, so C means the same thing: the objective

@@ -1,17 +1,25 @@
-"""Grad-CAM on the CLIP vision tower (paper §6, Eq 8-11, Figure 4) and its check against the true
-glyph mask.
+"""Grad-CAM on the CLIP vision tower (paper section 5, Eq 8-11, Figure 4) and its check against the
+true glyph mask.
+
+The paper's equations: Eq 8, the gradient ∂y_c/∂A^(k) of the class score with respect to the feature
+map of the last layer; Eq 9, the channel weights α_k, the gradient's spatial mean (global average
+pooling); Eq 10, the heat map L_c = ReLU(Σ_k α_k A^(k)); Eq 11, its normalisation L_c / max(L_c). The
+paper maps the heat map "back to the original image space" without saying how: we upsample it
+bilinearly (:func:`upsample`, pixel centres aligned) before Eq 11, which commutes with it.
 
 Two routes to the same map:
 
-* :func:`compute_cams`: the grad-cam library (``pytorch_grad_cam.GradCAM``) on a :class:`ClassScores`
-  wrapper, batched, hooks released after each use (:func:`open_gradcam`).
-* :func:`gradcam_direct`: Eq 8-11 written out with plain torch hooks, one short function per equation;
+* :func:`compute_cams`: the grad-cam library on a :class:`ClassScores` wrapper, batched, hooks released
+  after each use (:func:`open_gradcam`), as :class:`PaperGradCAM`: the library's ``GradCAM`` with its
+  min-max scaling replaced by Eq 11.
+* :func:`gradcam_direct`: Eq 8-11 written out with plain torch hooks, one short function per equation
+  (:func:`eq8_gradient`, :func:`eq9_channel_weights`, :func:`eq10_class_map`, :func:`eq11_normalise`);
   a test checks that both agree (allclose) on a small model.
 
-What Eq 10/11 do here: the ReLU'd map on the token grid (Eq 9) is upsampled to the input size by
-bilinear interpolation with pixel-centre alignment (torch ``align_corners=False``, the same as the
-library's ``cv2.resize``) (Eq 10), then min-max normalised per image to [0, 1] (Eq 11); an all-zero
-map stays zero.
+Eq 11 divides by the maximum only, so a map keeps its zero: the share of a map's energy inside the
+glyph is that of L_c itself. The grad-cam library's own scaling, (L - min L) / (max L - min L), is
+kept as a documented variant (:func:`minmax_normalise`, ``gradcam_direct(..., normalise="minmax")``,
+which equals the stock library's maps); no figure of the book uses it. An all-zero map stays zero.
 
 Ground truth: :func:`pointing_game` and :func:`energy_in_mask` against the glyph mask, beside three
 baseline maps (uniform, seeded random, centre Gaussian) in :func:`evaluate_maps`; per-class means with
@@ -26,6 +34,7 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from functools import partial
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -134,14 +143,45 @@ def vit_reshape_transform(tokens: torch.Tensor, grid: tuple[int, int] | None = N
     return tokens[:, 1:, :].reshape(tokens.shape[0], grid[0], grid[1], tokens.shape[2]).permute(0, 3, 1, 2)
 
 
+def _eq11_numpy(cams: np.ndarray) -> np.ndarray:
+    """Eq 11 on a stack of maps (N, H, W): each divided by its maximum; an all-zero map stays zero."""
+    peak = cams.max(axis=(1, 2), keepdims=True)
+    return np.where(peak > 0, cams / np.where(peak > 0, peak, 1), 0).astype(np.float32)
+
+
+class PaperGradCAM(GradCAM):
+    """The grad-cam library's ``GradCAM`` with the paper's Eq 11 in place of the library's min-max
+    scaling: each target layer's map, ReLU(Σ_k α_k A^k) (Eq 9-10, the library's ``get_cam_image``), is
+    divided by its maximum and resized to the input with ``cv2.resize`` (as the library resizes), and
+    the mean over target layers is divided by its maximum again. A positive scale commutes with the
+    (linear) resize, so each map is L / max(L) of the upsampled L."""
+
+    def compute_cam_per_layer(self, input_tensor, targets, eigen_smooth):
+        size = self.get_target_width_height(input_tensor)
+        grads = self.activations_and_grads
+        out = []
+        for layer, acts, grad in zip(self.target_layers, grads.activations, grads.gradients):
+            cam = self.get_cam_image(input_tensor, layer, targets, acts.cpu().data.numpy(), grad.cpu().data.numpy(),
+                                     eigen_smooth)
+            cam = _eq11_numpy(np.maximum(cam, 0))
+            out.append(np.float32([cv2.resize(c, size) for c in cam])[:, None])
+        return out
+
+    def aggregate_multi_layers(self, cam_per_target_layer):
+        return _eq11_numpy(np.maximum(np.concatenate(cam_per_target_layer, axis=1), 0).mean(axis=1))
+
+
 @contextlib.contextmanager
-def open_gradcam(scorer: ClassScores, layer: int = -1, grid: tuple[int, int] | None = None) -> Iterator[GradCAM]:
-    """The library's GradCAM on ``scorer``, hooks released on exit.
+def open_gradcam(scorer: ClassScores, layer: int = -1, grid: tuple[int, int] | None = None,
+                 library_scaling: bool = False) -> Iterator[GradCAM]:
+    """:class:`PaperGradCAM` on ``scorer`` (with ``library_scaling`` the stock ``GradCAM``, whose maps
+    are min-max scaled), hooks released on exit.
 
     Use this rather than ``with GradCAM(...)``: the library's ``__exit__`` prints and *swallows* an
     IndexError raised inside the block; here every error propagates.
     """
-    cam = GradCAM(model=scorer, target_layers=[target_layer(scorer, layer)], reshape_transform=_to_map(scorer, grid))
+    kind = GradCAM if library_scaling else PaperGradCAM
+    cam = kind(model=scorer, target_layers=[target_layer(scorer, layer)], reshape_transform=_to_map(scorer, grid))
     try:
         yield cam
     finally:
@@ -160,8 +200,9 @@ def _batches(images: torch.Tensor | Iterable[torch.Tensor], batch_size: int) -> 
 
 def compute_cams(scorer: ClassScores, images: torch.Tensor | Iterable[torch.Tensor],
                  classes: Sequence[int] | None = None, *, layer: int = -1, batch_size: int = 16,
-                 grid: tuple[int, int] | None = None) -> np.ndarray:
-    """Grad-CAM maps (N, H, W) float32 in [0, 1] with the grad-cam library, batch by batch.
+                 grid: tuple[int, int] | None = None, library_scaling: bool = False) -> np.ndarray:
+    """Grad-CAM maps (N, H, W) float32 in [0, 1] with the grad-cam library (:class:`PaperGradCAM`, Eq 8-11;
+    ``library_scaling``: the stock library's min-max scaling instead), batch by batch.
 
     ``images``: preprocessed pixel values, a tensor (N, 3, H, W) (cut into ``batch_size`` batches) or
     an iterable of batch tensors (e.g. a DataLoader's images). ``classes``: the target class of each
@@ -176,7 +217,7 @@ def compute_cams(scorer: ClassScores, images: torch.Tensor | Iterable[torch.Tens
     n_classes = scorer.head.shape[0]
     classes = None if classes is None else [int(c) for c in classes]  # a Series or array slices by position too
     out, start = [], 0
-    with open_gradcam(scorer, layer, grid) as cam:
+    with open_gradcam(scorer, layer, grid, library_scaling) as cam:
         for batch in _batches(images, batch_size):
             b = len(batch)
             if classes is None:
@@ -211,11 +252,11 @@ def predict(scorer: ClassScores, images: torch.Tensor, batch_size: int = 64) -> 
 # ----------------------------------------------------------------- Eq 8-11 with plain torch hooks
 
 
-def feature_map_and_gradient(scorer: ClassScores, images: torch.Tensor, classes: Sequence[int],
-                             layer: int = -1, grid: tuple[int, int] | None = None
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A^k (B, K, h, w) and ∂y^c/∂A^k for each image's class c, from a forward hook on the target
-    layer (removed before returning)."""
+def eq8_gradient(scorer: ClassScores, images: torch.Tensor, classes: Sequence[int], layer: int = -1,
+                 grid: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq 8: ∂y_c/∂A^(k), the gradient of each image's class score y_c with respect to the feature map
+    A^(k) of the target layer (a forward hook, removed before returning). Returns A (B, K, h, w) and
+    the gradient (B, K, h, w)."""
     captured = []
     handle = target_layer(scorer, layer).register_forward_hook(lambda m, i, o: captured.append(o))
     try:
@@ -229,36 +270,52 @@ def feature_map_and_gradient(scorer: ClassScores, images: torch.Tensor, classes:
     return to_map(tokens.detach()), to_map(grad)
 
 
-def eq8_channel_weights(grad: torch.Tensor) -> torch.Tensor:
-    """Eq 8: α_k^c = (1/Z) Σ_i Σ_j ∂y^c/∂A^k_ij, the spatial mean of the gradient (B, K)."""
+def eq9_channel_weights(grad: torch.Tensor) -> torch.Tensor:
+    """Eq 9: α_k = (1/Z) Σ_i Σ_j ∂y_c/∂A^(k)(i, j), the spatial mean of the gradient (B, K)."""
     return grad.mean(dim=(2, 3))
 
 
-def eq9_class_map(alpha: torch.Tensor, feature_map: torch.Tensor) -> torch.Tensor:
-    """Eq 9: L^c = ReLU(Σ_k α_k^c A^k) on the token grid (B, h, w)."""
+def eq10_class_map(alpha: torch.Tensor, feature_map: torch.Tensor) -> torch.Tensor:
+    """Eq 10: L_c = ReLU(Σ_k α_k A^(k)) on the feature map's grid (B, h, w)."""
     return torch.relu((alpha[:, :, None, None] * feature_map).sum(dim=1))
 
 
-def eq10_upsample(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Eq 10: bilinear upsampling of the grid map to the image (B, H, W), pixel centres aligned."""
+def upsample(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The map on the image (B, H, W): bilinear upsampling, pixel centres aligned (torch
+    ``align_corners=False``, as the library's ``cv2.resize``). The paper maps the heat map back to the
+    image without saying how, and gives this step no equation."""
     return F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-def eq11_normalise(cam: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Eq 11: per-image min-max normalisation to [0, 1] (an all-zero map stays zero)."""
+def eq11_normalise(cam: torch.Tensor) -> torch.Tensor:
+    """Eq 11: L̂_c(i, j) = L_c(i, j) / max(L_c), per image (B, H, W); an all-zero map stays zero."""
+    peak = cam.amax(dim=(1, 2), keepdim=True)
+    return torch.where(peak > 0, cam / torch.where(peak > 0, peak, torch.ones_like(peak)), torch.zeros_like(cam))
+
+
+def minmax_normalise(cam: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """A variant of Eq 11, not the paper's: per-image min-max scaling (L - min L) / (max L - min L + eps),
+    as the grad-cam library scales its maps. It moves a map's minimum to 0, which changes its energy
+    shares; kept to document the difference (the chapters use :func:`eq11_normalise`)."""
     lo = cam.amin(dim=(1, 2), keepdim=True)
     return (cam - lo) / ((cam - lo).amax(dim=(1, 2), keepdim=True) + eps)
 
 
+NORMALISE = {"eq11": eq11_normalise, "minmax": minmax_normalise}
+
+
 def gradcam_direct(scorer: ClassScores, images: torch.Tensor, classes: Sequence[int], layer: int = -1,
-                   grid: tuple[int, int] | None = None) -> np.ndarray:
-    """Grad-CAM (N, H, W) by Eq 8-11 directly, for checking the library's maps."""
+                   grid: tuple[int, int] | None = None, normalise: str = "eq11") -> np.ndarray:
+    """Grad-CAM (N, H, W) by Eq 8-11 directly, for checking the library's maps; ``normalise="minmax"``
+    gives the stock library's scaling instead of Eq 11."""
+    if normalise not in NORMALISE:
+        raise ValueError(f"normalise={normalise!r} is not one of {sorted(NORMALISE)}")
     scorer.eval()
     images = images.to(next(scorer.parameters()).device)
-    A, dA = feature_map_and_gradient(scorer, images, classes, layer, grid)
-    cam = eq9_class_map(eq8_channel_weights(dA), A)
+    A, dA = eq8_gradient(scorer, images, classes, layer, grid)
+    cam = eq10_class_map(eq9_channel_weights(dA), A)
     scorer.zero_grad(set_to_none=True)
-    return eq11_normalise(eq10_upsample(cam, tuple(images.shape[-2:]))).cpu().numpy().astype(np.float32)
+    return NORMALISE[normalise](upsample(cam, tuple(images.shape[-2:]))).cpu().numpy().astype(np.float32)
 
 
 # ---------------------------------------------------------------------- ground-truth agreement
@@ -320,7 +377,7 @@ def baseline_map(kind: str, shape: tuple[int, int], rng: np.random.Generator | N
 def resize_map(cam: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a map to ``shape`` (rows, cols), e.g. a model-input-size map to the mask."""
     t = torch.as_tensor(np.asarray(cam, dtype=np.float32))[None]
-    return eq10_upsample(t, tuple(shape))[0].numpy() if t.shape[-2:] != tuple(shape) else t[0].numpy()
+    return upsample(t, tuple(shape))[0].numpy() if t.shape[-2:] != tuple(shape) else t[0].numpy()
 
 
 def evaluate_maps(cams: Sequence[np.ndarray] | np.ndarray, masks: Sequence[np.ndarray], *,

@@ -645,10 +645,12 @@ def chance_loss(labels: torch.Tensor | None, batch: int) -> float:
 
 
 def clip_loss_grad(logits: torch.Tensor) -> torch.Tensor:
-    """Eq 7 in closed form: dL/dlogits = (softmax_rows(logits) + softmax_cols(logits) - 2 I) / (2N).
+    """The gradient of Eq 6 in closed form: dL/dlogits = (softmax_rows(logits) + softmax_cols(logits) - 2 I) / (2N).
 
-    (By the chain rule the gradient with respect to the cosine similarity s_ij = tau * logits_ij is
-    this divided by tau.)"""
+    This is what the paper's Eq 7 stands for; Eq 7 as printed subtracts the true pair's probability (a
+    number) from the text embedding T (a vector), where the gradient with respect to the image
+    embedding has T minus the probability-weighted mean of the candidate texts. (By the chain rule the
+    gradient with respect to the cosine similarity s_ij = tau * logits_ij is this divided by tau.)"""
     n = logits.shape[0]
     eye = torch.eye(n, dtype=logits.dtype, device=logits.device)
     return (logits.softmax(dim=1) + logits.softmax(dim=0) - 2 * eye) / (2 * n)

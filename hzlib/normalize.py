@@ -1,11 +1,16 @@
-"""Section 3.1 of the paper: image normalisation.
+"""Section 3 of the paper: image normalisation (Eq 1-3).
 
-Eq 1  resize to a fixed size with an interpolation kernel, I'(x', y') = sum_ij I(x_i, y_j) k(x' - x_i, y' - y_j);
-Eq 2  z-score standardisation, Z = (I - mu) / sigma;
-Eq 3  histogram equalisation, T(r) = (L - 1) * CDF(r).
+Eq 1  resize with an interpolation kernel, I_a(x, y) = sum_i sum_j I_o(i, j) K(x - i, y - j);
+Eq 2  z-score standardisation of the grey values, I_s(x, y) = (I_a(x, y) - mu) / sigma, mu the mean grey
+      value of the image and sigma its standard deviation;
+Eq 3  histogram equalisation, I_b(x, y) = HistEqualize(I_s(x, y)): the CDF mapped to a uniform one.
 
-scikit-image does the work; this module fixes the choices (kernel order, anti-aliasing, per-channel
-statistics) in one place so the chapter and the models use the same transform.
+scikit-image does the work; this module fixes the choices (kernel order, anti-aliasing, grey weights)
+in one place so the chapter and the models use the same transform. :class:`NormalizeConfig` ``colour``
+selects Eq 2-3 on grey values (``"grey"``, the paper's) or on each RGB channel (``"channels"``, ours,
+which keeps three channels). What the models read is :func:`model_image` in one of
+:data:`MODEL_INPUTS` (the profile key ``clip_input``): the classes of our corpus differ in material,
+paint and setting, that is in colour, which grey values discard.
 """
 from __future__ import annotations
 
@@ -18,12 +23,27 @@ from skimage import exposure, transform
 KERNELS = {"nearest": 0, "bilinear": 1, "biquadratic": 2, "bicubic": 3}
 
 
+COLOURS = ("grey", "channels")
+GREY_WEIGHTS = (0.2125, 0.7154, 0.0721)  # ITU-R BT.709 luma, as skimage.color.rgb2gray
+
+
 @dataclass(frozen=True)
 class NormalizeConfig:
     size: int = 224
     kernel: str = "bilinear"  # a triangle kernel; skimage's bicubic (spline prefilter) costs ~20x more
-    per_channel: bool = True
+    colour: str = "grey"  # Eq 2-3 on the grey values (the paper's) or on each RGB channel ("channels")
     eps: float = 1e-8
+
+    def __post_init__(self):
+        if self.colour not in COLOURS:
+            raise ValueError(f"colour={self.colour!r} is not one of {COLOURS}")
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    """The grey values of an RGB image (H, W, 3) -> (H, W), BT.709 weights, in the input's value range;
+    a 2-D image is returned as it is."""
+    img = np.asarray(image, dtype=np.float64)
+    return img if img.ndim == 2 else img[..., :3] @ np.asarray(GREY_WEIGHTS)
 
 
 def resize(image: np.ndarray, size: int | tuple[int, int], kernel: str = "bilinear") -> np.ndarray:
@@ -63,9 +83,12 @@ def equalize(image: np.ndarray, nbins: int = 256) -> np.ndarray:
 
 
 def normalize(image: np.ndarray, cfg: NormalizeConfig = NormalizeConfig()) -> dict[str, np.ndarray]:
-    """The paper's pipeline, every stage kept (Figure 1 shows all four)."""
+    """The paper's pipeline, every stage kept (Figure 1 shows all four): Eq 1 on the image, then with
+    ``cfg.colour == "grey"`` Eq 2 and Eq 3 on its grey values (2-D stages), with ``"channels"`` on each
+    RGB channel (3-D stages)."""
     resized = resize(image, cfg.size, cfg.kernel)
-    z, _, _ = zscore(resized, cfg.per_channel, cfg.eps)
+    values = grey(resized) if cfg.colour == "grey" else resized
+    z, _, _ = zscore(values, per_channel=True, eps=cfg.eps)
     return {"original": np.asarray(image), "resized": resized, "standardized": z, "equalized": equalize(z)}
 
 
@@ -82,22 +105,26 @@ def equalize_luminance(image: np.ndarray, nbins: int = 256) -> np.ndarray:
         return np.clip(color.lab2rgb(lab), 0.0, 1.0)
 
 
-MODEL_INPUTS = ("luma", "rgb", "channels")
+MODEL_INPUTS = ("luma", "rgb", "channels", "grey")
 
 
 def model_image(image: np.ndarray, size: int, mode: str = "luma") -> np.ndarray:
-    """The image a model sees, RGB in [0, 1] at ``size`` x ``size``; Eq 2 is then the model's
+    """The image a model sees, RGB in [0, 1] at ``size`` x ``size``; Eq 2 is then also the model's
     standardisation of its whole input (:func:`hzlib.pairs.to_model_input`), one mean and deviation
-    for the data rather than per image.
+    for the data rather than per image. The models need colour (the classes differ in material, paint
+    and setting), which the paper's grey pipeline discards; hence the modes:
 
     * ``luma``: Eq 1, then Eq 3 on the lightness only (:func:`equalize_luminance`): colour kept.
     * ``rgb``: Eq 1 only.
-    * ``channels``: the chapter's Eq 1-3 as Figure 1 shows them (Eq 2 and Eq 3 per RGB channel),
-      which flattens every channel's histogram and with it most of the colour."""
+    * ``channels``: Eq 1-3 with Eq 2 and Eq 3 per RGB channel, which flattens every channel's
+      histogram and with it most of the colour.
+    * ``grey``: Eq 1-3 as the paper writes them, on grey values (chapter 2's Figure 1), the grey image
+      repeated in the three channels: no colour at all."""
     if mode not in MODEL_INPUTS:
         raise ValueError(f"mode={mode!r} is not one of {MODEL_INPUTS}")
-    if mode == "channels":
-        return normalize(image, NormalizeConfig(size=size))["equalized"]
+    if mode in ("channels", "grey"):
+        eq = normalize(image, NormalizeConfig(size=size, colour=mode))["equalized"]
+        return eq if mode == "channels" else np.repeat(eq[..., None], 3, axis=2)
     img = np.asarray(image)
     scale = 255.0 if img.dtype == np.uint8 else 1.0
     resized = np.clip(resize(img, size) / scale, 0.0, 1.0)
@@ -110,8 +137,9 @@ def to_display(z: np.ndarray, k: float = 2.5) -> np.ndarray:
 
 
 def corpus_statistics(paths, cfg: NormalizeConfig = NormalizeConfig()):
-    """Per image: mean and std of each channel after Eq 2, and the Kolmogorov-Smirnov distance of the
-    Eq 3 output to U(0, 1); one row per image (a pandas DataFrame)."""
+    """Per image: mean and std after Eq 2 (of the grey values, or the extremes over channels with
+    ``cfg.colour == "channels"``), and the Kolmogorov-Smirnov distance of the Eq 3 output to U(0, 1);
+    one row per image (a pandas DataFrame)."""
     import pandas as pd
     from PIL import Image
     from tqdm.auto import tqdm
@@ -122,8 +150,9 @@ def corpus_statistics(paths, cfg: NormalizeConfig = NormalizeConfig()):
         z, eq = st["standardized"], np.sort(st["equalized"].ravel())
         n = eq.size
         ks = float(np.max(np.maximum(np.arange(1, n + 1) / n - eq, eq - np.arange(n) / n)))
-        rows.append({"z_mean": float(z.mean()), "z_std_min": float(z.std(axis=(0, 1)).min()),
-                     "z_std_max": float(z.std(axis=(0, 1)).max()), "eq_ks_uniform": ks})
+        sd = np.atleast_1d(z.std(axis=(0, 1)))
+        rows.append({"z_mean": float(z.mean()), "z_std_min": float(sd.min()), "z_std_max": float(sd.max()),
+                     "eq_ks_uniform": ks})
     return pd.DataFrame(rows)
 
 

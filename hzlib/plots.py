@@ -98,6 +98,12 @@ STAGES = (("original", "original"), ("resized", "resized (Eq 1)"), ("standardize
           ("equalized", "equalised (Eq 3)"))
 
 
+def _show(ax, img) -> None:
+    """imshow of an RGB image, or of a 2-D stage (grey values in [0, 1]) in grey."""
+    img = np.asarray(img)
+    ax.imshow(img, **({"cmap": "gray", "vmin": 0, "vmax": 1} if img.ndim == 2 else {}))
+
+
 def stage_images(stages: dict[str, np.ndarray], display=None) -> list[np.ndarray]:
     """The four stages of the normalisation as displayable images in [0, 1] (Figure 1's panels);
     ``display`` maps the z-scored image to [0, 1] (default: normalize.to_display)."""
@@ -112,7 +118,7 @@ def figure1(stages: dict[str, np.ndarray], title: str = "", display=None):
     """Figure 1: original, resized (Eq 1), standardised (Eq 2), equalised (Eq 3)."""
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
     for ax, (k, label), img in zip(axes, STAGES, stage_images(stages, display)):
-        ax.imshow(img)
+        _show(ax, img)
         ax.set_title(f"{label}\n{stages[k].shape[1]}×{stages[k].shape[0]}", fontsize=9)
         ax.axis("off")
     if title:
@@ -122,7 +128,8 @@ def figure1(stages: dict[str, np.ndarray], title: str = "", display=None):
 
 
 def channel_histograms(stages: dict[str, np.ndarray]):
-    """Pixel-value distributions before and after Eq 2 and Eq 3 (pooled over channels)."""
+    """Pixel-value distributions before and after Eq 2 and Eq 3 (pooled over channels; after Eq 2 the
+    grey values with the default :class:`hzlib.normalize.NormalizeConfig`)."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3))
     for ax, k in zip(axes, ("resized", "standardized", "equalized")):
         ax.hist(np.asarray(stages[k]).ravel(), bins=64, color="0.3")
@@ -161,7 +168,7 @@ def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
         row = df[df["label"] == key].sample(1, random_state=seed).iloc[0]
         st = N.normalize(np.asarray(Image.open(Path(root) / row["image"]).convert("RGB")), cfg)
         for c, img in enumerate(stage_images(st)):
-            axes[r, c].imshow(img)
+            _show(axes[r, c], img)
             axes[r, c].axis("off")
         axes[r, 0].text(-0.05, 0.5, class_name(key), transform=axes[r, 0].transAxes, ha="right", va="center")
     for c, t in enumerate(["original", "Eq 1", "Eq 2", "Eq 3"]):
@@ -430,11 +437,13 @@ def loss_curves(losses: dict[str, list[float]], chance: dict[str, float | None],
 
 
 def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy"), paper: dict | None = None,
-            title: str = ""):
+            title: str = "", paper_by_model: dict | None = None):
     """Figure 7: per-attribute bars of Eq 12-15 for every model (``table``: long format with columns
     model, class, metric, value, ci_low, ci_high, as from :func:`hzlib.evaluate.metric_cis` with a
     ``model`` column; the ``macro`` row is drawn as the last group). One panel per metric, 95% CIs as
-    error bars; ``paper`` (metric -> the paper's mean for CLIP) is drawn as a dashed line."""
+    error bars; ``paper`` (metric -> the paper's mean for CLIP) is drawn as a dashed line, and
+    ``paper_by_model`` (model -> metric -> the paper's mean for that model) as a black tick on the
+    model's ``macro`` bar."""
     models = list(dict.fromkeys(table["model"]))
     rows = [k for k in C.KEYS if k in set(table["class"])] + ["macro"]
     fig, axes = plt.subplots(len(metrics), 1, figsize=(max(9.0, 0.95 * len(rows) * max(1, len(models) / 4)),
@@ -449,6 +458,11 @@ def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy
             ax.bar(pos, sub["value"], width, color=colours[model], label=model)
             ax.errorbar(pos, sub["value"], yerr=[sub["value"] - sub["ci_low"], sub["ci_high"] - sub["value"]],
                         fmt="none", ecolor="0.25", lw=0.7)
+        ticks = [(j, (paper_by_model or {}).get(model, {}).get(m)) for j, model in enumerate(models)]
+        ticks = [(j, v) for j, v in ticks if v is not None]
+        for n, (j, v) in enumerate(ticks):
+            ax.plot(x[-1] - 0.4 + width * (j + 0.5), v, ls="none", marker="_", ms=12, mew=2, color="k",
+                    label="the paper's mean" if n == 0 else None)
         if paper and m in paper:
             ax.axhline(paper[m], color="k", ls="--", lw=1)
             ax.annotate(f"paper (CLIP, mean): {paper[m]}", (1, paper[m]), xycoords=("axes fraction", "data"),
@@ -462,15 +476,18 @@ def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy
     return fig
 
 
-def figure8(curves: pd.DataFrame, aucs: dict | None = None, title: str = ""):
+def figure8(curves: pd.DataFrame, aucs: dict | None = None, title: str = "", paper_aucs: dict | None = None):
     """Figure 8: one-vs-rest ROC curves, the macro curve of each model (``curves``: long format from
-    :func:`hzlib.evaluate.roc_curves` with a ``model`` column); ``aucs`` (model -> macro AUC) goes into
-    the legend. A second panel zooms into the low false-positive rates."""
+    :func:`hzlib.evaluate.roc_curves` with a ``model`` column); ``aucs`` (model -> macro AUC) and
+    ``paper_aucs`` (model -> the paper's mean AUC) go into the legend. A second panel zooms into the
+    low false-positive rates."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     macro = curves[curves["class"] == "macro"]
     for ax, lim in zip(axes, (1.0, 0.2)):
         for model, c in macro.groupby("model", sort=False):
-            label = f"{model} (AUC {aucs[model]:.3f})" if aucs and model in aucs else model
+            parts = ([f"AUC {aucs[model]:.3f}"] if aucs and model in aucs else []) + \
+                ([f"paper {paper_aucs[model]:g}"] if paper_aucs and model in paper_aucs else [])
+            label = f"{model} ({'; '.join(parts)})" if parts else model
             ax.plot(c["fpr"], c["tpr"], lw=1.6, label=label)
         ax.plot([0, 1], [0, 1], color="0.6", ls=":", lw=1)
         ax.set_xlim(0, lim)

@@ -52,6 +52,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
+from . import paper
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -60,7 +62,7 @@ __all__ = [
     "train_fasttext", "load_or_train", "load_model", "eq4_word_vector", "fasttext_word_vector",
     "sentence_embedding", "sentence_embeddings", "DEFAULT_PARAMS", "split_clauses", "write_training_file",
     "model_info", "pretrain", "Mapping", "map_text_to_images", "text_statistics", "neighbours",
-    "eq4_against_fasttext", "table2",
+    "eq4_against_fasttext", "table2", "TextMap", "fit_text_map", "TABLE2_ZH", "paper_table2",
 ]
 
 # --------------------------------------------------------------------------------------------------
@@ -510,22 +512,62 @@ class Mapping:
         return self.paired - self.unpaired
 
 
+@dataclass
+class TextMap:
+    """A linear map from text embeddings into an image space, fitted on paired rows by
+    :func:`fit_text_map`: ``space`` turns image embeddings into the image space (standardisation, PCA),
+    ``ridge`` turns text embeddings into that space (standardisation, ridge regression)."""
+
+    space: object
+    ridge: object
+
+    @property
+    def alpha(self) -> float:
+        return float(self.ridge[-1].alpha_)
+
+    def images(self, image_emb: np.ndarray) -> np.ndarray:
+        """Unit rows of the images in the image space."""
+        return _unit(self.space.transform(np.asarray(image_emb, np.float64)))
+
+    def texts(self, text_emb: np.ndarray) -> np.ndarray:
+        """Unit rows of the mapped texts in the image space."""
+        return _unit(self.ridge.predict(np.asarray(text_emb, np.float64)))
+
+    def similarity(self, text_emb: np.ndarray, image_emb: np.ndarray) -> np.ndarray:
+        """S[a, b] = cos(mapped text a, image b)."""
+        return self.texts(text_emb) @ self.images(image_emb).T
+
+
+def fit_text_map(text_emb: np.ndarray, image_emb: np.ndarray, *, n_components: int = 64,
+                 alphas: Sequence[float] = tuple(np.logspace(-2, 4, 13)), seed: int = 0) -> TextMap:
+    """The paper's "weight matrix is adjusted" so that text lands beside its image (section 3), on
+    paired rows: the image embeddings are standardised and reduced by PCA to ``n_components`` (the
+    image space), and a ridge regression text -> image space is fitted on standardised text
+    embeddings, its penalty chosen among ``alphas`` by efficient leave-one-out (``RidgeCV``)."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, Y = np.asarray(text_emb, np.float64), np.asarray(image_emb, np.float64)
+    if len(X) != len(Y):
+        raise ValueError(f"text_emb ({len(X)}) and image_emb ({len(Y)}) differ in length")
+    k_comp = min(n_components, len(Y) - 1, Y.shape[1])
+    space = make_pipeline(StandardScaler(), PCA(k_comp, random_state=seed)).fit(Y)
+    ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(X, space.transform(Y))
+    return TextMap(space, ridge)
+
+
 def map_text_to_images(text_emb: np.ndarray, image_emb: np.ndarray, labels: Sequence, *, n_splits: int = 5,
                        n_components: int = 64, alphas: Sequence[float] = tuple(np.logspace(-2, 4, 13)),
                        seed: int = 0) -> Mapping:
     """Learn a linear map W from text embeddings to an image embedding space and measure it out of fold.
 
-    Stratified ``n_splits``-fold by ``labels``. In each training fold only: the image embeddings are
-    standardised and reduced by PCA to ``n_components`` (the image space), and a ridge regression
-    text -> image space is fitted on standardised text embeddings, its penalty chosen among ``alphas`` by efficient leave-one-out on
-    the training fold (``RidgeCV``). The held-out texts are then mapped, and each is compared by cosine
+    Stratified ``n_splits``-fold by ``labels``. In each training fold only, :func:`fit_text_map` builds
+    the image space and the map. The held-out texts are then mapped, and each is compared by cosine
     with its own image and with the other held-out images. Nothing about a held-out pair is seen
     before it is scored."""
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     X, Y, y = np.asarray(text_emb, np.float64), np.asarray(image_emb, np.float64), np.asarray(labels)
     if len(X) != len(Y) or len(X) != len(y):
@@ -535,12 +577,9 @@ def map_text_to_images(text_emb: np.ndarray, image_emb: np.ndarray, labels: Sequ
     rank, size, chosen = np.empty(n, int), np.empty(n, int), []
     skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     for k, (tr, te) in enumerate(skf.split(X, y)):
-        k_comp = min(n_components, len(tr) - 1, Y.shape[1])
-        space = make_pipeline(StandardScaler(), PCA(k_comp, random_state=seed)).fit(Y[tr])
-        ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas)).fit(X[tr], space.transform(Y[tr]))
-        chosen.append(float(ridge[-1].alpha_))
-        t, im = _unit(ridge.predict(X[te])), _unit(space.transform(Y[te]))
-        S = t @ im.T  # S[a, b] = cos(mapped text a, image b), held-out rows only
+        tmap = fit_text_map(X[tr], Y[tr], n_components=n_components, alphas=alphas, seed=seed)
+        chosen.append(tmap.alpha)
+        S = tmap.similarity(X[te], Y[te])  # S[a, b] = cos(mapped text a, image b), held-out rows only
         diag = np.diag(S)
         fold[te], paired[te] = k, diag
         unpaired[te] = (S.sum(1) - diag) / max(len(te) - 1, 1)
@@ -603,3 +642,55 @@ def table2(df: "pd.DataFrame", model, mapping: Mapping, coords: np.ndarray, rows
                     "vocabulary": st["vocabulary"], "in_fasttext_vocabulary": st["in_fasttext_vocabulary"],
                     "length_characters": st["characters"]})
     return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Table 2: the paper's five texts on our corpus
+# --------------------------------------------------------------------------------------------------
+
+# The paper prints Table 2's texts in English under the heading "Chinese text" (hzlib.paper.TABLE2).
+# These are OUR translations into Chinese, so that FastText, jieba and Eq 4 can read them; the English
+# original stays beside them wherever they are shown.
+TABLE2_ZH: dict[str, str] = {
+    "001": "古典风格的雕塑",
+    "002": "现代创新设计的中国雕塑",
+    "003": "传统文化的表达",
+    "004": "抽象艺术作品",
+    "005": "当代艺术家的独特创作",
+}
+
+
+def paper_table2(model, pca, text_map: TextMap, image_emb: np.ndarray, df: "pd.DataFrame", *,
+                 k: int = 5) -> "pd.DataFrame":
+    """Table 2's columns for the paper's five texts (:data:`hzlib.paper.TABLE2`, read in our Chinese
+    translation :data:`TABLE2_ZH`), computed on our corpus, beside the paper's values.
+
+    ``pca``: the fitted 2-D PCA of the corpus's sentence embeddings (the map of chapter 4), which
+    places each text; ``text_map``: :func:`fit_text_map` on all the corpus's pairs (these texts are
+    none of the corpus's, so nothing is held out); ``image_emb``: the image embeddings of the rows of
+    ``df`` (its ``id`` and ``label`` columns name the images). *Similarity* is the cosine of the mapped
+    text with its best-matching image, with that image and the mean over the ``k`` best; *vocabulary*
+    the distinct jieba words of the text (and how many FastText knows as whole words); *length* its
+    汉字. ``ours`` sums a row up in one line."""
+    import pandas as pd
+
+    rows = []
+    images = text_map.images(image_emb)
+    for r in paper.TABLE2:
+        zh = TABLE2_ZH[r.text_id]
+        emb = sentence_embedding(model, zh)[None]
+        x, y = (float(v) for v in pca.transform(emb)[0])
+        sims = text_map.texts(emb)[0] @ images.T
+        top = np.argsort(-sims, kind="stable")[:k]
+        st = text_statistics(model, zh)
+        best_id, best_class = df["id"].iloc[top[0]], df["label"].iloc[top[0]]
+        rows.append({"text_id": r.text_id, "text (paper, English)": r.text, "text (our Chinese translation)": zh,
+                     "x": x, "y": y, "paper: position": f"({r.position[0]:g}, {r.position[1]:g})",
+                     "similarity (best image)": float(sims[top[0]]), "best image": f"{best_id} ({best_class})",
+                     f"similarity (mean of best {k})": float(sims[top].mean()), "paper: similarity": r.similarity,
+                     "vocabulary": st["vocabulary"], "in_fasttext_vocabulary": st["in_fasttext_vocabulary"],
+                     "paper: vocabulary": r.vocabulary, "length_characters": st["characters"],
+                     "paper: length": r.length,
+                     "ours": f"position ({x:.2f}, {y:.2f}); similarity {sims[top[0]]:.3f} with {best_id} "
+                             f"({best_class}); vocabulary {st['vocabulary']}; length {st['characters']}"})
+    return pd.DataFrame(rows).set_index("text_id")

@@ -43,12 +43,12 @@ def check_shapes(key, geometry):
     m = N.make_model(key, spec(geometry)).eval()
     x = to_model_input(d.images[:5])
     f = m.image_features(x)
-    assert f.shape == (5, geometry.embed_dim) and torch.isfinite(f).all()
+    assert f.shape == (5, m.feature_dim) and torch.isfinite(f).all()
     loss = m.train().loss(x, trim_padding(d.tokens[:5]), torch.as_tensor(labels_of(d)[:5]), torch.arange(5))
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     assert sum(p.grad.abs().sum() for p in m.parameters() if p.grad is not None) > 0
-    assert N.features(m, d.images).shape == (len(d), geometry.embed_dim)
+    assert N.features(m, d.images).shape == (len(d), m.feature_dim)
 
 
 def check_overfits(key, geometry, epochs=25):

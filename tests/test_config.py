@@ -97,7 +97,7 @@ def test_clip_keys_are_checked(tmp_path):
     with pytest.raises(ValueError, match=r"clip_batch=1"):
         load_profile(p)
     p.write_text("clip_input: hsv\n")
-    with pytest.raises(ValueError, match=r"clip_input='hsv' must be one of \('luma', 'rgb', 'channels'\)"):
+    with pytest.raises(ValueError, match=r"clip_input='hsv' must be one of \('luma', 'rgb', 'channels', 'grey'\)"):
         load_profile(p)
     p.write_text("clip_shift: -1\n")
     with pytest.raises(ValueError, match=r"clip_shift=-1"):

@@ -50,16 +50,26 @@ def test_image_features_ignore_the_batch(geometry):
     C.check_batch_independence(KEY, geometry)
 
 
-def test_image_features_read_only_the_empty_text(geometry):
+def test_image_features_are_the_image_tokens_the_stream_reads(geometry):
+    """M3P has no image-only path: its feature is the mean of the image tokens at the stream's input,
+    exactly as the stream receives them with a text, and no layer or text changes it."""
     d = C.pairs()
     m = N.make_model(KEY, C.spec(geometry)).eval()
-    x = to_model_input(d.images[:4])
+    x, t = to_model_input(d.images[:4]), d.tokens[:4]
+    seen = []
+    hook = m.layers[0].register_forward_pre_hook(lambda mod, args, kwargs: seen.append(args[0]), with_kwargs=True)
     with torch.no_grad():
+        try:
+            m.encode(x, t)
+        finally:
+            hook.remove()
         f = m.image_features(x)
-        full_empty = m.project(m.encode(x, N.empty_text(4, geometry.context_length))[:, 0])
-        with_text = m.project(m.encode(x, d.tokens[:4])[:, 0])
-    torch.testing.assert_close(f, full_empty, rtol=1e-5, atol=1e-5)
-    assert not torch.allclose(f, with_text, atol=1e-4)  # [CLS] does read the text when there is one
+        assert f.shape == (4, m.feature_dim) and m.feature_dim == geometry.text.width
+        torch.testing.assert_close(m.image_tokens(x), seen[0][:, 1 + t.shape[1]:])  # the patches, as read with a text
+        torch.testing.assert_close(f, seen[0][:, 1 + t.shape[1]:].mean(1))
+        for p in [*m.layers.parameters(), *m.project.parameters(), *m.token.parameters()]:
+            p.add_(1.0)
+        torch.testing.assert_close(m.image_features(x), f)
 
 
 def test_seeded(geometry):

@@ -101,7 +101,7 @@ def test_paper_geometry_error_names_file_and_fields():
         M.load_geometry("paper")
     msg = str(e.value)
     assert "paper.yml" in msg
-    assert "vision.width=1280 is not divisible by vision.heads=76" in msg
+    assert "text.width=1280 is not divisible by text.heads=76" in msg
     assert "vision.layers: not stated" in msg
 
 
@@ -228,6 +228,18 @@ def test_eq7_closed_form_matches_autograd():
     logits = (torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3).requires_grad_()
     M.clip_loss(logits).backward()
     torch.testing.assert_close(M.clip_loss_grad(logits.detach()), logits.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_the_gradient_that_eq7_stands_for():
+    """Chapter 5's reading of Eq 7: for Eq 6 with logits I.T_j / tau, the gradient with respect to the
+    image embedding is -(1/tau)(T - sum_j p_j T_j), not T minus a probability."""
+    g = torch.Generator().manual_seed(2)
+    tau, texts = 0.1, torch.randn(5, 4, dtype=torch.float64, generator=g)  # row 0: the true text T
+    image = torch.randn(4, dtype=torch.float64, generator=g).requires_grad_()
+    logits = texts @ image / tau
+    (-torch.log_softmax(logits, 0)[0]).backward()
+    p = torch.softmax(logits.detach(), 0)
+    torch.testing.assert_close(image.grad, -(texts[0] - p @ texts) / tau, rtol=1e-12, atol=1e-12)
 
 
 # -- building, encoding, saving --------------------------------------------------------------------

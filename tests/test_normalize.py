@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import stats
+from skimage import color as skcolor
 
 from hzlib import normalize as N
 
@@ -68,10 +70,33 @@ def test_equalize_is_monotone():
 
 def test_pipeline_returns_all_stages():
     img = (np.random.default_rng(4).random((60, 80, 3)) * 255).astype(np.uint8)
-    out = N.normalize(img, N.NormalizeConfig(size=32))
+    out = N.normalize(img, N.NormalizeConfig(size=32, colour="channels"))
     assert set(out) == {"original", "resized", "standardized", "equalized"}
     assert out["standardized"].shape == (32, 32, 3)
     np.testing.assert_allclose(out["standardized"].mean(axis=(0, 1)), 0, atol=1e-9)
+
+
+def test_eq2_standardises_the_grey_values_by_default():
+    rng = np.random.default_rng(5)
+    img = (rng.random((40, 40, 3)) * 255).astype(np.uint8)
+    out = N.normalize(img, N.NormalizeConfig(size=20))
+    g = out["resized"] @ np.array([0.2125, 0.7154, 0.0721])  # BT.709 grey of the Eq 1 output
+    assert out["standardized"].shape == (20, 20) and out["equalized"].shape == (20, 20)
+    np.testing.assert_allclose(out["standardized"], (g - g.mean()) / g.std(), atol=1e-12)  # one mu, one sigma
+    np.testing.assert_allclose(N.grey(out["resized"]), g)
+    np.testing.assert_allclose(N.grey(out["resized"] / 255), skcolor.rgb2gray(out["resized"] / 255), atol=1e-12)
+    with pytest.raises(ValueError, match="colour='hsv'"):
+        N.NormalizeConfig(colour="hsv")
+
+
+def test_corpus_statistics_on_grey_values(tmp_path):
+    rng = np.random.default_rng(6)
+    paths = [tmp_path / f"{i}.png" for i in range(2)]
+    for p in paths:
+        Image.fromarray(rng.integers(0, 256, (30, 36, 3), dtype=np.uint8)).save(p)
+    st = N.corpus_statistics(paths, N.NormalizeConfig(size=16))
+    np.testing.assert_allclose(st[["z_std_min", "z_std_max"]].to_numpy(), 1, atol=1e-9)
+    assert (st["z_mean"].abs() < 1e-9).all() and (st["eq_ks_uniform"] < 0.2).all()
 
 
 def test_descriptors_of_files_match_in_one_or_two_processes(tmp_path):
@@ -113,6 +138,10 @@ def test_model_image_modes():
     grey = np.repeat(img[..., :1], 3, axis=2)
     out = model_image(grey, 16, "luma")
     np.testing.assert_allclose(out[..., 0], out[..., 2], atol=2e-3)  # a grey image stays grey
-    np.testing.assert_allclose(model_image(img, 16, "channels"), N.normalize(img, N.NormalizeConfig(size=16))["equalized"])
+    np.testing.assert_allclose(model_image(img, 16, "channels"),
+                               N.normalize(img, N.NormalizeConfig(size=16, colour="channels"))["equalized"])
+    g = model_image(img, 16, "grey")  # the paper's Eq 1-3 on grey values, in three equal channels
+    assert g.shape == (16, 16, 3) and np.array_equal(g[..., 0], g[..., 2])
+    np.testing.assert_allclose(g[..., 1], N.normalize(img, N.NormalizeConfig(size=16))["equalized"])
     with pytest.raises(ValueError, match="mode='hsv'"):
         model_image(img, 16, "hsv")

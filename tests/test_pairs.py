@@ -23,7 +23,7 @@ def test_image_cache_applies_eq1_3_and_is_reused(tmp_path, monkeypatch):
     x = P.image_cache(paths, 16, cache, mode="channels", progress=False)
     assert x.shape == (3, 3, 16, 16) and x.dtype == torch.uint8
     img = np.asarray(Image.open(paths[1]).convert("RGB"))
-    eq = normalize(img, NormalizeConfig(size=16))["equalized"]
+    eq = normalize(img, NormalizeConfig(size=16, colour="channels"))["equalized"]
     np.testing.assert_allclose(x[1].permute(1, 2, 0).numpy() / 255, eq, atol=0.5 / 255 + 1e-9)
     calls, orig = [], P._normalized_u8
     monkeypatch.setattr(P, "_normalized_u8", lambda a: calls.append(a) or orig(a))

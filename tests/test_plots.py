@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hzlib import plots  # noqa: E402
+from hzlib import normalize as N, plots  # noqa: E402
 
 
 def test_figure3_draws_every_setting_and_marks_the_best():
@@ -56,6 +56,16 @@ def test_figure7_has_a_panel_per_metric_and_the_paper_line():
     plt.close(fig)
 
 
+def test_figure7_marks_each_models_paper_mean_on_its_macro_bar():
+    fig = plots.figure7(_long_metrics(), paper_by_model={"DAN": {"f1": 0.92, "recall": 0.9}})
+    ticks = [ln for ln in fig.axes[2].get_lines() if ln.get_marker() == "_"]
+    assert len(ticks) == 1 and ticks[0].get_ydata()[0] == 0.92
+    macro_dan = [b for b in fig.axes[2].patches if b.get_height() == 0.3][-1]  # DAN's bars are the 0.3 ones
+    assert abs(ticks[0].get_xdata()[0] - (macro_dan.get_x() + macro_dan.get_width() / 2)) < 1e-9
+    assert not [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "_"]  # no precision stated for DAN
+    plt.close(fig)
+
+
 def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
     curves = pd.concat([pd.DataFrame({"class": "macro", "fpr": [0, 0.5, 1], "tpr": [0, t, 1], "model": m})
                         for m, t in (("CLIP", 0.9), ("DAN", 0.6))]
@@ -63,6 +73,10 @@ def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
     fig = plots.figure8(curves, {"CLIP": 0.9, "DAN": 0.6})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["CLIP (AUC 0.900)", "DAN (AUC 0.600)"]
+    plt.close(fig)
+    fig = plots.figure8(curves, {"CLIP": 0.9, "DAN": 0.6}, paper_aucs={"DAN": 0.92})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["CLIP (AUC 0.900)", "DAN (AUC 0.600; paper 0.92)"]
     plt.close(fig)
 
 
@@ -75,3 +89,13 @@ def test_loss_curves_draw_each_models_losses_and_chance():
     assert clip.lines[2].get_ydata()[0] == pytest.approx(np.log(64))  # chance dotted
     assert clip.lines[3].get_ydata()[0] == pytest.approx(0.75 * np.log(64))
     assert len(vit.lines) == 2  # no chance level stated: none drawn
+
+
+def test_figure1_draws_grey_stages_in_grey():
+    img = (np.random.default_rng(0).random((30, 40, 3)) * 255).astype(np.uint8)
+    stages = N.normalize(img, N.NormalizeConfig(size=16))  # Eq 2-3 on the grey values: 2-D stages
+    fig = plots.figure1(stages)
+    ims = [ax.get_images()[0] for ax in fig.axes]
+    assert [im.get_array().ndim for im in ims] == [3, 3, 2, 2]
+    assert ims[2].get_cmap().name == ims[3].get_cmap().name == "gray" and ims[3].get_clim() == (0, 1)
+    plt.close(fig)

@@ -11,8 +11,8 @@ import nbformat
 import pytest
 
 from hzlib import paper
-from hzlib.summary import ALL_ROWS, CHAPTER8_CLAIMS, CHAPTER8_ROWS, NOT_REPORTED, ROWS, Claim, Row, glued_keys, \
-    summary_markdown
+from hzlib.summary import ALL_ROWS, CHAPTER8_CLAIMS, CHAPTER8_ROWS, NOT_REPORTED, ROWS, Claim, Row, \
+    evaluation_versus, glued_keys, summary_markdown, versus_table
 
 ROOT = Path(__file__).resolve().parent.parent
 GLUE_CALL = re.compile(r"""\bglue\(\s*(f?)["']([^"']+)["']""")
@@ -50,9 +50,54 @@ def test_rows_are_unique_and_chapter8_keeps_its_key_scheme():
 
 
 def _paper_numbers() -> set[str]:
-    vals = [*paper.TABLE1_COUNTS, paper.TABLE1_TOTAL, len(paper.TABLE1_COUNTS), *paper.HEADLINE.values(),
-            100 * paper.HEADLINE["auc_gain_over_m3"]]
+    table2 = [abs(v) for r in paper.TABLE2 for v in (*r.position, r.similarity, r.vocabulary, r.length)]
+    vals = [*paper.TABLE1_COUNTS, paper.TABLE1_TOTAL, len(paper.TABLE1_COUNTS), paper.N_ATTRIBUTES,
+            *(r.value for r in paper.RESULTS), 100 * paper.AUC_GAIN_OVER_M3, *table2, *paper.FIGURE5.values(),
+            *(s.value for s in paper.HYPERPARAMETERS.values())]
     return {format(v, "g") for v in vals}
+
+
+def test_every_result_of_the_paper_has_rows_beside_ours():
+    """The summary function gives a row for each model x metric the paper reports (per protocol), with
+    the paper's value and where it is stated, and the summary page's chapter 8 rows are those rows."""
+    by = {}
+    for v in evaluation_versus():
+        by.setdefault((v.result.model, v.result.metric), []).append(v)
+    assert set(by) == {(r.model, r.metric) for r in paper.RESULTS} and len(by) == 5 * 8
+    for (model, metric), vs in by.items():
+        r = paper.result(model, metric)
+        assert [v.protocol for v in vs] == (["time"] if metric == "time_ms" else ["loo", "kfold"])
+        for v in vs:
+            assert v.row in CHAPTER8_ROWS and v.row.section == r.where and v.result is r
+            assert float(v.row.paper.removesuffix(" ms")) == r.value
+            assert v.row.key.endswith(f"_{model}_{metric}" if metric != "time_ms" else f"_{model}_ms")
+            assert paper.COMPARATORS[model] in v.row.quantity
+
+
+def test_the_chapter8_table_comes_from_the_same_rows():
+    values = {v.row.key: f"ours {i}" for i, v in enumerate(evaluation_versus())}
+    table = versus_table(values)
+    assert len(table) == len(paper.RESULTS)
+    for v in evaluation_versus():
+        name = f"{paper.COMPARATORS[v.result.model]} ({v.result.model})"
+        row = table.loc[(name, v.result.metric)]
+        assert row["paper"] == v.row.paper and row["where"] == v.row.section
+        assert values[v.row.key] in row.tolist()
+    assert (versus_table({}) == "not run").sum().sum() == 5 * 7 * 2 + 5  # nothing typed in
+    src = json.loads((ROOT / "notebooks" / "08_evaluation.ipynb").read_text(encoding="utf-8"))
+    assert any("summary.versus_table(" in "".join(c["source"]) for c in src["cells"] if c["cell_type"] == "code")
+
+
+def test_the_summary_page_shows_every_paper_result_beside_ours(tmp_path):
+    keys = {k for r in CHAPTER8_ROWS for k in (r.key, r.ref_key) if k}
+    _executed(tmp_path / "08_evaluation.ipynb", {k: f"v{i}" for i, k in enumerate(sorted(keys))})
+    text, info = summary_markdown(tmp_path, ["08_evaluation"], {}, rows=CHAPTER8_ROWS, claims=())
+    assert info["rows"] == [r.key for r in CHAPTER8_ROWS] and not info["skipped"]
+    lines = text.splitlines()
+    for v in evaluation_versus():
+        row = [ln for ln in lines if f"::{v.row.key}:" in ln and ln.startswith(f"| {v.row.section} |")
+               and f"{paper.COMPARATORS[v.result.model]} (`{v.result.model}`)" in ln]
+        assert row and f"| {v.row.paper} |" in row[0], v.row.key
 
 
 @pytest.mark.parametrize("claim", [*ALL_ROWS, *CHAPTER8_CLAIMS], ids=lambda r: r.quantity[:40])
@@ -78,8 +123,8 @@ def _executed(path: Path, values: dict) -> None:
 
 TEST_ROWS = (
     Row("Table 1", "images", f"{paper.TABLE1_TOTAL:,}", "01_a", "ch01_n", "generated", fmt=",d"),
-    Row("Section 9", "score", NOT_REPORTED, "01_a", "ch01_score", "ours only", ref_key="ch01_score_ref"),
-    Row("Section 9", "other", NOT_REPORTED, "02_b", "ch02_other", "not run"),
+    Row("Section 3", "score", NOT_REPORTED, "01_a", "ch01_score", "ours only", ref_key="ch01_score_ref"),
+    Row("Section 3", "other", NOT_REPORTED, "02_b", "ch02_other", "not run"),
 )
 TEST_CLAIMS = (Claim("Abstract", "RMSE", str(paper.HEADLINE["rmse"]), "08_evaluation"),)
 

@@ -1,10 +1,13 @@
 import json
 import random
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.decomposition import PCA
 
-from hzlib import assets, stats, text
+from hzlib import assets, paper, stats, text
 
 WORDS = ["花岗岩", "大理石", "青铜", "木材", "雕塑", "楷书", "行书", "草书", "庭院", "广场", "博物馆",
          "传统", "文化", "作品", "字形", "笔画", "山水", "明月", "春风", "石头"]
@@ -204,3 +207,47 @@ def test_eq4_against_fasttext_single_character_coincides(tiny):
     assert "花岗岩" in subwords and "<花" in subwords
     direct = np.mean([model.get_input_vector(i) for i in ids], axis=0)
     np.testing.assert_allclose(text.fasttext_word_vector(model, "花岗岩"), direct, rtol=1e-5, atol=1e-6)
+
+
+def test_fit_text_map_recovers_a_linear_relation_and_matches_the_folds():
+    X, Y, y = _paired_data()
+    tmap = text.fit_text_map(X, Y, n_components=10, seed=1)
+    S = tmap.similarity(X, Y)
+    assert S.shape == (len(X), len(X)) and (S.argmax(1) == np.arange(len(X))).mean() > 0.9
+    np.testing.assert_allclose(np.linalg.norm(tmap.texts(X), axis=1), 1.0)
+    with pytest.raises(ValueError, match="differ in length"):
+        text.fit_text_map(X, Y[:-1])
+
+
+def test_table2_translations_cover_the_papers_five_texts():
+    assert list(text.TABLE2_ZH) == [r.text_id for r in paper.TABLE2]
+    han = re.compile(r"^[\u4e00-\u9fff]+$")
+    assert all(han.match(zh) for zh in text.TABLE2_ZH.values())
+
+
+def test_paper_table2_places_each_text_on_our_corpus(tiny, monkeypatch):
+    model, _ = tiny
+    corpus = _sentences(60, seed=3)
+    emb = text.sentence_embeddings(model, corpus)
+    rng = np.random.default_rng(0)
+    images = emb @ rng.normal(size=(emb.shape[1], 12)) + 0.01 * rng.normal(size=(len(emb), 12))
+    df = pd.DataFrame({"id": [f"s{i:03d}" for i in range(len(corpus))],
+                       "label": [f"c{i % 3}" for i in range(len(corpus))]})
+    pca = PCA(2, random_state=0).fit(emb)
+    tmap = text.fit_text_map(emb, images, n_components=8)
+    # the tiny model knows only corpus words: give the five texts words it knows, so their vectors differ
+    monkeypatch.setattr(text, "TABLE2_ZH", {r.text_id: corpus[i] for i, r in enumerate(paper.TABLE2)})
+    t = text.paper_table2(model, pca, tmap, images, df, k=3)
+    assert list(t.index) == ["001", "002", "003", "004", "005"]
+    assert list(t["text (paper, English)"]) == [r.text for r in paper.TABLE2]
+    assert list(t["paper: similarity"]) == [r.similarity for r in paper.TABLE2]
+    for i, (tid, row) in enumerate(t.iterrows()):
+        e = text.sentence_embedding(model, corpus[i])[None]
+        np.testing.assert_allclose([row["x"], row["y"]], pca.transform(e)[0])
+        sims = tmap.similarity(e, images)[0]
+        assert row["similarity (best image)"] == pytest.approx(sims.max())
+        assert row["best image"].startswith(df["id"].iloc[int(sims.argmax())])
+        assert row["similarity (best image)"] >= row["similarity (mean of best 3)"]
+        st = text.text_statistics(model, corpus[i])
+        assert (row["vocabulary"], row["length_characters"]) == (st["vocabulary"], st["characters"])
+        assert f"vocabulary {st['vocabulary']}; length {st['characters']}" in row["ours"]

@@ -45,18 +45,22 @@ def test_image_features_ignore_the_batch(geometry):
     C.check_batch_independence(KEY, geometry)
 
 
-def test_image_features_read_only_the_empty_text(geometry):
+def test_image_features_are_the_vision_stream_before_co_attention(geometry):
+    """The feature is what the vision stream produces from the image alone in training too: the mean
+    of its tokens before the co-attention blocks, which no text and no co-attention weight changes."""
     d = C.pairs()
     m = N.make_model(KEY, C.spec(geometry)).eval()
     x = to_model_input(d.images[:4])
     with torch.no_grad():
         f = m.image_features(x)
-        empty = N.empty_text(4, geometry.context_length)  # padded to the full context: the same feature
-        v, _ = m.co_attend(m.encode_image(x), m.encode_text(empty), P.padding_mask(empty))
-        torch.testing.assert_close(f, m.image_pool(v[:, 0]), rtol=1e-5, atol=1e-5)
+        assert f.shape == (4, m.feature_dim) and m.feature_dim == geometry.vision.width
+        torch.testing.assert_close(f, m.encode_image(x).mean(1))
         t = d.tokens[:4]
-        v_text, _ = m.co_attend(m.encode_image(x), m.encode_text(t), P.padding_mask(t))
-    assert not torch.allclose(f, m.image_pool(v_text[:, 0]), atol=1e-4)  # co-attention does read the text
+        v, _ = m.co_attend(m.encode_image(x), m.encode_text(t), P.padding_mask(t))
+        assert not torch.allclose(v.mean(1), f, atol=1e-4)  # after co-attention the text is in it
+        for p in [*m.co_vision.parameters(), *m.text_layers.parameters(), *m.image_pool.parameters()]:
+            p.add_(1.0)
+        torch.testing.assert_close(m.image_features(x), f)
 
 
 def test_seeded(geometry):

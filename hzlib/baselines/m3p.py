@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from . import _pretraining as P
-from .neural import ModelSpec, PairModel, empty_text, register
+from .neural import ModelSpec, PairModel, register
 
 TEXT, IMAGE = 0, 1  # modality (segment) ids
 
@@ -26,8 +26,12 @@ class M3P(PairModel):
     batch are the true pairs, the other half images paired with the text rolled by one; MLM on the
     true pairs only), summed in one pass. Dropped: multilingual code-switching (one language) and
     masked region modelling (no region detector or class distribution for our renderings); the
-    XLM-R-base scale and its pre-training corpora. Image-only feature: [CLS] with the empty text
-    (<bos><eos>), projected to embed_dim."""
+    XLM-R-base scale and its pre-training corpora. Image-only feature: M3P has no image-only path
+    (every layer of its stream reads the text with the image, and it never saw an image without
+    one), so the feature is what it computes from the image alone: the mean of the image tokens that
+    its stream reads (patch embedding, positions, modality embedding and the input LayerNorm). That
+    is shallow by construction: it says how much of an attribute M3P's input embedding of the image
+    holds, not what its stream learnt."""
 
     key = "m3p"
     title = "M3 (read as M3P)"
@@ -72,9 +76,17 @@ class M3P(PairModel):
         match = self.match(self.project(h[:, 0])).squeeze(1)
         return P.itm_loss(match, aligned) + self.mlm(h[positive, 1:1 + L], targets[txt][positive])
 
+    def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, n_patches, width): the image tokens as the stream reads them, before any layer (the
+        input LayerNorm acts on each token alone, so no text is involved)."""
+        return self.norm_in(self.image_embed(images)[:, 1:] + self.modality[IMAGE])
+
     def image_features(self, images):
-        tokens = empty_text(len(images), 2, device=images.device)  # more padding would change nothing
-        return self.project(self.encode(images, tokens)[:, 0])
+        return self.image_tokens(images).mean(1)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.spec.geometry.text.width
 
     def token_embedding(self):
         return self.token

@@ -15,9 +15,10 @@ CLIP and the paper's four comparators (and a supervised image tower) are each a 
 Why the image alone: the chapter estimates the cultural attribute *of a sculpture*, and the paper's
 analysis time covers reading and encoding the image. The descriptions of our corpus name the class
 cue in some items (a text-only classifier gets most items right, see the corpus card), so a model
-that read the item's own text at analysis time would be measuring the text. Models whose image
-representation depends on a text (co-attention, single-stream fusion) receive the empty text
-(``<bos><eos>``) there; their card says so.
+that read the item's own text at analysis time would be measuring the text. Models whose trained
+outputs all read a text (ViLBERT's co-attention, M3P's single stream) are read where, in training as
+here, they have seen the image alone, never with a text they were not trained on; their card says
+where.
 """
 from __future__ import annotations
 
@@ -76,8 +77,14 @@ class PairModel(nn.Module):
         raise NotImplementedError
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, D) image representation from the image alone (D = ``spec.geometry.embed_dim``)."""
+        """(B, D) image representation from the image alone (D = :attr:`feature_dim`)."""
         raise NotImplementedError
+
+    @property
+    def feature_dim(self) -> int:
+        """The size D of :meth:`image_features`: the embedding size unless a model reads its feature
+        elsewhere."""
+        return self.spec.geometry.embed_dim
 
     def token_embedding(self) -> nn.Embedding | None:
         """The token-embedding table that FastText initialises (None: the model reads no text)."""
@@ -200,7 +207,7 @@ def features(model: PairModel, images_u8: torch.Tensor, *, batch_size: int = 256
     model.to(device).eval()
     out = [model.image_features(to_model_input(images_u8[i:i + batch_size].to(device))).float().cpu()
            for i in range(0, len(images_u8), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, model.spec.geometry.embed_dim), np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, model.feature_dim), np.float32)
 
 
 EMBED_VERSION = 1  # bump when what train_and_embed computes changes, so cached results are redone
@@ -309,8 +316,9 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
                  fasttext_id: str = "", cache_dir=None, progress: bool = True) -> ProtocolRun:
     """Class probabilities (n, n_classes) of model ``key`` for every item under ``protocol``:
 
-    * ``"loo"``, the paper's: one backbone trained on every item, then the head-only leave-one-out
-      of :func:`hzlib.evaluate.loo_protocol` (``splits`` unused);
+    * ``"loo"``, protocol (a), our shortcut to leave-one-out (the paper's retrains the model in every
+      round): one backbone trained on every item, then the head-only leave-one-out of
+      :func:`hzlib.evaluate.loo_protocol` (``splits`` unused);
     * ``"kfold"``, leakage-free: for each (train, test) of ``splits`` a backbone trained on train only
       and a head fitted on train only (:func:`hzlib.evaluate.kfold_protocol`).
 

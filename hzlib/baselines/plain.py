@@ -204,12 +204,14 @@ def _pixels(args) -> np.ndarray:
 
     from ..normalize import NormalizeConfig, normalize
 
-    return normalize(np.asarray(Image.open(path).convert("RGB")), NormalizeConfig(size=size))["equalized"].ravel()
+    cfg = NormalizeConfig(size=size, colour="channels")
+    return normalize(np.asarray(Image.open(path).convert("RGB")), cfg)["equalized"].ravel()
 
 
 def pixel_features(paths: Sequence, *, size: int = 32, workers: int = 1) -> np.ndarray:
-    """The Eq 1-3 normalised image (:func:`hzlib.normalize.normalize` at ``size`` x ``size``, the
-    equalised stage, values in [0, 1]) of each file, flattened: (n, size * size * 3) float32."""
+    """The Eq 1-3 normalised image (:func:`hzlib.normalize.normalize` at ``size`` x ``size``, Eq 2-3 on
+    each RGB channel so that the colour stays, the equalised stage, values in [0, 1]) of each file,
+    flattened: (n, size * size * 3) float32."""
     from ..config import map_files
 
     if size < 1:

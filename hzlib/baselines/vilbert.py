@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from . import _pretraining as P
-from .neural import ModelSpec, PairModel, empty_text, register
+from .neural import ModelSpec, PairModel, register
 
 
 class CoAttention(nn.Module):
@@ -40,8 +40,11 @@ class ViLBERT(PairModel):
     tokens, twice BERT's rate for our short budget, 80/10/10, <unk> as [MASK], a head tied to the
     token embedding), summed. Dropped: masked region modelling, which regresses a region detector's
     class distribution that our renderings do not have (no Faster R-CNN regions, patches instead);
-    the 12+6-layer BERT-base scale and Conceptual Captions pre-training. Image-only feature: the
-    projected h_IMG after the co-attention blocks with the empty text (<bos><eos>)."""
+    the 12+6-layer BERT-base scale and Conceptual Captions pre-training. Image-only feature: the mean
+    of the vision stream's tokens (h_IMG and the patches) at the output of its own layers, before the
+    co-attention blocks, where ViLBERT's vision stream has read no text, in training as here: what the
+    model was trained to produce from an image. The pooled h_IMG that the alignment head reads exists
+    only after co-attention with a text, and the model never saw an empty one."""
 
     key = "vilbert"
     title = "ViLBERT"
@@ -105,9 +108,11 @@ class ViLBERT(PairModel):
         return P.itm_loss(self.alignment_logits(v, t), aligned) + self.mlm(t[positive], targets[txt][positive])
 
     def image_features(self, images):
-        tokens = empty_text(len(images), 2, device=images.device)  # more padding would change nothing
-        v, _ = self.co_attend(self.encode_image(images), self.encode_text(tokens), P.padding_mask(tokens))
-        return self.image_pool(v[:, 0])
+        return self.encode_image(images).mean(1)  # the vision stream before co-attention: no text
+
+    @property
+    def feature_dim(self) -> int:
+        return self.spec.geometry.vision.width
 
     def token_embedding(self):
         return self.token
