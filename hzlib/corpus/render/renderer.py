@@ -50,7 +50,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .types import Camera, Sculpture
+from ..types import Camera, Sculpture
 
 __all__ = [
     "MATERIALS",

@@ -1,0 +1,21 @@
+"""CPU rendering of character sculptures (see `renderer`)."""
+from .renderer import (  # noqa: F401
+    _OCT_ROT,
+    MATERIALS,
+    PAINTS,
+    SETTINGS,
+    Look,
+    Rendered,
+    Renderer,
+    _corner_normals,
+    _dilate_ids,
+    _dilated_at,
+    _wrapped_window,
+    camera_rays,
+    direction_from_angles,
+    fbm,
+    look_at_camera,
+    noise,
+    orbit_cameras,
+    render,
+)
