@@ -318,3 +318,24 @@ def surface_at(look: Look, p, n, foot, cav, secondary=False):
     if look.material in ("bronze", "steel"):
         s.f0 = np.clip(s.f0 * tint, F32(0), F32(1))
     return s, pt
+
+
+def paint_glyph(s: Surface, look: Look, pt: np.ndarray, foot: np.ndarray, gi: np.ndarray, size: float) -> bool:
+    """Paint the glyph with the look's `glyph_paint`, in place on the sculpture's surface `s`: the
+    glyph is points `gi` of the texture-space points pt (3, N) (pixel footprints `foot` (N,)); the
+    paint wears off where weathered. Ochre adds a dot painting over the whole sculpture (dots
+    `size` / 45 apart, `size` the sculpture's). Returns whether the paint gives off light (neon)."""
+    col, f0, gloss, metal = _PAINT[look.glyph_paint]
+    wear = _smoothstep(0.3, 1.2, _fbm(pt.take(gi, axis=1), 0.02, 2, foot.take(gi), rot=9, ch=0)
+                       + F32(look.weathering) * 1.2 - 0.6)
+    wear = wear * F32(min(1.0, look.weathering * 2))
+    kdp = col * (F32(1) - F32(0.8) * F32(metal))
+    s.kd[:, gi] = _mix(kdp, s.kd[:, gi], wear)
+    s.f0[:, gi] = _mix(col if metal else F32(f0), s.f0[:, gi], wear)
+    s.gloss[gi] = F32(gloss) * (1 - wear) + s.gloss[gi] * wear
+    s.wrap[gi] = 0.0
+    if look.glyph_paint == "ochre":
+        dots, white = _ochre_dots(pt, size / 45.0)
+        dot_col = np.where(white, _lin(0.86, 0.82, 0.72), _lin(0.85, 0.62, 0.22))
+        s.kd = _mix(s.kd, dot_col, dots)
+    return look.glyph_paint == "neon"

@@ -19,21 +19,21 @@ occlusion radius and only the blocked ones cast.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..types import Camera, Sculpture
-from .cameras import _camera_rays_t, _sculpture_frame, direction_from_angles
+from .cameras import _camera_rays_t, _sculpture_frame
 from .film import _bloom, finish
 from .geometry import _NB4, _ao_dirs, _corner_normals, _dilate_ids, _dilated_at, _frame
 from .look import Look
-from .materials import _PAINT, _neon_light, _ochre_dots, surface_at
-from .maths import F32, _col, _dot, _lin, _mix, _normalize, _smoothstep
+from .materials import _neon_light, paint_glyph, surface_at
+from .maths import F32, _dot, _mix, _normalize
 from .noise import _fade, _fbm, _noise_at
-from .scene import _SETTINGS, Setting, _background, _ground, _sun_colour, _wall_albedo, wall_hits
+from .scene import _SETTINGS, Setting, _background, _ground, _wall_albedo, wall_coords, wall_hits
+from .shading import Lights, SurfaceHits, ambient_reflection, attenuate, diffuse, reflectance, specular, translucency
 
 
 @dataclass
@@ -43,6 +43,36 @@ class Rendered:
     stroke_mask: np.ndarray  # (H, W) int16: stroke id (>= 1), -1 glyph with unknown stroke, 0 none
     object_mask: np.ndarray  # (H, W) bool: the ray hits the sculpture
     depth: np.ndarray  # (H, W) float32, metres along the ray; inf where nothing (ground incl.) is hit
+
+
+
+@dataclass
+class PrimaryRays:
+    """The camera's rays, one per pixel (flat indices, row-major), and what each hits first."""
+
+    width: int
+    height: int
+    o: np.ndarray  # (3,) float32 camera centre
+    d: np.ndarray  # (3, N) unit directions
+    fpx: np.float32  # pixel footprint at unit distance (1 / focal length in pixels)
+    t: np.ndarray  # (N,) distance to the first triangle (sculpture or ground); inf: none
+    prim: np.ndarray  # (N,) the triangle hit
+    uvs: np.ndarray  # (N, 2) barycentric coordinates in it
+    ngeo: np.ndarray  # (N, 3) its normal
+    obj: np.ndarray  # (N,) bool: the ray hits the sculpture first
+    gnd: np.ndarray  # ... the ground
+    wall: np.ndarray  # ... the wall
+    bg: np.ndarray  # ... nothing
+    t_wall: np.ndarray | None  # (N,) distance to the wall (where `wall`)
+    wall_radius: float
+
+    def along(self, idx: np.ndarray, t: np.ndarray):
+        """(t (n,), directions (3, n), points (3, n)) of rays `idx` at distances t[idx]."""
+        tt = t.take(idx)
+        dd = self.d.take(idx, axis=1)
+        p = dd * tt
+        p += self.o[:, None]
+        return tt, dd, p
 
 
 class Renderer:
@@ -138,11 +168,6 @@ class Renderer:
         """`scene.wall_hits` around this sculpture."""
         return wall_hits(st, self.centre, self.radius, o, d, tmax)
 
-    # -- shading -------------------------------------------------------------------------------
-    def _surface(self, look, p, n, foot, cav, secondary=False):
-        """Material at world points p (3, N): (Surface, texture-space points (3, N))."""
-        return surface_at(look, p, n, foot, cav, secondary)
-
     def albedo(self, points, normals, look: Look, *, footprint=None, cavity=None) -> np.ndarray:
         """Diffuse albedo (N, 3), linear RGB, of the sculpture's material at world points.
 
@@ -154,7 +179,7 @@ class Renderer:
         n = _normalize(np.ascontiguousarray(np.asarray(normals, dtype=F32).reshape(-1, 3).T))
         cav = np.ones(p.shape[1], F32) if cavity is None else np.asarray(cavity, F32)
         foot = None if footprint is None else np.asarray(footprint, F32)
-        return np.ascontiguousarray(self._surface(look, p, n, foot, cav)[0].kd.T)
+        return np.ascontiguousarray(surface_at(look, p, n, foot, cav)[0].kd.T)
 
     def _glyph_lookup(self, p: np.ndarray, ng: np.ndarray) -> np.ndarray:
         """Stroke value (N,) int16 of the glyph raster at hit points p (3, N) (0 = not the glyph)."""
@@ -272,256 +297,222 @@ class Renderer:
             cav[ri] = self._ao(p.take(ri, axis=1), ng.take(ri, axis=1))
         return cav
 
+    # -- one view: cast, gather, shade, composite ----------------------------------------------
     def render(self, camera: Camera, look: Look, *, shadows: bool = True) -> Rendered:
+        """One view of the sculpture: cast a ray per pixel; gather the hits on the sculpture, the
+        ground and the wall, each kind into one `SurfaceHits` with its material; shade them; then
+        composite the background, a neon glyph's glow and the film (tone curve, lens, sensor)."""
         st = _SETTINGS[look.setting]
-        W, H = camera.width, camera.height
-        N = W * H
-        tm = self._tick
-        tm(None)
+        self._tick(None)
+        rays = self._cast_primary(camera, st)
+        lights = Lights.of(look, st)
+        hits = self._gather(rays, st, look)
+        hdr = np.empty((3, rays.width * rays.height), F32)
+        for h in hits:
+            hdr[:, h.idx] = self._shade(h, lights, st, look, shadows)
+            self._tick("shade")
+        image = self._composite(hdr, rays, hits, lights, st, look, camera)
+        return self._rendered(image, rays, hits)
+
+    def _cast_primary(self, camera: Camera, st: Setting) -> PrimaryRays:
+        """The camera's rays and what each hits first: the sculpture, the ground, the wall or nothing."""
         o, d = _camera_rays_t(camera)  # d: (3, N)
         o32 = o.astype(F32)
         ans = self._cast(o32, d)
         t = ans["t_hit"].numpy()
         gid = ans["geometry_ids"].numpy()
-        prim = ans["primitive_ids"].numpy()
-        uvs = ans["primitive_uvs"].numpy()
-        ngeo = ans["primitive_normals"].numpy()
-
         obj = gid == self.obj_id
         gnd = gid == self.ground_id
         wall, tw, Rw = self._wall_hits(st, o32, d, np.where(obj, F32(0), t))
         gnd &= ~wall
-        bg = ~(obj | gnd | wall)
-        tm("cast")
+        rays = PrimaryRays(
+            width=camera.width, height=camera.height, o=o32, d=d, fpx=F32(1.0 / float(camera.K[0, 0])), t=t,
+            prim=ans["primitive_ids"].numpy(), uvs=ans["primitive_uvs"].numpy(),
+            ngeo=ans["primitive_normals"].numpy(), obj=obj, gnd=gnd, wall=wall, bg=~(obj | gnd | wall),
+            t_wall=tw, wall_radius=Rw)
+        self._tick("cast")
+        return rays
 
-        # pixel footprint (metres per pixel at unit distance)
-        fpx = F32(1.0 / float(camera.K[0, 0]))
+    def _gather(self, rays: PrimaryRays, st: Setting, look: Look) -> list[SurfaceHits]:
+        """The hits on the sculpture, the ground and the wall (the kinds that were hit)."""
+        hits = (self._gather_object(rays, look), self._gather_ground(rays, st, look), self._gather_wall(rays, st))
+        return [h for h in hits if h is not None]
 
-        sun = direction_from_angles(look.azimuth, look.elevation).astype(F32)
-        sun_c = sun[:, None]
-        sun_col = _col(_sun_colour(look.warmth) * F32(look.sun_intensity) * F32(1.05))
-        if st.sun_scale != 1.0:
-            sun_col = sun_col * F32(st.sun_scale)
-        fill_dir = direction_from_angles(look.azimuth + 180.0, 25.0).astype(F32)
-        fill_col = _col(_sun_colour(-0.3) * F32(0.12) * F32(look.ambient / 0.35))
-        sky_l = _col(st.sky_light) * F32(look.ambient)
-        gnd_l = _col(st.ground_light) * F32(look.ambient)
-        hazecol = _col(st.horizon)
-        sig = F32(st.haze) + F32(0.1 * look.fog)
+    def _gather_object(self, rays: PrimaryRays, look: Look) -> SurfaceHits | None:
+        """The sculpture's hits: normals, glyph, ambient occlusion, material, bump and glyph paint."""
+        idx = np.flatnonzero(rays.obj)
+        if not len(idx):
+            return None
+        tt, dd, p = rays.along(idx, rays.t)
+        ng = np.ascontiguousarray(rays.ngeo.take(idx, axis=0).T)
+        sgn = np.where(_dot(ng, dd) > 0, F32(-1), F32(1))
+        ng *= sgn
+        ns = self._shading_normals(rays.prim.take(idx), rays.uvs.take(idx, axis=0), sgn)
+        gv = self._glyph_lookup(p, ng)
+        foot = tt * rays.fpx / np.maximum(np.abs(_dot(dd, ng)), F32(0.25))
+        self._tick("object")
+        cav = self._ao_pixels(idx, p, ng, foot, rays.width, rays.height)
+        self._tick("ao")
+        s, pt = surface_at(look, p, ns, foot, cav)
+        ns = self._bump(ns, pt, s.bump, s.bump_scale, foot)
+        gi = np.flatnonzero(gv)
+        emit = None
+        if look.glyph_paint is not None and len(gi) and paint_glyph(s, look, pt, foot, gi, self.size):
+            emit = idx.take(gi)
+        hits = SurfaceHits("object", idx, tt, dd, p, ng, ns, s.kd, s.f0, s.gloss, s.wrap, s.translucency, cav,
+                           glyph=gv, emit=emit)
+        self._tick("material")
+        return hits
 
-        hdr = np.empty((3, N), F32)
-        depth = np.full(N, np.inf, F32)
-        hitm = obj | gnd
-        depth[hitm] = t[hitm]
-        if np.any(wall):
-            depth[wall] = tw[wall]
+    def _shading_normals(self, prim: np.ndarray, uv: np.ndarray, sgn: np.ndarray) -> np.ndarray:
+        """Shading normals (3, n) inside triangles `prim` at barycentric `uv` (n, 2), times `sgn`."""
+        cn = self.cnormals_t.take(prim, axis=2)
+        bu, bv = uv[:, 0], uv[:, 1]
+        ns = cn[0] * (F32(1.0) - bu - bv)
+        ns += cn[1] * bu
+        ns += cn[2] * bv
+        ns = _normalize(ns)
+        ns *= sgn
+        return ns
 
-        # ---------- primary surfaces: gather points, normals, materials ----------------------
-        idx_o = np.flatnonzero(obj)
-        idx_g = np.flatnonzero(gnd)
-        idx_w = np.flatnonzero(wall)
-        glyph_val = np.zeros(N, np.int16)
+    def _gather_ground(self, rays: PrimaryRays, st: Setting, look: Look) -> SurfaceHits | None:
+        """The ground's hits (z = 0): its texture, occlusion near the sculpture, bump."""
+        idx = np.flatnonzero(rays.gnd)
+        if not len(idx):
+            return None
+        tt, dd, p = rays.along(idx, rays.t)
+        p[2] = 0.0
+        ng = np.zeros((3, len(idx)), F32)
+        ng[2] = 1.0
+        foot = tt * rays.fpx / np.maximum(np.abs(dd[2]), F32(0.25))
+        kd, f0, gloss, bump, bscale = _ground(st.ground, p, foot, look)
+        # ambient occlusion only near the sculpture
+        cav = np.ones(len(idx), F32)
+        m = F32(self.size * 0.15)
+        near = np.flatnonzero((p[0] > self.lo[0] - m) & (p[0] < self.hi[0] + m)
+                              & (p[1] > self.lo[1] - m) & (p[1] < self.hi[1] + m))
+        self._tick("ground")
+        if len(near):
+            cav[near] = self._ao_pixels(idx.take(near), p.take(near, axis=1), ng[:, :len(near)],
+                                        foot.take(near), rays.width, rays.height)
+        self._tick("ao")
+        ns = self._bump(ng, p, bump, bscale, foot, octaves=1)
+        hits = SurfaceHits("ground", idx, tt, dd, p, ng, ns, kd, f0, gloss, 0.0, 0.0, cav)
+        self._tick("ground")
+        return hits
 
-        parts = []  # (kind, idx, t, d, p, ng, ns, kd, f0, gloss, wrap, translucency, cavity)
-        emit = None  # pixels of a glyph that gives off light (neon)
-        if len(idx_o):
-            tt = t.take(idx_o)
-            dd = d.take(idx_o, axis=1)
-            p = dd * tt
-            p += o32[:, None]
-            ng = np.ascontiguousarray(ngeo.take(idx_o, axis=0).T)
-            sgn = np.where(_dot(ng, dd) > 0, F32(-1), F32(1))
-            ng *= sgn
-            cn = self.cnormals_t.take(prim.take(idx_o), axis=2)
-            uv = uvs.take(idx_o, axis=0)
-            bu, bv = uv[:, 0], uv[:, 1]
-            ns = cn[0] * (F32(1.0) - bu - bv)
-            ns += cn[1] * bu
-            ns += cn[2] * bv
-            ns = _normalize(ns)
-            ns *= sgn
-            gv = self._glyph_lookup(p, ng)
-            glyph_val[idx_o] = gv
-            foot = tt * fpx / np.maximum(np.abs(_dot(dd, ng)), F32(0.25))
-            tm("object")
-            cav = self._ao_pixels(idx_o, p, ng, foot, W, H)
-            tm("ao")
-            s, pt = self._surface(look, p, ns, foot, cav)
-            ns = self._bump(ns, pt, s.bump, s.bump_scale, foot)
-            gi = np.flatnonzero(gv)
-            if look.glyph_paint is not None and len(gi):
-                col, f0, gloss, metal = _PAINT[look.glyph_paint]
-                wear = _smoothstep(0.3, 1.2, _fbm(pt.take(gi, axis=1), 0.02, 2, foot.take(gi), rot=9, ch=0)
-                                   + F32(look.weathering) * 1.2 - 0.6)
-                wear = wear * F32(min(1.0, look.weathering * 2))
-                kdp = col * (F32(1) - F32(0.8) * F32(metal))
-                s.kd[:, gi] = _mix(kdp, s.kd[:, gi], wear)
-                s.f0[:, gi] = _mix(col if metal else F32(f0), s.f0[:, gi], wear)
-                s.gloss[gi] = F32(gloss) * (1 - wear) + s.gloss[gi] * wear
-                s.wrap[gi] = 0.0
-                if look.glyph_paint == "neon":
-                    emit = idx_o.take(gi)
-                elif look.glyph_paint == "ochre":
-                    dots, white = _ochre_dots(pt, self.size / 45.0)
-                    dot_col = np.where(white, _lin(0.86, 0.82, 0.72), _lin(0.85, 0.62, 0.22))
-                    s.kd = _mix(s.kd, dot_col, dots)
-            parts.append(("object", idx_o, tt, dd, p, ng, ns, s.kd, s.f0, s.gloss, s.wrap, s.translucency, cav))
-            tm("material")
-        if len(idx_g):
-            tt = t.take(idx_g)
-            dd = d.take(idx_g, axis=1)
-            p = dd * tt
-            p += o32[:, None]
-            p[2] = 0.0
-            ng = np.zeros((3, len(idx_g)), F32)
-            ng[2] = 1.0
-            foot = tt * fpx / np.maximum(np.abs(dd[2]), F32(0.25))
-            kd, f0, gloss, bump, bscale = _ground(st.ground, p, foot, look)
-            # ambient occlusion only near the sculpture
-            cav = np.ones(len(idx_g), F32)
-            m = F32(self.size * 0.15)
-            near = np.flatnonzero((p[0] > self.lo[0] - m) & (p[0] < self.hi[0] + m)
-                                  & (p[1] > self.lo[1] - m) & (p[1] < self.hi[1] + m))
-            tm("ground")
-            if len(near):
-                cav[near] = self._ao_pixels(idx_g.take(near), p.take(near, axis=1), ng[:, :len(near)],
-                                            foot.take(near), W, H)
-            tm("ao")
-            ns = self._bump(ng, p, bump, bscale, foot, octaves=1)
-            parts.append(("ground", idx_g, tt, dd, p, ng, ns, kd, f0, gloss, 0.0, 0.0, cav))
-            tm("ground")
-        if len(idx_w):
-            tt = tw.take(idx_w)
-            dd = d.take(idx_w, axis=1)
-            p = dd * tt
-            p += o32[:, None]
-            c = self.centre[:2].astype(F32)
-            ng = np.zeros((3, len(idx_w)), F32)
-            ng[0] = (c[0] - p[0]) / F32(Rw)
-            ng[1] = (c[1] - p[1]) / F32(Rw)
-            ang = np.arctan2(p[1] - c[1], p[0] - c[0]) * F32(Rw)
-            foot = tt * fpx / np.maximum(np.abs(_dot(dd, ng)), F32(0.25))
-            kd = _wall_albedo(st.wall, ang, p[2], p, foot, st.wall_height)
-            ns = self._bump(ng, p, 0.15, 0.01, foot, octaves=1)
-            parts.append(("wall", idx_w, tt, dd, p, ng, ns, kd, 0.03, 0.1, 0.0, 0.0, None))
-            tm("wall")
+    def _gather_wall(self, rays: PrimaryRays, st: Setting) -> SurfaceHits | None:
+        """The wall's hits: its texture and bump (no occlusion)."""
+        idx = np.flatnonzero(rays.wall)
+        if not len(idx):
+            return None
+        tt, dd, p = rays.along(idx, rays.t_wall)
+        ng = np.zeros((3, len(idx)), F32)
+        ng[0], ng[1], ang = wall_coords(p, self.centre, rays.wall_radius)
+        foot = tt * rays.fpx / np.maximum(np.abs(_dot(dd, ng)), F32(0.25))
+        kd = _wall_albedo(st.wall, ang, p[2], p, foot, st.wall_height)
+        ns = self._bump(ng, p, 0.15, 0.01, foot, octaves=1)
+        hits = SurfaceHits("wall", idx, tt, dd, p, ng, ns, kd, 0.03, 0.1, 0.0, 0.0, None)
+        self._tick("wall")
+        return hits
 
-        env_avg = sky_l * F32(0.6) + gnd_l * F32(0.4)
-        for (kind, idx, tt, dd, p, ng, ns, kd, f0, gloss, wrap, tl, cav) in parts:
-            n = len(idx)
-            v = -dd
-            ndl = _dot(ns, sun)
-            ngl = _dot(ng, sun)
-            # shadows: from the geometric normal side, only where the sun can be facing
-            lit = np.ones(n, F32)
-            if shadows and kind != "wall":
-                # where the sun's light can matter: diffuse (wrapped) and specular need ndl > -wrap,
-                # translucency any ndl > -0.3
-                lo = F32(-0.3) if tl > 0 else np.maximum(-np.asarray(wrap, F32), F32(-0.3))
-                fi = np.flatnonzero((ndl > lo) & (ngl > -0.05))
-                if len(fi):
-                    orig = p.take(fi, axis=1)
-                    orig += ng.take(fi, axis=1) * F32(2e-4 + 1e-5 * self.size)
-                    orig += sun_c * F32(1e-4)
-                    tm("shade")
-                    occ = self._occluded(orig, np.broadcast_to(sun_c, orig.shape))
-                    lit[fi[occ]] = 0.0
-                    tm("shadows")
-            lit[ngl <= -0.05] = 0.0
-            ndl_c = np.clip(ndl, F32(0), F32(1))
-            if np.ndim(wrap) == 0 and wrap == 0:
-                diff = ndl_c * lit
-            else:
-                diff = np.clip((ndl + wrap) / (F32(1.0) + wrap), F32(0), F32(1)) * lit
-            light = diff * sun_col
-            hemi = _mix(gnd_l, sky_l, F32(0.5) + F32(0.5) * ns[2])
-            if cav is not None:
-                hemi *= cav
-            light += hemi
-            light += np.clip(_dot(ns, fill_dir), F32(0), F32(1)) * fill_col
-            rad = kd * light
-            if tl > 0:  # translucency: light leaking through, softened
-                back = np.clip(-ndl, F32(0), F32(1)) * F32(0.5) + F32(0.5)
-                rim = F32(0.6) + F32(0.8) * (F32(1.0) - np.clip(_dot(ns, v), F32(0), F32(1)))
-                glow = (F32(tl) * back * rim * (F32(0.4) + F32(0.6) * lit)) * sun_col
-                glow += F32(tl) * F32(0.5) * (sky_l + gnd_l)
-                rad += kd * kd * glow
-            # specular (normalised Blinn-Phong, Schlick Fresnel)
-            h = _normalize(sun_c + v)
-            ndh = np.clip(_dot(ns, h), F32(0), F32(1))
-            vdh = np.clip(_dot(v, h), F32(0), F32(1))
-            shin = np.exp((F32(2.0) + F32(10.0) * np.asarray(gloss, F32)) * F32(math.log(2.0)))
-            x = F32(1.0) - vdh
-            x5 = x * x
-            x5 *= x5
-            x5 *= x
-            one_f0 = F32(1.0) - f0
-            with np.errstate(divide="ignore"):  # ndh ** shin as exp(shin log ndh): numpy's float32
-                lg = np.log(ndh)  # power with an array exponent is ~50x slower
-            lg *= shin
-            spec = ((shin + F32(8.0)) * F32(1.0 / 8.0)) * np.exp(lg, out=lg) * ndl_c * lit
-            rad += ((f0 + one_f0 * x5) * spec) * sun_col
-            # reflections
-            ndv = np.clip(_dot(ns, v), F32(0), F32(1))
-            y = F32(1.0) - ndv
-            y5 = y * y
-            y5 *= y5
-            y5 *= y
-            y5 *= np.asarray(gloss, F32) * np.asarray(gloss, F32)
-            fr = f0 + one_f0 * y5
-            if kind == "ground":
-                sharp = F32(st.floor_gloss)
-            else:
-                sharp = _smoothstep(0.45, 0.9, gloss)
-            amb = F32(1.0) - sharp
-            if cav is not None:
-                amb = amb * cav
-            rad += (fr * amb) * env_avg
-            frmax = fr.max(axis=0) if np.ndim(fr) == 2 else fr
-            want = np.flatnonzero(sharp * frmax > 0.01)
-            if len(want):
-                nsw = ns.take(want, axis=1)
-                rdir = F32(2.0) * ndv.take(want) * nsw
-                rdir += dd.take(want, axis=1)
-                rdir = _normalize(rdir)
-                if kind == "ground":
-                    np.maximum(rdir[2], F32(0.01), out=rdir[2])
-                ro = p.take(want, axis=1)
-                ro += ng.take(want, axis=1) * F32(3e-4 + 1e-5 * self.size)
-                tm("shade")
-                rc = self._secondary(ro, rdir, st, look, sun, sun_col, sky_l, gnd_l)
-                tm("reflections")
-                wgt = np.broadcast_to(sharp, (n,)).take(want)
-                if cav is not None:
-                    wgt = wgt * cav.take(want)
-                frw = fr.take(want, axis=1) if np.ndim(fr) == 2 else fr.take(want)
-                rad[:, want] += frw * wgt * rc
-            # haze and fog
-            att = np.exp(-sig * tt)
-            rad *= att
-            rad += hazecol * (F32(1.0) - att)
-            hdr[:, idx] = rad
-            tm("shade")
+    def _shade(self, h: SurfaceHits, L: Lights, st: Setting, look: Look, shadows: bool) -> np.ndarray:
+        """Radiance (3, n) from the hits towards the camera: the sun (shadowed), sky, fill light,
+        translucency, highlight, reflections, then haze and fog."""
+        v = -h.d
+        ndl = _dot(h.ns, L.sun)
+        ngl = _dot(h.ng, L.sun)
+        lit = self._sun_visibility(h, ndl, ngl, L, shadows)
+        ndl_c = np.clip(ndl, F32(0), F32(1))
+        rad = diffuse(h, ndl, ndl_c, lit, L)
+        if h.translucency > 0:
+            rad += translucency(h, v, ndl, lit, L)
+        one_f0 = F32(1.0) - h.f0
+        rad += specular(h, v, ndl_c, lit, one_f0, L)
+        ndv, fr, sharp = reflectance(h, v, one_f0, st.floor_gloss)
+        rad += ambient_reflection(h, fr, sharp, L)
+        self._add_reflections(rad, h, ndv, fr, sharp, L, st, look)
+        attenuate(rad, h.t, L)
+        return rad
 
-        if np.any(bg):
-            ib = np.flatnonzero(bg)
-            col = _background(st, d.take(ib, axis=1), sun, sun_col, look)
+    def _sun_visibility(self, h: SurfaceHits, ndl, ngl, L: Lights, shadows: bool) -> np.ndarray:
+        """1 where the sun reaches the hits, 0 in shadow (shadow rays from the geometric normal's
+        side, only where the sun's light can matter) or facing away from the sun: (n,)."""
+        lit = np.ones(len(h.idx), F32)
+        if shadows and h.kind != "wall":
+            # where the sun's light can matter: diffuse (wrapped) and specular need ndl > -wrap,
+            # translucency any ndl > -0.3
+            lo = F32(-0.3) if h.translucency > 0 else np.maximum(-np.asarray(h.wrap, F32), F32(-0.3))
+            fi = np.flatnonzero((ndl > lo) & (ngl > -0.05))
+            if len(fi):
+                orig = h.p.take(fi, axis=1)
+                orig += h.ng.take(fi, axis=1) * F32(2e-4 + 1e-5 * self.size)
+                orig += L.sun_c * F32(1e-4)
+                self._tick("shade")
+                occ = self._occluded(orig, np.broadcast_to(L.sun_c, orig.shape))
+                lit[fi[occ]] = 0.0
+                self._tick("shadows")
+        lit[ngl <= -0.05] = 0.0
+        return lit
+
+    def _add_reflections(self, rad, h: SurfaceHits, ndv, fr, sharp, L: Lights, st: Setting, look: Look) -> None:
+        """Ray-traced mirror reflections, added to `rad` (3, n) where the reflection is sharp and
+        strong enough to show (Fresnel `fr`, sharpness `sharp`, n . v `ndv`)."""
+        frmax = fr.max(axis=0) if np.ndim(fr) == 2 else fr
+        want = np.flatnonzero(sharp * frmax > 0.01)
+        if not len(want):
+            return
+        nsw = h.ns.take(want, axis=1)
+        rdir = F32(2.0) * ndv.take(want) * nsw
+        rdir += h.d.take(want, axis=1)
+        rdir = _normalize(rdir)
+        if h.kind == "ground":
+            np.maximum(rdir[2], F32(0.01), out=rdir[2])
+        ro = h.p.take(want, axis=1)
+        ro += h.ng.take(want, axis=1) * F32(3e-4 + 1e-5 * self.size)
+        self._tick("shade")
+        rc = self._secondary(ro, rdir, st, look, L)
+        self._tick("reflections")
+        wgt = np.broadcast_to(sharp, (len(h.idx),)).take(want)
+        if h.cavity is not None:
+            wgt = wgt * h.cavity.take(want)
+        frw = fr.take(want, axis=1) if np.ndim(fr) == 2 else fr.take(want)
+        rad[:, want] += frw * wgt * rc
+
+    def _composite(self, hdr, rays: PrimaryRays, hits: list[SurfaceHits], L: Lights, st: Setting, look: Look,
+                   camera: Camera) -> np.ndarray:
+        """The background where the rays hit nothing, a neon glyph's glow, then the film: the
+        radiance hdr (3, H * W) becomes the (H, W, 3) uint8 image."""
+        if np.any(rays.bg):
+            ib = np.flatnonzero(rays.bg)
+            col = _background(st, rays.d.take(ib, axis=1), L.sun, L.sun_col, look)
             if look.fog > 0:
-                col = _mix(col, hazecol, F32(min(1.0, look.fog)) * F32(0.6))
+                col = _mix(col, L.haze_col, F32(min(1.0, look.fog)) * F32(0.6))
             hdr[:, ib] = col
-        tm("background")
-        if emit is not None:
-            hdr += _bloom(emit, _neon_light(look), H, W)
+        self._tick("background")
+        for h in hits:
+            if h.emit is not None:
+                hdr += _bloom(h.emit, _neon_light(look), rays.height, rays.width)
+        img = finish(hdr.reshape(3, rays.height, rays.width), look, camera)
+        self._tick("finish")
+        return img
 
-        img = self._finish(hdr.reshape(3, H, W), look, camera)
-        tm("finish")
-        obj2 = obj.reshape(H, W)
+    @staticmethod
+    def _rendered(image: np.ndarray, rays: PrimaryRays, hits: list[SurfaceHits]) -> Rendered:
+        """The image with its masks and depth."""
+        H, W = rays.height, rays.width
+        glyph_val = np.zeros(W * H, np.int16)
+        depth = np.full(W * H, np.inf, F32)
+        for h in hits:
+            depth[h.idx] = h.t
+            if h.glyph is not None:
+                glyph_val[h.idx] = h.glyph
         gv2 = glyph_val.reshape(H, W)
         return Rendered(
-            image=img,
+            image=image,
             glyph_mask=gv2 != 0,
             stroke_mask=gv2.astype(np.int16),
-            object_mask=obj2,
+            object_mask=rays.obj.reshape(H, W),
             depth=depth.reshape(H, W),
         )
 
@@ -543,10 +534,11 @@ class Renderer:
         g += n
         return _normalize(g)
 
-    def _secondary(self, o, dirs, st, look, sun, sun_col, sky_l, gnd_l):
+    def _secondary(self, o, dirs, st: Setting, look: Look, L: Lights):
         """Cheap radiance (3, N) along reflected rays o + t dirs (3, N): flat-lit sculpture
         (material's coarse albedo), ground (coarse texture, lit by sun and sky), wall, or
         background."""
+        sun, sun_col, sky_l, gnd_l = L.sun, L.sun_col, L.sky, L.ground
         ans = self._cast(o, dirs)
         t = ans["t_hit"].numpy()
         gid = ans["geometry_ids"].numpy()
@@ -563,7 +555,7 @@ class Renderer:
             p = o.take(i, axis=1) + di * t.take(i)
             n = np.ascontiguousarray(ans["primitive_normals"].numpy().take(i, axis=0).T)
             n *= np.where(_dot(n, di) > 0, F32(-1), F32(1))
-            s, _ = self._surface(look, p, n, big(len(i)), np.ones(len(i), F32), secondary=True)
+            s, _ = surface_at(look, p, n, big(len(i)), np.ones(len(i), F32), secondary=True)
             light = np.clip(_dot(n, sun), F32(0), F32(1)) * sun_col + _mix(gnd_l, sky_l, F32(0.5) + F32(0.5) * n[2])
             out[:, i] = (s.kd + s.f0 * F32(0.5)) * light
         if np.any(gnd):
@@ -575,20 +567,13 @@ class Renderer:
         if np.any(wall):
             i = np.flatnonzero(wall)
             p = o.take(i, axis=1) + dirs.take(i, axis=1) * tw.take(i)
-            c = self.centre[:2].astype(F32)
-            nx = (c[0] - p[0]) / F32(Rw)
-            ny = (c[1] - p[1]) / F32(Rw)
-            ang = np.arctan2(p[1] - c[1], p[0] - c[0]) * F32(Rw)
+            nx, ny, ang = wall_coords(p, self.centre, Rw)
             kd = _wall_albedo(st.wall, ang, p[2], p, big(len(i)), st.wall_height)
             out[:, i] = kd * (np.clip(nx * sun[0] + ny * sun[1], F32(0), F32(1)) * sun_col + sky_l)
         if np.any(bg):
             i = np.flatnonzero(bg)
             out[:, i] = _background(st, dirs.take(i, axis=1), sun, sun_col, look)
         return out
-
-    def _finish(self, hdr: np.ndarray, look: Look, camera: Camera) -> np.ndarray:
-        """`film.finish`."""
-        return finish(hdr, look, camera)
 
 
 def _scene_takes_threads(o3d) -> bool:

@@ -283,3 +283,13 @@ def wall_hits(st: Setting, centre: np.ndarray, radius: float, o: np.ndarray, d: 
     z = o[2].astype(F32) + t * d[2]
     hit = inside & (a > 1e-9) & (t > 0) & (t < tmax) & (z >= 0) & (z <= F32(st.wall_height))
     return hit, t, Rw
+
+
+def wall_coords(p: np.ndarray, centre: np.ndarray, radius_w: float):
+    """Points p (3, N) on the wall of radius `radius_w` around `centre`: the inward normal's x and
+    y (N,) and the arc length (N,) (the wall texture's horizontal coordinate)."""
+    c = centre[:2].astype(F32)
+    nx = (c[0] - p[0]) / F32(radius_w)
+    ny = (c[1] - p[1]) / F32(radius_w)
+    s = np.arctan2(p[1] - c[1], p[0] - c[0]) * F32(radius_w)
+    return nx, ny, s
