@@ -22,21 +22,7 @@ def _corner_normals(V: np.ndarray, F: np.ndarray, crease_deg: float = 35.0) -> n
     M = len(F)
     if M == 0:
         return np.zeros((0, 3, 3), np.float32)
-    P = V.take(F, axis=0)  # (M, 3 corners, 3)
-    e1 = P.take([1, 2, 0], axis=1) - P  # corner k: edges to the next two corners
-    e2 = P.take([2, 0, 1], axis=1) - P
-    a, b = e1[:, 0], e2[:, 0]
-    fn = np.empty((M, 3))
-    fn[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
-    fn[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
-    fn[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
-    area = np.sqrt(np.einsum("ij,ij->i", fn, fn))
-    fu = fn / np.maximum(area, 1e-30)[:, None]
-    # interior angle of each corner: the weight of its face in the vertex normal
-    l1 = np.sqrt(np.einsum("mki,mki->mk", e1, e1))
-    l2 = np.sqrt(np.einsum("mki,mki->mk", e2, e2))
-    cosang = np.einsum("mki,mki->mk", e1, e2) / np.maximum(l1 * l2, 1e-30)
-    wcorner = np.arccos(np.clip(cosang, -1.0, 1.0)).ravel()  # (3M,) in corner order
+    fu, wcorner = _face_normals_and_angles(V, F)
     vid = F.ravel()
     order = np.argsort(vid, kind="stable")  # corners grouped by vertex
     sv = vid.take(order)
@@ -66,24 +52,7 @@ def _corner_normals(V: np.ndarray, F: np.ndarray, crease_deg: float = 35.0) -> n
     sel = np.flatnonzero((gsize <= 64) & ~smooth.take(gid))
     sel = sel.take(np.argsort(-gsize.take(sel), kind="stable"))
     if len(sel):
-        gs, gz = gstart.take(sel), gsize.take(sel)
-        f_self = fus.take(sel, axis=1)
-        acc = np.zeros((3, len(sel)), np.float32)
-        counts = np.bincount(gz)  # corners per group size
-        n_j = len(sel) - np.cumsum(counts)  # corners with group size > j
-        # reused buffers: fresh temporaries cost page faults
-        buf1, buf2 = np.empty(3 * len(sel), np.float32), np.empty(3 * len(sel), np.float32)
-        for j in range(int(gz[0])):
-            n = int(n_j[j]) if j < len(n_j) else 0
-            if n == 0:
-                break
-            part = gs[:n] + j
-            fp = fus.take(part, axis=1, out=buf1[:3 * n].reshape(3, n), mode="clip")
-            ok = (np.einsum("ij,ij->j", f_self[:, :n], fp) >= cosc).astype(np.float32)
-            wp = wfu.take(part, axis=1, out=buf2[:3 * n].reshape(3, n), mode="clip")
-            wp *= ok
-            acc[:, :n] += wp
-        out_s[:, sel] = acc
+        out_s[:, sel] = _crease_sums(sel, gstart, gsize, fus, wfu, cosc)
     for g in np.flatnonzero((sizes > 64) & ~smooth):  # big fans: one matrix each
         s, z = starts[g], sizes[g]
         f = fus[:, s:s + z]
@@ -97,6 +66,53 @@ def _corner_normals(V: np.ndarray, F: np.ndarray, crease_deg: float = 35.0) -> n
     if np.any(bad):
         out[bad] = np.repeat(fu, 3, axis=0)[bad]
     return out.reshape(M, 3, 3).astype(np.float32)
+
+
+def _face_normals_and_angles(V: np.ndarray, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Unit face normals (M, 3) and the interior angle of each corner (3M,), in corner order (the
+    weight of its face in the vertex normal), of triangles F (M, 3) on vertices V, float64."""
+    M = len(F)
+    P = V.take(F, axis=0)  # (M, 3 corners, 3)
+    e1 = P.take([1, 2, 0], axis=1) - P  # corner k: edges to the next two corners
+    e2 = P.take([2, 0, 1], axis=1) - P
+    a, b = e1[:, 0], e2[:, 0]
+    fn = np.empty((M, 3))
+    fn[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    fn[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    fn[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    area = np.sqrt(np.einsum("ij,ij->i", fn, fn))
+    fu = fn / np.maximum(area, 1e-30)[:, None]
+    l1 = np.sqrt(np.einsum("mki,mki->mk", e1, e1))
+    l2 = np.sqrt(np.einsum("mki,mki->mk", e2, e2))
+    cosang = np.einsum("mki,mki->mk", e1, e2) / np.maximum(l1 * l2, 1e-30)
+    wcorner = np.arccos(np.clip(cosang, -1.0, 1.0)).ravel()  # (3M,) in corner order
+    return fu, wcorner
+
+
+def _crease_sums(sel, gstart, gsize, fus, wfu, cosc) -> np.ndarray:
+    """Weighted normal sums (3, len(sel)) of the sorted corners `sel` (ordered by decreasing group
+    size, groups of up to 64): over the corners of the same vertex (group first corner `gstart`,
+    size `gsize`) whose face normal `fus` is within the crease (cosine `cosc`) of the corner's own;
+    weighted normals `wfu`. For partner slot j, the corners whose group has more than j corners are
+    a prefix of `sel`."""
+    gs, gz = gstart.take(sel), gsize.take(sel)
+    f_self = fus.take(sel, axis=1)
+    acc = np.zeros((3, len(sel)), np.float32)
+    counts = np.bincount(gz)  # corners per group size
+    n_j = len(sel) - np.cumsum(counts)  # corners with group size > j
+    # reused buffers: fresh temporaries cost page faults
+    buf1, buf2 = np.empty(3 * len(sel), np.float32), np.empty(3 * len(sel), np.float32)
+    for j in range(int(gz[0])):
+        n = int(n_j[j]) if j < len(n_j) else 0
+        if n == 0:
+            break
+        part = gs[:n] + j
+        fp = fus.take(part, axis=1, out=buf1[:3 * n].reshape(3, n), mode="clip")
+        ok = (np.einsum("ij,ij->j", f_self[:, :n], fp) >= cosc).astype(np.float32)
+        wp = wfu.take(part, axis=1, out=buf2[:3 * n].reshape(3, n), mode="clip")
+        wp *= ok
+        acc[:, :n] += wp
+    return acc
 
 
 def _dilate_ids(r: np.ndarray, steps: int) -> np.ndarray:
