@@ -1,21 +1,32 @@
 """The renderer: one `Sculpture` seen by one `Camera` under one `Look`, ray cast on the CPU.
 
 `Renderer` builds an open3d `RaycastingScene` (Embree) once per sculpture: the sculpture's triangles
-and a large ground quad (z = 0); walls are analytic (`scene.wall_hits`). `Renderer.render` casts one
-ray per pixel and shades the hits (linear RGB): Lambert (wrapped for jade and marble) + normalised
-Blinn-Phong with Schlick Fresnel, a sun with ray-cast hard shadows, a sky/ground hemisphere ambient
-with ray-cast ambient occlusion (a fixed, position-seeded set of directions: the same at a point in
-every view; by default traced for one checkerboard colour of the pixels and for pixels at edges or
-where the occlusion changes quickly, the other pixels taking the mean of their neighbours), a fill
-light, ray-traced mirror reflections for glossy surfaces (metals, glazes, jade, the museum's
-polished floor), distance haze and fog; then `film.finish` makes the 8-bit image.
+and a large ground quad (z = 0); walls are analytic (`scene.wall_hits`). `Renderer.render` is a
+chain of named steps:
+
+1. `_cast_primary`: one ray per pixel through its centre (`PrimaryRays`: what each ray hits first).
+2. `_gather`: the hits on the sculpture (`_gather_object`: interpolated normals, glyph lookup,
+   ambient occlusion, material, bump, glyph paint), the ground (`_gather_ground`) and the wall
+   (`_gather_wall`), each kind into one typed `shading.SurfaceHits`.
+3. `_shade`, per `SurfaceHits`, in linear RGB: the sun with ray-cast hard shadows
+   (`_sun_visibility`), the terms of `shading` (wrapped Lambert, hemisphere ambient times the
+   ambient occlusion, fill light, translucency, normalised Blinn-Phong with Schlick Fresnel),
+   ray-traced mirror reflections for glossy surfaces (`_add_reflections`, with cheap `_secondary`
+   shading: metals, glazes, jade, the museum's polished floor), then haze and fog.
+4. `_composite`: the background where nothing was hit, a neon glyph's bloom, `film.finish`; and
+   `_rendered` adds the masks and depth (`Rendered`).
+
+Ambient occlusion (`_ao`, `_ao_pixels`) uses a fixed, position-seeded set of directions, the same
+at a point in every view; by default it is traced for one checkerboard colour of the pixels and for
+pixels at edges or where the occlusion changes quickly, the other pixels taking the mean of their
+neighbours. Occlusion rays are first tested up to the occlusion radius and only the blocked ones
+cast.
 
 Masks (`Rendered`): the glyph mask is exact per ray: the hit point lies in `sculpture.glyph_box`
 and the glyph raster is nonzero at its (u, v) (dilated by 2 texels on faces that do not face
 +-y, so the glyph's side walls count).
 
-Same inputs and seed give bitwise identical pixels. Occlusion rays are first tested up to the
-occlusion radius and only the blocked ones cast.
+Same inputs and seed give bitwise identical pixels.
 """
 from __future__ import annotations
 
@@ -38,12 +49,13 @@ from .shading import Lights, SurfaceHits, ambient_reflection, attenuate, diffuse
 
 @dataclass
 class Rendered:
+    """One rendered view: the image, its masks and depth."""
+
     image: np.ndarray  # (H, W, 3) uint8, sRGB
     glyph_mask: np.ndarray  # (H, W) bool: the ray hits the glyph solid
     stroke_mask: np.ndarray  # (H, W) int16: stroke id (>= 1), -1 glyph with unknown stroke, 0 none
     object_mask: np.ndarray  # (H, W) bool: the ray hits the sculpture
     depth: np.ndarray  # (H, W) float32, metres along the ray; inf where nothing (ground incl.) is hit
-
 
 
 @dataclass
@@ -89,7 +101,7 @@ class Renderer:
 
     def __init__(self, sculpture: Sculpture, *, threads: int = 0, ao_samples: int = 6,
                  ao_checkerboard: bool = True):
-        import open3d as o3d
+        import open3d as o3d  # here, not at the top: slow to import, and only rendering needs it
 
         self._o3d = o3d
         self.sculpture = sculpture
@@ -168,6 +180,7 @@ class Renderer:
         """`scene.wall_hits` around this sculpture."""
         return wall_hits(st, self.centre, self.radius, o, d, tmax)
 
+    # -- per point: material, glyph, ambient occlusion ---------------------------------------
     def albedo(self, points, normals, look: Look, *, footprint=None, cavity=None) -> np.ndarray:
         """Diffuse albedo (N, 3), linear RGB, of the sculpture's material at world points.
 
