@@ -302,3 +302,14 @@ def test_other_class_model_needs_labels():
     assert torch.isfinite(model.loss(x, t, torch.tensor([0, 1])))
     with pytest.raises(ValueError, match="negatives"):
         M.build_model(g, 50, seed=0, negatives="hard")
+
+
+def test_chance_level_matches_the_mean_loss_of_uniform_logits_over_random_batches():
+    assert M.chance_level(64) == pytest.approx(math.log(64))
+    shares = [0.5, 0.3, 0.2]
+    rng = np.random.default_rng(0)
+    draws = [M.chance_loss(torch.from_numpy(rng.choice(3, 16, p=shares)), 16) for _ in range(4000)]
+    assert M.chance_level(16, "other_class", shares) == pytest.approx(np.mean(draws), abs=0.01)
+    assert M.chance_level(16, "other_class", [1.0]) == 0.0  # one class: no negatives at all
+    with pytest.raises(ValueError, match="shares"):
+        M.chance_level(16, "other_class")
