@@ -1,10 +1,16 @@
-import numpy as np
-import pandas as pd
-import pytest
-from sklearn.cluster import KMeans
-from sklearn.datasets import make_blobs
+import re
 
-from hzlib import cluster as K
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.cluster import KMeans  # noqa: E402
+from sklearn.datasets import make_blobs  # noqa: E402
+
+from hzlib import cluster as K  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +52,6 @@ def test_traced_kmeans_stops_at_max_iter(blobs):
 
 
 def test_figure5_pipeline():
-    import matplotlib.pyplot as plt
-
     rng = np.random.default_rng(0)
     img = rng.random((40, 40, 3))
     cam = np.zeros((40, 40))
@@ -62,7 +66,37 @@ def test_figure5_pipeline():
     sub = K.attention_features(img, cam, 0.7, max_points=50, seed=1)
     assert len(sub) == 50
     fig = K.figure5(Z, trace, panels=6)
-    assert 1 <= len(fig.axes) <= 6
+    _assert_figure5_shows_the_trace(fig, Z, trace, panels=6)
+    plt.close(fig)
+
+
+def _assert_figure5_shows_the_trace(fig, Z, trace, panels):
+    """Each panel: every point coloured by its cluster at the panel's iteration, and each centre's path up
+    to it ending in a marker; the iterations from 0 to the last, at most ``panels`` of them."""
+    steps = [int(re.search(r"iteration (\d+)", ax.get_title()).group(1)) for ax in fig.axes]
+    assert steps[0] == 0 and steps[-1] == trace.n_iter and steps == sorted(set(steps)) and len(steps) <= panels
+    k = trace.centres.shape[1]
+    for ax, t in zip(fig.axes, steps):
+        points = ax.collections[0]
+        np.testing.assert_array_equal(points.get_offsets(), Z)
+        np.testing.assert_array_equal(points.get_array(), trace.labels[t])
+        assert ax.get_title().endswith(f"inertia {trace.inertia[t]:.0f}")
+        assert len(ax.lines) == 2 * k  # a path and a marker per centre
+        for j in range(k):
+            path, marker = ax.lines[2 * j], ax.lines[2 * j + 1]
+            np.testing.assert_allclose(np.c_[path.get_xdata(), path.get_ydata()], trace.centres[:t + 1, j])
+            np.testing.assert_allclose([marker.get_xdata()[0], marker.get_ydata()[0]], trace.centres[t, j])
+
+
+def test_figure5_panels_on_a_short_trace(blobs):
+    """Fewer iterations than panels: one panel per iteration, the last the final assignment."""
+    X, _ = blobs
+    trace = K.kmeans_trace(X, 3, init=X[[0, 100, 200]])
+    assert trace.n_iter + 1 < 8
+    fig = K.figure5(X, trace, panels=8)
+    assert len(fig.axes) == trace.n_iter + 1
+    _assert_figure5_shows_the_trace(fig, X, trace, panels=8)
+    np.testing.assert_array_equal(fig.axes[-1].collections[0].get_array(), trace.final_labels)
     plt.close(fig)
 
 
@@ -149,13 +183,28 @@ def test_stroke_clusters_vs_components():
     assert set(K.ZHEN_COMPONENTS.values()) == {"十", "目", "八"} and len(K.ZHEN_COMPONENTS) == 10
 
 
-def test_figure6():
-    import matplotlib.pyplot as plt
+def _bar_heights(ax) -> dict[str, float]:
+    """Tick label -> height of the bar drawn over it (seaborn's zero-width legend patches left out)."""
+    ticks = {round(x): t.get_text() for x, t in zip(ax.get_xticks(), ax.get_xticklabels())}
+    return {ticks[round(p.get_x() + p.get_width() / 2)]: p.get_height() for p in ax.patches if p.get_width() > 0}
 
+
+def test_figure6_shows_the_map_on_the_strokes_and_the_shares():
     sm, glyph = _zhen_like()
     cam = np.random.default_rng(1).random((12, 12))
-    fig = K.figure6(cam, sm, K.stroke_attention(cam, sm, "横竖横点", glyph))
-    assert len(fig.axes) >= 3
+    result = K.stroke_attention(cam, sm, "横竖横点", glyph)
+    fig = K.figure6(cam, sm, result)
+    strokes_ax, per_stroke_ax, per_type_ax = fig.axes
+    shown = strokes_ax.images[0].get_array()  # the map on the strokes only
+    np.testing.assert_array_equal(np.ma.getmaskarray(shown), sm <= 0)
+    np.testing.assert_array_equal(shown.data[sm > 0], cam[sm > 0])
+    numbers = {t.get_text(): t.get_position() for t in strokes_ax.texts}  # each stroke numbered at its centre
+    assert numbers == {str(r.stroke): pytest.approx((r.x * 12 - 0.5, r.y * 12 - 0.5))
+                       for r in result.per_stroke.itertuples()}
+    assert _bar_heights(per_stroke_ax) == pytest.approx(
+        {f"{r.stroke} {r.type}": r.share for r in result.per_stroke.itertuples()})
+    assert _bar_heights(per_type_ax) == pytest.approx(dict(zip(result.per_type["type"], result.per_type["share"])))
+    assert list(result.per_type["type"]) == ["横", "竖", "点"]
     plt.close(fig)
 
 

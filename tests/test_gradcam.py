@@ -1,10 +1,14 @@
-import numpy as np
-import pandas as pd
-import pytest
-import torch
+import matplotlib
 
-from hzlib import gradcam as G
-from hzlib.model import Geometry, TowerGeometry, build_model
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from hzlib import gradcam as G  # noqa: E402
+from hzlib.model import Geometry, TowerGeometry, build_model  # noqa: E402
 
 
 def micro(kind: str) -> Geometry:
@@ -39,7 +43,8 @@ def test_library_map_equals_eq8_to_11(clip, images, head):
         # large scores keep max(L) well above float32 noise, so both routes divide by the same maximum
         scorer = G.ClassScores(clip, torch.randn(4, 16, generator=g), logit_scale=1000.0)
     else:
-        scorer = G.ClassScores(clip, probe_weight=30 * torch.randn(4, 16, generator=g), probe_bias=torch.randn(4, generator=g))
+        scorer = G.ClassScores(clip, probe_weight=30 * torch.randn(4, 16, generator=g),
+                               probe_bias=torch.randn(4, generator=g))
     classes = [0, 1, 2, 3, 2, 1]
     lib = G.compute_cams(scorer, images, classes, batch_size=4)  # two batches, the second partial
     direct = G.gradcam_direct(scorer, images, classes)
@@ -239,13 +244,22 @@ def test_focus_regions():
     assert r["heat"].sum() == pytest.approx(1 - 0.3 / cam.sum())
 
 
-def test_figure4(clip, images):
-    import matplotlib.pyplot as plt
-
+def test_figure4_shows_each_image_its_focus_regions_and_its_overlay():
     imgs = [np.random.default_rng(i).random((32, 32, 3)) for i in range(2)]
     cams = [G.baseline_map("centre", (32, 32)), G.baseline_map("uniform", (32, 32)) * 0.5]
     fig = G.figure4(imgs, cams, titles=["社会", "艺术"])
-    assert len(fig.axes) == 6 and len(fig.axes[1].patches) == 1
+    rows = np.array(fig.axes).reshape(2, 3)  # a row per example
+    for (plain, framed, heat), img, cam, title in zip(rows, imgs, cams, ["社会", "艺术"], strict=True):
+        for ax, want in ((plain, img), (framed, img), (heat, G.overlay(img, cam))):
+            assert len(ax.images) == 1
+            np.testing.assert_array_equal(ax.images[0].get_array(), want)
+        assert plain.get_ylabel() == title
+        # the focus regions framed: each box's corner, width and height (pixel edges at -0.5)
+        boxes = [(*p.get_xy(), p.get_width(), p.get_height()) for p in framed.patches]
+        regions = G.focus_regions(cam, 0.5).head(3)  # at most max_boxes=3
+        assert boxes == [(r.col0 - 0.5, r.row0 - 0.5, r.col1 - r.col0, r.row1 - r.row0) for r in regions.itertuples()]
+        assert not plain.patches and not heat.patches
+    assert len(rows[0, 1].patches) == 1  # the centre map: one region
     plt.close(fig)
 
 

@@ -74,12 +74,17 @@ def test_multi_layer_representation_holds_every_layer(geometry):
     torch.testing.assert_close(C[:, -last.shape[1]:], last, rtol=1e-5, atol=1e-6)
 
 
-def test_cnn_geometry_needs_a_power_of_two_patch(tmp_path):
+def _load_geometry_file(tmp_path, text: str):
     p = tmp_path / "odd.yml"
-    p.write_text("embed_dim: 8\ncontext_length: 8\nvision: {kind: cnn, image_size: 24, patch_size: 12, width: 16, "
-                 "layers: 1, heads: 1}\ntext: {kind: bow, width: 8, layers: 1, heads: 1}\n")
+    p.write_text(text)
+    return M.load_geometry(p)
+
+
+def test_cnn_geometry_needs_a_power_of_two_patch(tmp_path):
     with pytest.raises(M.GeometryError, match=r"patch_size=12: a cnn tower(.|\n)*text\.kind='bow'"):
-        M.load_geometry(p)
+        _load_geometry_file(tmp_path, "embed_dim: 8\ncontext_length: 8\nvision: {kind: cnn, image_size: 24, "
+                            "patch_size: 12, width: 16, layers: 1, heads: 1}\ntext: {kind: bow, width: 8, layers: 1, "
+                            "heads: 1}\n")
 
 
 def test_bag_tower_is_the_mean_of_word_embeddings_only():
@@ -92,7 +97,8 @@ def test_bag_tower_is_the_mean_of_word_embeddings_only():
         expected = m.text.mlp(emb[words].mean(0, keepdim=True))
         torch.testing.assert_close(m.encode_text(ids[:1]), expected)
         # <bos>, <eos> and padding do not count: more padding or no specials change nothing
-        torch.testing.assert_close(m.encode_text(torch.cat([ids[:1], torch.zeros(1, 8, dtype=torch.long)], 1)), expected)
+        padded = torch.cat([ids[:1], torch.zeros(1, 8, dtype=torch.long)], 1)
+        torch.testing.assert_close(m.encode_text(padded), expected)
         torch.testing.assert_close(m.encode_text(words[None]), expected)
 
 
@@ -106,11 +112,10 @@ def test_paper_geometry_error_names_file_and_fields():
 
 
 def test_bad_geometry_file(tmp_path):
-    p = tmp_path / "odd.yml"
-    p.write_text("embed_dim: 64\ncontext_length: 16\nvision: {image_size: 30, patch_size: 8, width: 64, layers: 1, heads: 4}\n"
-                 "text: {width: 64, layers: 1, heads: 4, depth: 3}\n")
-    with pytest.raises(M.GeometryError, match=r"odd\.yml(.|\n)*vision\.image_size=30 is not a multiple(.|\n)*text\.depth: unknown"):
-        M.load_geometry(p)
+    with pytest.raises(M.GeometryError,
+                       match=r"odd\.yml(.|\n)*vision\.image_size=30 is not a multiple(.|\n)*text\.depth: unknown"):
+        _load_geometry_file(tmp_path, "embed_dim: 64\ncontext_length: 16\nvision: {image_size: 30, patch_size: 8, "
+                            "width: 64, layers: 1, heads: 4}\ntext: {width: 64, layers: 1, heads: 4, depth: 3}\n")
     with pytest.raises(M.GeometryError, match="available"):
         M.load_geometry("no_such_geometry")
 

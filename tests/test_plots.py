@@ -1,10 +1,11 @@
-"""Figure helpers of chapter 5 draw without error on small tables."""
+"""Figure helpers of chapter 5: what each draws (the curves, bars and lines) on small tables."""
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 from hzlib import normalize as N, plots  # noqa: E402
 
@@ -13,10 +14,19 @@ def test_figure3_draws_every_setting_and_marks_the_best():
     table = pd.DataFrame({"setting": [0, 1, 2], "lr": [1e-4, 3e-4, 1e-3], "batch_size": [8, 16, 16],
                           "learn_tau": [True, False, True], "val_mean_recall": [0.1, 0.3, 0.2]})
     curves = pd.DataFrame([{"setting": s, "step": j + 1, "loss": 3 - 0.1 * j} for s in range(3) for j in range(5)])
+    curves["loss"] += 0.5 * curves["setting"]  # a different curve per setting
     fig = plots.figure3(curves, table, best=1)
     ax = fig.axes[0]
-    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+    labels = [line.get_label() for line in lines]
     assert len(labels) == 3 and "best" in labels[1] and "best" not in labels[0]
+    for s, line in enumerate(lines):  # each setting's losses against its steps
+        np.testing.assert_allclose(line.get_xdata(), np.arange(1, 6))
+        np.testing.assert_allclose(line.get_ydata(), 3 - 0.1 * np.arange(5) + 0.5 * s)
+    assert lines[1].get_linewidth() > lines[0].get_linewidth()  # the best drawn thick
+    assert lines[1].get_linestyle() == "--" and lines[0].get_linestyle() == "-"  # learn_tau False: dashed
+    chance = sorted(line.get_ydata()[0] for line in ax.get_lines() if line.get_label().startswith("_"))
+    np.testing.assert_allclose(chance, np.log([8, 16]))  # ln of each batch size
     plt.close(fig)
     fig = plots.figure3(curves, table, best=2, chosen="kept: no setting learnt")
     labels = [line.get_label() for line in fig.axes[0].get_lines() if not line.get_label().startswith("_")]
@@ -34,25 +44,32 @@ def test_training_curve_has_loss_and_tau_panels():
     plt.close(fig)
 
 
+METRICS = ("precision", "recall", "f1", "accuracy")
+
+
 def _long_metrics():
+    """A different value for every model, class and metric: CLIP about 0.5, DAN about 0.3."""
     rows = []
-    for model in ("CLIP", "DAN"):
-        for cls in ("tradition", "urban", "macro"):
-            for m in ("precision", "recall", "f1", "accuracy"):
-                v = 0.5 if model == "CLIP" else 0.3
-                rows.append({"model": model, "class": cls, "metric": m, "value": v, "ci_low": v - 0.1, "ci_high": v + 0.1})
+    for model, base in (("CLIP", 0.5), ("DAN", 0.3)):
+        for i, cls in enumerate(("urban", "tradition", "macro")):
+            for j, m in enumerate(METRICS):
+                v = base + 0.01 * i + 0.001 * j
+                rows.append({"model": model, "class": cls, "metric": m, "value": v,
+                             "ci_low": v - 0.1, "ci_high": v + 0.1})
     return pd.DataFrame(rows)
 
 
-def test_figure7_has_a_panel_per_metric_and_the_paper_line():
-    fig = plots.figure7(_long_metrics(), paper={"f1": 0.98})
-    axes = fig.axes
-    assert len(axes) == 4
-    bars = [p for p in axes[0].patches]
-    assert len(bars) == 2 * 3  # two models x (two classes + macro)
-    assert sorted({round(b.get_height(), 2) for b in bars}) == [0.3, 0.5]
-    f1_axis = axes[2]
-    assert any(abs(line.get_ydata()[0] - 0.98) < 1e-9 for line in f1_axis.get_lines() if line.get_linestyle() == "--")
+def test_figure7_draws_each_metrics_values_and_the_paper_line():
+    table = _long_metrics()
+    fig = plots.figure7(table, paper={"f1": 0.98})
+    for ax, m in zip(fig.axes, METRICS, strict=True):  # a panel per metric
+        assert ax.get_ylabel().startswith(m)
+        # bars model by model, the classes in the book's order (tradition before urban), macro last
+        want = [table.set_index(["model", "class", "metric"]).loc[(model, cls, m), "value"]
+                for model in ("CLIP", "DAN") for cls in ("tradition", "urban", "macro")]
+        np.testing.assert_allclose([b.get_height() for b in ax.patches], want)
+        paper = [line.get_ydata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+        assert paper == ([0.98] if m == "f1" else [])
     plt.close(fig)
 
 
@@ -60,7 +77,7 @@ def test_figure7_marks_each_models_paper_mean_on_its_macro_bar():
     fig = plots.figure7(_long_metrics(), paper_by_model={"DAN": {"f1": 0.92, "recall": 0.9}})
     ticks = [ln for ln in fig.axes[2].get_lines() if ln.get_marker() == "_"]
     assert len(ticks) == 1 and ticks[0].get_ydata()[0] == 0.92
-    macro_dan = [b for b in fig.axes[2].patches if b.get_height() == 0.3][-1]  # DAN's bars are the 0.3 ones
+    macro_dan = [b for b in fig.axes[2].patches if abs(b.get_height() - 0.322) < 1e-9][0]  # DAN's macro F1 bar
     assert abs(ticks[0].get_xdata()[0] - (macro_dan.get_x() + macro_dan.get_width() / 2)) < 1e-9
     assert not [ln for ln in fig.axes[0].get_lines() if ln.get_marker() == "_"]  # no precision stated for DAN
     plt.close(fig)
@@ -73,6 +90,9 @@ def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
     fig = plots.figure8(curves, {"CLIP": 0.9, "DAN": 0.6})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["CLIP (AUC 0.900)", "DAN (AUC 0.600)"]
+    for ax in fig.axes:  # both panels: each model's macro curve (not the urban one) and the diagonal
+        drawn = [(list(line.get_xdata()), list(line.get_ydata())) for line in ax.get_lines()]
+        assert drawn == [([0, 0.5, 1], [0, 0.9, 1]), ([0, 0.5, 1], [0, 0.6, 1]), ([0, 1], [0, 1])]
     plt.close(fig)
     fig = plots.figure8(curves, {"CLIP": 0.9, "DAN": 0.6}, paper_aucs={"DAN": 0.92})
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
@@ -81,8 +101,6 @@ def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
 
 
 def test_loss_curves_draw_each_models_losses_and_chance():
-    import pytest
-
     fig = plots.loss_curves({"CLIP": [4.2, 3.0, 1.0], "ViT": [2.3, 2.0]}, {"CLIP": np.log(64), "ViT": None}, window=1)
     clip, vit = fig.axes[:2]
     assert list(clip.lines[1].get_ydata()) == [4.2, 3.0, 1.0]  # the running mean of one step is the loss
