@@ -182,3 +182,19 @@ def test_cards_markdown_holds_every_card_and_the_budget(geometry):
     tagged = N.cards_markdown([{**cards[0], "interpretation": "a learned <IMG> token"}], cfg=TrainConfig(),
                               n_items=10, folds=2)
     assert "a learned &lt;IMG&gt; token" in tagged and "<IMG>" not in tagged  # no stray HTML tag in the book
+
+
+def test_fit_trains_each_model_at_its_own_multiple_of_the_shared_learning_rate(geometry, monkeypatch):
+    seen = []
+
+    class Recorder(N.Trainer):
+        def __init__(self, model, data, cfg, *args, **kwargs):
+            seen.append(cfg.lr)
+            super().__init__(model, data, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(N, "Trainer", Recorder)
+    d = C.pairs()
+    cfg = TrainConfig(lr=1e-3, batch_size=8, max_steps=1, warmup_steps=0, progress=False)
+    for key in ("clip", "item"):
+        N.fit(N.make_model(key, C.spec(geometry)), d, C.labels_of(d), cfg, progress=False)
+    assert seen == [1e-3, 1e-3 * N.make_model("item", C.spec(geometry)).lr_scale] and seen[1] == 2e-3

@@ -64,6 +64,7 @@ class PairModel(nn.Module):
     title = ""            # the name the paper uses
     follows = ""          # the publication the model follows
     supervised = False    # True when the objective uses the class labels
+    lr_scale = 1.0        # its learning rate as a multiple of the shared one (the budget in steps is shared)
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
@@ -99,7 +100,7 @@ class PairModel(nn.Module):
     def card(self) -> dict:
         doc = (type(self).__doc__ or "").strip().split("\n\n")[0]
         return {"model": self.key, "title": self.title, "follows": self.follows,
-                "interpretation": " ".join(doc.split()), "uses labels": self.supervised,
+                "interpretation": " ".join(doc.split()), "uses labels": self.supervised, "lr scale": self.lr_scale,
                 "parameters": sum(p.numel() for p in self.parameters())}
 
 
@@ -202,7 +203,8 @@ def fit(model: PairModel, data: PairData, label_ids: Sequence[int], cfg: TrainCo
     if len(labels) != len(data):
         raise ValueError(f"label_ids has {len(labels)} entries for {len(data)} pairs")
     pairs = PairData(data.images, data.tokens, targets=labels)
-    trainer = Trainer(model, pairs, cfg.replace(progress=progress, log_every=max(cfg.log_every, 10)))
+    trainer = Trainer(model, pairs, cfg.replace(lr=cfg.lr * model.lr_scale, progress=progress,
+                                                log_every=max(cfg.log_every, 10)))
     r = trainer.run()
     epochs = np.arange(len(r.losses)) // trainer.spe
     epoch_loss = [float(np.mean(np.asarray(r.losses)[epochs == e])) for e in np.unique(epochs)]
