@@ -24,7 +24,7 @@ which equals the stock library's maps); no figure of the book uses it. An all-ze
 Ground truth: :func:`pointing_game` and :func:`energy_in_mask` against the glyph mask, beside three
 baseline maps (uniform, seeded random, centre Gaussian) in :func:`evaluate_maps`; per-class means with
 bootstrap intervals in :func:`class_summary`; Figure 4's framed focus regions from
-:func:`focus_regions`.
+:func:`focus_regions` (the figure: :func:`hzlib.plots.figure4`).
 """
 from __future__ import annotations
 
@@ -461,38 +461,6 @@ def overlay(image: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -> np
     if img.shape[:2] != np.shape(cam):
         raise ValueError(f"cam: shape {np.shape(cam)} differs from the image's {img.shape[:2]}")
     return show_cam_on_image(img, np.clip(cam, 0, 1), use_rgb=True, image_weight=image_weight) / 255.0
-
-
-def figure4(images: Sequence[np.ndarray], cams: Sequence[np.ndarray], titles: Sequence[str] | None = None,
-            threshold: float = 0.5, max_boxes: int = 3):
-    """Figure 4: per example (a row), the image, the image with its focus regions framed, and the
-    heat-map overlay. Images (H, W, 3) and maps (H, W) of equal size."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    from .plots import _use_cjk_font
-
-    _use_cjk_font()
-    n = len(images)
-    if n == 0 or len(cams) != n:
-        raise ValueError(f"cams: {len(cams)} maps for {n} images (need at least one, equal counts)")
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
-    for i, (img, cam) in enumerate(zip(images, cams)):
-        img = np.asarray(img)
-        axes[i, 0].imshow(img)
-        axes[i, 1].imshow(img)
-        for _, r in focus_regions(cam, threshold).head(max_boxes).iterrows():
-            axes[i, 1].add_patch(Rectangle((r.col0 - 0.5, r.row0 - 0.5), r.col1 - r.col0, r.row1 - r.row0,
-                                           fill=False, edgecolor="red", linewidth=1.5))
-        axes[i, 2].imshow(overlay(img, cam))
-        for ax in axes[i]:
-            ax.set_xticks([]), ax.set_yticks([])
-        if titles is not None:
-            axes[i, 0].set_ylabel(titles[i], rotation=0, ha="right", va="center", fontsize=9)
-    for ax, t in zip(axes[0], ("原图 image", "关注区域 focus regions", "热力图 Grad-CAM")):
-        ax.set_title(t, fontsize=9)
-    fig.tight_layout()
-    return fig
 
 
 # ------------------------------------------------------------------ chapter 5's model and a probe

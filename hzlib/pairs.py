@@ -17,8 +17,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .config import map_files, params_hash
+from .normalize import model_image
 
 __all__ = ["to_model_input", "PairData", "image_cache", "corpus_images", "load_pairs", "stratified_split"]
 
@@ -78,14 +80,15 @@ class PairData:
         return h.hexdigest()[:16]
 
 
-def _normalized_u8(args) -> np.ndarray:
-    path, size, mode = args
-    from PIL import Image
-
-    from .normalize import model_image
-
+def model_image_u8(path: str | os.PathLike, size: int, mode: str = "luma") -> np.ndarray:
+    """One image file as the models see it (:func:`hzlib.normalize.model_image` at ``size`` in
+    ``mode``), as a (3, size, size) uint8 array: one entry of :func:`image_cache`."""
     img = np.asarray(Image.open(path).convert("RGB"))
     return np.clip(np.rint(model_image(img, size, mode) * 255), 0, 255).astype(np.uint8).transpose(2, 0, 1)
+
+
+def _model_image_task(args) -> np.ndarray:
+    return model_image_u8(*args)
 
 
 def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str | os.PathLike, *,
@@ -110,7 +113,7 @@ def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str |
                 return blob["images"]
         except Exception:  # an unreadable cache is rebuilt
             pass
-    arrays = map_files(_normalized_u8, [(str(p), size, mode) for p in paths], workers=workers,
+    arrays = map_files(_model_image_task, [(str(p), size, mode) for p in paths], workers=workers,
                        desc=f"{mode} images at {size}px", progress=progress)
     images = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, 3, size, size, dtype=torch.uint8)
     cache_path.parent.mkdir(parents=True, exist_ok=True)

@@ -268,7 +268,7 @@ def _paste(row: Row, key: str, fmt: str) -> str:
     return f"{{glue:text}}`/book/chapters/{row.chapter}.ipynb::{key}:{fmt}`"
 
 
-def _plain(text: str) -> str:
+def glued_text(text: str) -> str:
     """A glued value's ``text/plain`` as shown: a string's repr loses its quotes."""
     t = text.strip()
     return t[1:-1] if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"" else t
@@ -280,7 +280,7 @@ def _recorded(record: dict, row: Row, key: str | None, fmt: str) -> str:
     v = record.get("chapters", {}).get(row.chapter, {}).get("glue", {}).get(key)
     if v is None:
         return "not recorded"
-    v = _plain(v)
+    v = glued_text(v)
     if fmt != "s":
         try:
             return format(float(v) if "f" in fmt or "g" in fmt or "%" in fmt else int(float(v)), fmt)

@@ -4,6 +4,7 @@ import shutil
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -137,3 +138,26 @@ def test_manifest_row_regenerates_the_image_exactly(corpus, hanzi_dir):
     camera = Camera(np.array(cam["K"]), np.array(cam["world_to_cam"]), 48, 48)
     image = R.Renderer(sculpture, threads=1).render(camera, R.Look.from_dict(json.loads(row["look"]))).image
     np.testing.assert_array_equal(image, np.asarray(Image.open(corpus / row["image"])))
+
+
+def test_render_character_set(tmp_path, hanzi_dir):
+    prof = replace(load_profile("smoke"), image_size=32)
+    rows = B.render_character_set(prof, "真", tmp_path / "zhen", per_class=1, hanzi_dir=hanzi_dir)
+    assert len(rows) == 10 and set(rows["char"]) == {"真"} and set(rows["style"]) == {"strokes"}
+    assert rows["label"].nunique() == 10 and (rows["index"] >= B.CHARACTER_SET_OFFSET).all()
+    assert (rows["n_strokes"] == 10).all() and (rows["stroke_types"] == "横竖竖折横横横横撇点").all()
+    assert all((tmp_path / "zhen" / p).is_file() for p in rows["stroke_mask"])
+    again = B.render_character_set(prof, "真", tmp_path / "zhen", per_class=1, hanzi_dir=hanzi_dir)  # loaded
+    pd.testing.assert_frame_equal(rows, again)
+
+
+def test_plan_sample_is_the_corpus_plan_with_char_and_style_replaced(tiny, hanzi_dir):
+    spec = C.CLASSES[3]
+    row = B.plan_sample(tiny, spec, 7, hanzi_dir)
+    assert row in B.plan(tiny, hanzi_dir) and row["seed"] == tiny.seed
+    other = B.plan_sample(tiny, spec, 7, hanzi_dir, char="真", style="strokes", sample_id="x")
+    assert other["id"] == "x" and (other["char"], other["style"]) == ("真", "strokes")
+    assert {k: v for k, v in other.items() if k not in ("id", "char", "style")} == \
+        {k: v for k, v in row.items() if k not in ("id", "char", "style")}
+    with pytest.raises(ValueError, match="both or neither"):
+        B.plan_sample(tiny, spec, 7, hanzi_dir, char="真")

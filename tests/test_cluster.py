@@ -1,5 +1,4 @@
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
@@ -46,8 +45,6 @@ def test_traced_kmeans_stops_at_max_iter(blobs):
 
 
 def test_figure5_pipeline():
-    import matplotlib.pyplot as plt
-
     rng = np.random.default_rng(0)
     img = rng.random((40, 40, 3))
     cam = np.zeros((40, 40))
@@ -61,9 +58,6 @@ def test_figure5_pipeline():
     assert trace.converged and trace.final_labels.max() == 2
     sub = K.attention_features(img, cam, 0.7, max_points=50, seed=1)
     assert len(sub) == 50
-    fig = K.figure5(Z, trace, panels=6)
-    assert 1 <= len(fig.axes) <= 6
-    plt.close(fig)
 
 
 def _zhen_like():
@@ -149,16 +143,6 @@ def test_stroke_clusters_vs_components():
     assert set(K.ZHEN_COMPONENTS.values()) == {"十", "目", "八"} and len(K.ZHEN_COMPONENTS) == 10
 
 
-def test_figure6():
-    import matplotlib.pyplot as plt
-
-    sm, glyph = _zhen_like()
-    cam = np.random.default_rng(1).random((12, 12))
-    fig = K.figure6(cam, sm, K.stroke_attention(cam, sm, "横竖横点", glyph))
-    assert len(fig.axes) >= 3
-    plt.close(fig)
-
-
 def test_corpus_clustering(blobs):
     X, y = blobs
     curve, table = K.corpus_clustering(X, y, ks=range(2, 6), normalise=False)
@@ -235,18 +219,3 @@ def test_stroke_table_ratio():
     assert list(t["id"]) == ["x", "x"]  # the image without strokes contributes no rows
     np.testing.assert_allclose(t["area_share"], [1 / 3, 2 / 3])
     np.testing.assert_allclose(t["ratio"], [3.0, 0.0])
-
-
-def test_render_character_set(tmp_path):
-    from hzlib.config import load_profile
-
-    import dataclasses
-
-    prof = dataclasses.replace(load_profile("smoke"), image_size=32)
-    rows = K.render_character_set(prof, "真", tmp_path / "zhen", per_class=1)
-    assert len(rows) == 10 and set(rows["char"]) == {"真"} and set(rows["style"]) == {"strokes"}
-    assert rows["label"].nunique() == 10 and (rows["index"] >= K.CHARACTER_SET_OFFSET).all()
-    assert (rows["n_strokes"] == 10).all() and (rows["stroke_types"] == "横竖竖折横横横横撇点").all()
-    assert all((tmp_path / "zhen" / p).is_file() for p in rows["stroke_mask"])
-    again = K.render_character_set(prof, "真", tmp_path / "zhen", per_class=1)  # loaded, not re-rendered
-    pd.testing.assert_frame_equal(rows, again)

@@ -239,16 +239,6 @@ def test_focus_regions():
     assert r["heat"].sum() == pytest.approx(1 - 0.3 / cam.sum())
 
 
-def test_figure4(clip, images):
-    import matplotlib.pyplot as plt
-
-    imgs = [np.random.default_rng(i).random((32, 32, 3)) for i in range(2)]
-    cams = [G.baseline_map("centre", (32, 32)), G.baseline_map("uniform", (32, 32)) * 0.5]
-    fig = G.figure4(imgs, cams, titles=["社会", "艺术"])
-    assert len(fig.axes) == 6 and len(fig.axes[1].patches) == 1
-    plt.close(fig)
-
-
 def test_load_trained_clip_says_to_run_chapter_5(tmp_path):
     with pytest.raises(FileNotFoundError, match="run chapter 5"):
         G.load_trained_clip(tmp_path / "clip")

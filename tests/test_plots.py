@@ -1,4 +1,4 @@
-"""Figure helpers of chapter 5 draw without error on small tables."""
+"""Figure helpers draw without error on small tables."""
 import matplotlib
 
 matplotlib.use("Agg")
@@ -6,7 +6,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from hzlib import normalize as N, plots  # noqa: E402
+from hzlib import cluster as K  # noqa: E402
+from hzlib import gradcam as G  # noqa: E402
+from hzlib import normalize as N  # noqa: E402
+from hzlib import plots  # noqa: E402
 
 
 def test_figure3_draws_every_setting_and_marks_the_best():
@@ -98,4 +101,33 @@ def test_figure1_draws_grey_stages_in_grey():
     ims = [ax.get_images()[0] for ax in fig.axes]
     assert [im.get_array().ndim for im in ims] == [3, 3, 2, 2]
     assert ims[2].get_cmap().name == ims[3].get_cmap().name == "gray" and ims[3].get_clim() == (0, 1)
+    plt.close(fig)
+
+
+def test_figure4_frames_the_focus_regions():
+    imgs = [np.random.default_rng(i).random((32, 32, 3)) for i in range(2)]
+    cams = [G.baseline_map("centre", (32, 32)), G.baseline_map("uniform", (32, 32)) * 0.5]
+    fig = plots.figure4(imgs, cams, titles=["社会", "艺术"])
+    assert len(fig.axes) == 6 and len(fig.axes[1].patches) == 1
+    plt.close(fig)
+
+
+def test_figure5_one_panel_per_step():
+    rng = np.random.default_rng(0)
+    cam = np.zeros((40, 40))
+    cam[5:15, 5:15], cam[25:35, 5:15], cam[10:30, 25:35] = 1.0, 0.9, 0.8
+    _, Z, trace = K.figure5_data(rng.random((40, 40, 3)), cam, quantile=0.7, k=3, seed=0)
+    fig = plots.figure5(Z, trace, panels=6)
+    assert 1 <= len(fig.axes) <= 6
+    plt.close(fig)
+
+
+def test_figure6():
+    sm = np.zeros((12, 12), np.uint16)  # 4 strokes (横 竖 横 点) and glyph pixels of no known stroke
+    sm[1, 1:11], sm[2:10, 5], sm[6, 1:11], sm[10, 9] = 1, 2, 3, 4
+    glyph = sm > 0
+    glyph[11, 1:3] = True
+    cam = np.random.default_rng(1).random((12, 12))
+    fig = plots.figure6(cam, sm, K.stroke_attention(cam, sm, "横竖横点", glyph))
+    assert len(fig.axes) >= 3
     plt.close(fig)

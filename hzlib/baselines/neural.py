@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..model import Geometry, Vocabulary, build_model
-from ..pairs import PairData, to_model_input
+from ..pairs import PairData, model_image_u8, to_model_input
 from ..train import TrainConfig, Trainer
 
 
@@ -351,12 +351,10 @@ def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size
     """The whole analysis of a batch of image paths, for :func:`hzlib.evaluate.time_analysis`: read,
     Eq 1-3 at ``size`` (:func:`hzlib.normalize.model_image` in ``mode``), encode with ``model``,
     classify with ``head`` (features -> probabilities)."""
-    from ..pairs import _normalized_u8
-
     model.to(device).eval()
 
     def analyse(paths: list) -> np.ndarray:
-        batch = torch.from_numpy(np.stack([_normalized_u8((str(p), size, mode)) for p in paths]))
+        batch = torch.from_numpy(np.stack([model_image_u8(p, size, mode) for p in paths]))
         return head(features(model, batch, batch_size=len(paths), device=device))
 
     return analyse
