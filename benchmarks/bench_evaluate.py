@@ -16,6 +16,18 @@ import platform
 import time
 
 import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from hzlib import evaluate as E
+from hzlib.baselines import neural as N
+from hzlib.baselines.plain import PixelProbe
+from hzlib.config import load_profile
+from hzlib.corpus.build import build_corpus
+from hzlib.corpus.manifest import read_manifest
+from hzlib.model import load_geometry
+from hzlib.normalize import NormalizeConfig, model_image, normalize
 
 
 def _median_ms(fn, batches, warmup: int = 2) -> float:
@@ -37,19 +49,6 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
     ap.add_argument("--models", default=None, help="comma-separated model keys (default: the profile's eval_models)")
     a = ap.parse_args()
-    import pandas as pd
-    import torch
-    from PIL import Image
-
-    from hzlib import evaluate as E
-    from hzlib.baselines import neural as N
-    from hzlib.baselines.plain import PixelProbe
-    from hzlib.config import load_profile
-    from hzlib.corpus.build import build_corpus
-    from hzlib.corpus.manifest import read_manifest
-    from hzlib.model import load_geometry
-    from hzlib.normalize import NormalizeConfig, model_image, normalize
-
     prof = load_profile(a.profile)
     root = build_corpus(prof, prof.data_dir(), progress=False)
     df = read_manifest(root / "manifest.csv")

@@ -116,6 +116,7 @@ def bench_plain(geometry, args, device, images, tokens, dtype):
 
 
 def bench_open_clip(geometry, args, device, images, tokens, dtype):
+    # here, not at the top: open_clip is optional (the "bench" extra); the caller reports it when absent
     import open_clip
     from open_clip.loss import ClipLoss
 

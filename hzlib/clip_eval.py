@@ -7,9 +7,11 @@ import math
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .corpus.classes import CLASSES
 from .model import encode_texts
 from .stats import mean_ci
 
@@ -23,8 +25,6 @@ def retrieval_metrics(image_emb, text_emb, *, ks: Sequence[int] = (1, 5, 10), n_
     The rank of the true match is the number of candidates scoring strictly higher (ties are won).
     Returns a DataFrame: direction, k, recall, ci_low, ci_high (95% bootstrap over queries,
     :func:`hzlib.stats.mean_ci`; NaN with ``n_boot=0``)."""
-    import pandas as pd
-
     img = torch.as_tensor(image_emb, dtype=torch.float64)
     txt = torch.as_tensor(text_emb, dtype=torch.float64)
     if img.shape != txt.shape:
@@ -67,8 +67,6 @@ def class_prompts(specs=None) -> dict[str, list[str]]:
     """Chinese zero-shot prompts per class, from :mod:`hzlib.corpus.classes` only (never from the
     descriptions): one sentence per cue phrase of the class in the academic register's wording
     ("其风格特征可概括为“…”"), one naming the class and one naming its cultural aspect and movement."""
-    from .corpus.classes import CLASSES
-
     out = {}
     for c in (specs if specs is not None else CLASSES):
         named = [f"这是一件{c.region_zh}{c.movement_zh}风格的汉字雕塑。", f"作品体现{c.name_zh}。"]

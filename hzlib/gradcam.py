@@ -29,10 +29,12 @@ bootstrap intervals in :func:`class_summary`; Figure 4's framed focus regions fr
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -40,8 +42,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from skimage import measure
+from transformers.utils import logging as hf_logging
 
+from .evaluate import fit_head, linear_weights
+from .model import build_model, encode_images, load_clip
+from .pairs import corpus_images, to_model_input
 from .stats import mean_ci
 
 BASELINES = ("uniform", "random", "centre")
@@ -433,8 +441,6 @@ def focus_regions(cam: np.ndarray, threshold: float = 0.5, min_area: int = 1) ->
     row each with the bounding box (``row0, col0, row1, col1``; rows/cols 1 exclusive, as skimage's
     ``bbox``), ``area`` in pixels and ``heat`` (share of the map's total inside the region), by
     decreasing heat. ``threshold`` is on the map's own scale (maps from this module are in [0, 1])."""
-    from skimage import measure
-
     cam = np.asarray(cam, dtype=np.float64)
     if cam.ndim != 2:
         raise ValueError(f"cam: expected a 2-D map, got shape {cam.shape}")
@@ -453,8 +459,6 @@ def focus_regions(cam: np.ndarray, threshold: float = 0.5, min_area: int = 1) ->
 
 def overlay(image: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
     """The heat map over the image (RGB float in [0, 1]) with the library's ``show_cam_on_image``."""
-    from pytorch_grad_cam.utils.image import show_cam_on_image
-
     img = np.asarray(image, dtype=np.float32)
     if img.max() > 1:
         img = img / 255.0
@@ -473,11 +477,6 @@ def load_trained_clip(clip_dir, device: str | torch.device = "cpu") -> tuple:
     (:func:`hzlib.model.load_clip`) and the splits from ``splits.json`` there or in ``clip_dir``
     (a mapping split name -> manifest ids, with at least ``train`` and ``test``). A missing model or
     split file raises FileNotFoundError saying to run chapter 5 first."""
-    import json
-    from pathlib import Path
-
-    from .model import load_clip
-
     clip_dir = Path(clip_dir)
     model_dir = clip_dir / "model"
     if not (model_dir / "model.safetensors").is_file():
@@ -496,8 +495,6 @@ def load_trained_clip(clip_dir, device: str | torch.device = "cpu") -> tuple:
     overlap = set(map(str, splits["train"])) & set(map(str, splits["test"]))
     if overlap:
         raise ValueError(f"{found}: {len(overlap)} id(s) in both train and test, e.g. {sorted(overlap)[:3]}")
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # a "Loading weights" bar in every executed notebook otherwise
     model, vocab, geometry, info = load_clip(model_dir, device)
     return model, vocab, geometry, info, {k: [str(i) for i in v] for k, v in splits.items()}
@@ -522,8 +519,6 @@ def probe_scorer(model: torch.nn.Module, embeddings: np.ndarray, labels: Sequenc
     embeddings of the *training* rows only) as Grad-CAM's class scores: ``(ClassScores, classes)``,
     the classes in the probe's order (sorted labels). The scaler is folded into the weights
     (:func:`hzlib.evaluate.linear_weights`), so the scores are the probe's logits."""
-    from .evaluate import fit_head, linear_weights
-
     X = np.asarray(embeddings, dtype=np.float64)
     y = np.asarray(labels)
     tr = np.asarray(train_idx, dtype=np.int64)
@@ -563,9 +558,6 @@ def load_chapter5(clip_dir, manifest: pd.DataFrame, corpus_dir, images_dir, *, m
     """Chapter 5's model (:func:`load_trained_clip`), the twin of the same geometry from the same
     seed with no training, the images of ``manifest`` from the shared cache, and for each model the
     standardised linear probe on its image embeddings of the training rows (:func:`probe_scorer`)."""
-    from .model import build_model, encode_images
-    from .pairs import corpus_images, to_model_input
-
     model, vocab, geometry, info, splits = load_trained_clip(clip_dir)
     train_idx = split_positions(manifest["id"], splits["train"])
     images = corpus_images(manifest, corpus_dir, images_dir, size=geometry.image_size, mode=mode, workers=workers,

@@ -10,11 +10,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import font_manager
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from .corpus import classes as C
-from .corpus.types import STROKE_TYPES
+from . import normalize as N, sfm
+from .corpus import classes as C, render as R
+from .corpus.types import STROKE_TYPES, Camera, Glyph, Sculpture
 
 if TYPE_CHECKING:  # annotations only: cluster loads scikit-learn
     from .cluster import KMeansTrace, StrokeAttention
@@ -27,8 +29,6 @@ CJK_FONTS = ("/usr/share/fonts/truetype/lxgw-wenkai/LXGWWenKai-Regular.ttf",
 
 def _use_cjk_font() -> None:
     """Latin text in DejaVu Sans, Chinese through matplotlib's per-glyph fallback to a CJK font."""
-    from matplotlib import font_manager
-
     for path in CJK_FONTS:
         if Path(path).exists():
             font_manager.fontManager.addfont(path)
@@ -115,8 +115,6 @@ def _show(ax, img) -> None:
 def stage_images(stages: dict[str, np.ndarray], display=None) -> list[np.ndarray]:
     """The four stages of the normalisation as displayable images in [0, 1] (Figure 1's panels);
     ``display`` maps the z-scored image to [0, 1] (default: normalize.to_display)."""
-    from . import normalize as N
-
     display = display or N.to_display
     return [stages["original"], np.clip(stages["resized"] / 255.0, 0, 1), display(stages["standardized"]),
             stages["equalized"]]
@@ -168,8 +166,6 @@ def ground_truth(df: pd.DataFrame, root: Path, n: int = 4, seed: int = 0):
 
 def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
     """Figure 1 for one image per class: rows = classes, columns = the four stages."""
-    from . import normalize as N
-
     keys = [k for k in C.KEYS if k in set(df["label"])]
     fig, axes = plt.subplots(len(keys), 4, figsize=(8, 2 * len(keys)), squeeze=False)
     for r, key in enumerate(keys):
@@ -189,7 +185,7 @@ def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
 
 def sfm_matches(orbit_dir: Path, model_dir: Path, ax=None, max_lines: int = 80, seed: int = 0):
     """Figure 2(a): the two registered views sharing the most 3D points, with their correspondences."""
-    import pycolmap
+    import pycolmap  # here, not at the top: COLMAP's native library, needed by Figure 2(a) only
 
     rec = pycolmap.Reconstruction(str(model_dir))
     obs = {}
@@ -240,9 +236,6 @@ def points_on_view(image: np.ndarray, camera: dict, points: np.ndarray, values: 
 def mesh_view(vertices: np.ndarray, triangles: np.ndarray, camera: dict, ax=None, title: str = "",
               material: str = "marble"):
     """A triangle mesh rendered from a true camera with the corpus renderer (neutral material, no glyph)."""
-    from .corpus import render as R
-    from .corpus.types import Camera, Glyph, Sculpture
-
     sculpture = Sculpture(np.asarray(vertices, np.float32), np.asarray(triangles, np.int32), "reconstruction",
                           Glyph("", "", []), (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), np.zeros((1, 1), np.int16))
     cam = Camera(np.asarray(camera["K"]), np.asarray(camera["world_to_cam"]), int(camera["width"]),
@@ -259,8 +252,6 @@ def mesh_view(vertices: np.ndarray, triangles: np.ndarray, camera: dict, ax=None
 
 def figure2(orbit_dir: Path, work_dir: Path, record: dict, view: str = "000.png"):
     """Figure 2: (a) correspondences, (b) sparse and dense clouds on a true view, (c) surface vs truth."""
-    from . import sfm
-
     orbit_dir, work_dir = Path(orbit_dir), Path(work_dir)
     cams = sfm.load_orbit_cameras(orbit_dir / "cameras.json")
     cam = cams[view]

@@ -22,10 +22,14 @@ where.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
@@ -33,7 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model import Geometry, Vocabulary, build_model
+from ..config import atomic_write_json, params_hash
+from ..evaluate import kfold_protocol, loo_protocol
+from ..model import Geometry, Vocabulary, build_model, build_vocabulary, init_token_embeddings
 from ..pairs import PairData, model_image_u8, to_model_input
 from ..train import TrainConfig, Trainer
 
@@ -216,10 +222,6 @@ EMBED_VERSION = 1  # bump when what train_and_embed computes changes, so cached 
 def _code_digest(key: str) -> str:
     """sha256 (16 hex) of the source of model ``key``'s module and of this one (the training loop):
     a cached run is reused only with the code that produced it."""
-    import hashlib
-    import inspect
-    import sys
-
     h = hashlib.sha256()
     for mod in dict.fromkeys((MODELS[key].__module__, __name__)):
         h.update(inspect.getsource(sys.modules[mod]).encode())
@@ -227,8 +229,6 @@ def _code_digest(key: str) -> str:
 
 
 def _digest(*arrays) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -252,9 +252,6 @@ def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], lab
     the image and text data, ``fasttext_id``) and reloaded instead of retrained: an interrupted chapter resumes
     from the last finished model.
     """
-    from ..config import atomic_write_json, params_hash
-    from ..model import build_vocabulary, init_token_embeddings
-
     tr = np.sort(np.asarray(train_idx, dtype=np.int64))
     y = np.asarray(label_ids, dtype=np.int64)
     texts = list(texts)
@@ -324,8 +321,6 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
 
     Also returns the training records (one per backbone), the last backbone trained (for "loo", the
     one trained on every item) and its features (:class:`ProtocolRun`)."""
-    from ..evaluate import kfold_protocol, loo_protocol
-
     y = np.asarray(label_ids, dtype=np.int64)
     common = dict(images=images, texts=texts, label_ids=y, n_classes=n_classes, geometry=geometry, cfg=cfg,
                   fasttext_model=fasttext_model, fasttext_id=fasttext_id, cache_dir=cache_dir, progress=progress)
@@ -365,8 +360,6 @@ def cards_markdown(cards: Sequence[dict], *, cfg: TrainConfig, n_items: int, fol
     """Model cards in Markdown, one section per card of :func:`cards`: what the model follows and how
     we read it, its size, what it was trained on and with which budget, how it is evaluated, its
     results (``results``: model key -> {label: formatted value}) and what it is not."""
-    from html import escape
-
     out = []
     for c in cards:
         # escaped: the cards quote tokens such as <IMG> and <bos>, which HTML would take for tags

@@ -212,6 +212,7 @@ def hanzi_tables() -> _Tables:
     t0 = time.perf_counter()
     logging.disable(logging.INFO)  # hanzipy logs its progress through the root logger
     try:
+        # imported here, inside the guard: importing hanzipy calls logging.basicConfig(level=DEBUG)
         from hanzipy.decomposer import HanziDecomposer
         from hanzipy.dictionary import HanziDictionary
 

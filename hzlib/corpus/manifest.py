@@ -38,9 +38,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import PIL
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from .. import __version__
 from ..config import atomic_open
 from .provenance import IMPORT_FORMAT, IMPORTED, META, file_checksums
 
@@ -519,9 +521,6 @@ def _save_stroke_mask(src: Path, dst: Path, max_pixels: int) -> None:
 
 
 def _versions() -> dict[str, str]:
-    import PIL
-
-    from hzlib import __version__
     return {"hzlib": __version__, "python": platform.python_version(), "pandas": pd.__version__,
             "numpy": np.__version__, "pillow": PIL.__version__}
 

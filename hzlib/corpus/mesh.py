@@ -23,6 +23,8 @@ from pathlib import Path
 import manifold3d as mf
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import distance_transform_edt
+from scipy.spatial import cKDTree
 
 from hzlib.corpus.glyphs import fill_mask, glyph_raster
 from hzlib.corpus.types import Glyph, Sculpture
@@ -206,8 +208,6 @@ def _unpinch(cs: mf.CrossSection, size: float) -> mf.CrossSection:
     2D decompose() misjudges what is connected. Joining the parts by a diamond ``size`` across
     (~1 mm) removes the contact; the glyph raster is unchanged at any useful resolution.
     """
-    from scipy.spatial import cKDTree
-
     polys = cs.to_polygons()
     if not polys:
         return cs
@@ -323,8 +323,6 @@ def _weld(solid: mf.Manifold, width: float, what: str) -> mf.Manifold:
     so rods and bridges miss it). The weld spans the touching vertices, widened by ``width`` in a and
     b but not along c (unless the contact is a single point), so nothing pokes out of the faces.
     """
-    from scipy.spatial import cKDTree
-
     parts = solid.decompose()
     if len(parts) == 1:
         return solid
@@ -409,8 +407,6 @@ def _rods(glyph: Glyph, cs: mf.CrossSection, S: float, width: float, floor: floa
 def _interior_point(piece: mf.CrossSection, mask: np.ndarray, px: float) -> tuple[tuple[float, float], float]:
     """The most interior point (a, b) of a piece, by distance transform of its mask (rows = b up),
     and its distance to the boundary; the vertex mean for a piece too small to have a pixel."""
-    from scipy.ndimage import distance_transform_edt
-
     if not mask.any():
         pts = np.concatenate(piece.to_polygons())
         return tuple(pts.mean(axis=0)), 0.0
