@@ -21,11 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hzlib import evaluate as E  # noqa: E402
-from hzlib import model as M  # noqa: E402
-from hzlib import clip_eval, normalize, pairs, train as T  # noqa: E402
-from hzlib.config import load_profile  # noqa: E402
-from hzlib.corpus.manifest import read_manifest  # noqa: E402
+from hzlib import clip_eval, evaluate as E, model as M, normalize, pairs, train as T
+from hzlib.config import load_profile
+from hzlib.corpus.manifest import read_manifest
 
 
 def measure(df, root, prof, split, geometry, mode, steps, hog_probe):

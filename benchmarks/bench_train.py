@@ -29,10 +29,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hzlib import model as M  # noqa: E402
-from hzlib import train as T  # noqa: E402
-from hzlib.config import hardware  # noqa: E402
-from hzlib.pairs import PairData, to_model_input  # noqa: E402
+from hzlib import model as M, train as T
+from hzlib.config import hardware
+from hzlib.pairs import PairData, to_model_input
 
 
 def _sync(device):

@@ -22,7 +22,12 @@ import pandas as pd
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, pairwise_distances_argmin, silhouette_score
+from sklearn.metrics import (
+    adjusted_rand_score,
+    normalized_mutual_info_score,
+    pairwise_distances_argmin,
+    silhouette_score,
+)
 from sklearn.preprocessing import StandardScaler
 
 from .corpus.glyphs import ORDER_DIGITS

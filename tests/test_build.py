@@ -10,9 +10,9 @@ from PIL import Image
 
 from hzlib import assets
 from hzlib.config import load_profile
-from hzlib.corpus import build as B
-from hzlib.corpus import classes as C
+from hzlib.corpus import build as B, classes as C, render as R
 from hzlib.corpus.manifest import read_manifest, validate
+from hzlib.corpus.types import Camera
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_plan_is_independent_of_profile_workers(tiny, hanzi_dir):
 
 
 def test_orbit_has_images_true_cameras_and_a_watertight_mesh(tmp_path, tiny, hanzi_dir):
-    import open3d as o3d
+    import open3d as o3d  # here, not at the top: slow to import, and only this test needs it
 
     prof = replace(tiny, orbit_forms=("relief",), orbit_views=4, orbit_width=64, orbit_height=48)
     info = B.render_orbit(prof, 0, "relief", tmp_path, hanzi_dir)
@@ -127,9 +127,6 @@ def test_orbit_has_images_true_cameras_and_a_watertight_mesh(tmp_path, tiny, han
 def test_manifest_row_regenerates_the_image_exactly(corpus, hanzi_dir):
     """Meshes are not stored per image: the row's factors, geometry, look and camera must rebuild the
     very same picture (and so the mesh the picture shows)."""
-    from hzlib.corpus import render as R
-    from hzlib.corpus.types import Camera
-
     df = read_manifest(corpus / "manifest.csv")
     row = df.iloc[3].to_dict()
     sculpture, geometry = B.sculpture_for(row, hanzi_dir)

@@ -1,10 +1,12 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 from hzlib.corpus import card
-from hzlib.corpus.manifest import import_corpus
+from hzlib.corpus.manifest import import_corpus, write_manifest
 from hzlib.corpus.provenance import file_checksums
 
 
@@ -133,10 +135,6 @@ def _meta():
 
 
 def test_write_card_recomputes_a_calibration_of_an_older_version(corpus):
-    import json
-
-    from hzlib.corpus.manifest import write_manifest
-
     root, df = corpus
     write_manifest(df, root / "manifest.csv")
     (root / "corpus.json").write_text(json.dumps(_meta()))

@@ -2,10 +2,7 @@ import numpy as np
 import pytest
 
 from hzlib import paper
-from hzlib.corpus import classes as C
-from hzlib.corpus import describe as D
-from hzlib.corpus import glyphs as G
-from hzlib.corpus import render as R
+from hzlib.corpus import classes as C, describe as D, glyphs as G, render as R
 
 
 def test_ten_classes_with_the_papers_counts():

@@ -1,9 +1,13 @@
+import json
+
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
 
 from hzlib import cluster as K
+from hzlib.assets import asset_dir
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +29,6 @@ def test_traced_kmeans_matches_sklearn_fit(blobs):
     assert trace.centres.shape == (trace.n_iter + 1, 3, 2) and trace.labels.shape == (trace.n_iter + 1, 300)
     assert np.all(np.diff(trace.inertia) <= 1e-9)
     assert trace.inertia[0] > trace.inertia[-1]  # the centres did move
-    from sklearn.metrics import adjusted_rand_score
-
     assert adjusted_rand_score(y, trace.final_labels) == 1.0
 
 
@@ -161,10 +163,6 @@ def test_corpus_clustering(blobs):
 
 def test_zhen_groupings_follow_the_stroke_order():
     """真 in the hanzi-writer data: 十 = 1-2, 目 = 3-7 (open at the bottom), 8 = the long 一, 八 = 9-10."""
-    import json
-
-    from hzlib.assets import asset_dir
-
     medians = json.loads((asset_dir("hanzi-writer-data") / "真.json").read_text(encoding="utf-8"))["medians"]
     assert len(medians) == 10
     y = [np.mean([p[1] for p in m]) for m in medians]  # y up in hanzi-writer's coordinates

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from hzlib.train import TrainConfig, trim_padding
+import pairmodel_checks as C
 from hzlib.baselines import neural as N
 from hzlib.baselines.dual_attention import STEPS, DualAttentionNetwork, ranking_loss
 from hzlib.model import load_geometry
-
-import pairmodel_checks as C
+from hzlib.train import TrainConfig, trim_padding
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,10 +1,13 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from hzlib import gradcam as G
-from hzlib.model import Geometry, TowerGeometry, build_model
+from hzlib.evaluate import fit_head
+from hzlib.model import Geometry, TowerGeometry, build_model, build_vocabulary, load_geometry, save_clip
 
 
 def micro(kind: str) -> Geometry:
@@ -245,10 +248,6 @@ def test_load_trained_clip_says_to_run_chapter_5(tmp_path):
 
 
 def test_load_trained_clip_reads_model_and_splits(tmp_path):
-    import json
-
-    from hzlib.model import build_model, build_vocabulary, load_geometry, save_clip
-
     g = load_geometry("tiny")
     vocab = build_vocabulary(["石 雕 真", "铜 字"])
     save_clip(tmp_path / "clip" / "model", build_model(g, len(vocab), seed=0), vocab, g)
@@ -268,8 +267,6 @@ def test_load_trained_clip_reads_model_and_splits(tmp_path):
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_probe_scorer_matches_the_probe(clip, images, n_classes):
-    from hzlib.evaluate import fit_head
-
     scorer0 = G.ClassScores(clip, torch.randn(3, 16))
     with torch.no_grad():
         emb = scorer0.embed(images).numpy()

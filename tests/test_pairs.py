@@ -1,18 +1,16 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from hzlib import pairs as P
+from hzlib.normalize import NormalizeConfig, normalize, resize
 from trainer_checks import synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_image_cache_applies_eq1_3_and_is_reused(tmp_path, monkeypatch):
-    from PIL import Image
-
-    from hzlib.normalize import NormalizeConfig, normalize, resize
-
     rng = np.random.default_rng(0)
     paths = []
     for i in range(3):

@@ -2,14 +2,12 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
 
-from hzlib import cluster as K  # noqa: E402
-from hzlib import gradcam as G  # noqa: E402
-from hzlib import normalize as N  # noqa: E402
-from hzlib import plots  # noqa: E402
+from hzlib import cluster as K, gradcam as G, normalize as N, plots
 
 
 def test_figure3_draws_every_setting_and_marks_the_best():
@@ -84,8 +82,6 @@ def test_figure8_draws_one_macro_curve_per_model_with_auc_in_the_legend():
 
 
 def test_loss_curves_draw_each_models_losses_and_chance():
-    import pytest
-
     fig = plots.loss_curves({"CLIP": [4.2, 3.0, 1.0], "ViT": [2.3, 2.0]}, {"CLIP": np.log(64), "ViT": None}, window=1)
     clip, vit = fig.axes[:2]
     assert list(clip.lines[1].get_ydata()) == [4.2, 3.0, 1.0]  # the running mean of one step is the loss

@@ -15,8 +15,7 @@ import torch
 from PIL import Image
 
 from hzlib.config import load_profile, params_hash
-from hzlib.corpus import build as B
-from hzlib.corpus import classes as C
+from hzlib.corpus import build as B, classes as C
 from hzlib.corpus.manifest import import_corpus
 from hzlib.corpus.provenance import CorpusError, check_imported, imported_changes, read_meta
 

@@ -11,8 +11,20 @@ import nbformat
 import pytest
 
 from hzlib import paper
-from hzlib.summary import ALL_ROWS, CHAPTER8_CLAIMS, CHAPTER8_ROWS, NOT_REPORTED, ROWS, Claim, Row, \
-    evaluation_versus, glued_keys, summary_markdown, versus_table
+from hzlib.reproduce import Layout, prepare_book
+from hzlib.summary import (
+    ALL_ROWS,
+    CHAPTER8_CLAIMS,
+    CHAPTER8_ROWS,
+    NOT_REPORTED,
+    ROWS,
+    Claim,
+    Row,
+    evaluation_versus,
+    glued_keys,
+    summary_markdown,
+    versus_table,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GLUE_CALL = re.compile(r"""\bglue\(\s*(f?)["']([^"']+)["']""")
@@ -161,8 +173,6 @@ def test_mixed_profiles_are_flagged_above_the_tables(tmp_path):
 def test_the_summary_page_builds_without_warnings_and_shows_the_glued_values(tmp_path, monkeypatch):
     """jupyter-book -nW on a tiny book: one executed chapter, the generated summary page (cross-document
     glue) and a chapter that was not run (a placeholder page)."""
-    from hzlib.reproduce import Layout, prepare_book
-
     (tmp_path / "book" / "chapters").mkdir(parents=True)
     for name in ("intro.md", "references.md", "references.bib"):
         shutil.copy(ROOT / "book" / name, tmp_path / "book" / name)

@@ -1,14 +1,15 @@
 """Supervised image tower: CLIP's image tower (with its projection) + a linear classifier, cross-entropy on the labels."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
 import hzlib.baselines  # noqa: F401  (registers the models)
-from hzlib.baselines import neural as N
-from hzlib.pairs import to_model_input
-
 import pairmodel_checks as C
+from hzlib.baselines import neural as N
+from hzlib.model import build_model
+from hzlib.pairs import to_model_input
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 KEY = "supervised"
@@ -16,8 +17,6 @@ KEY = "supervised"
 
 @pytest.fixture(scope="module", params=["vit", "cnn"])
 def geometry(request):
-    from dataclasses import replace
-
     g = C.small_geometry()
     return replace(g, vision=replace(g.vision, kind=request.param))
 
@@ -53,8 +52,6 @@ def test_parameter_count_is_comparable_to_clip():
 
 
 def test_is_clip_image_tower(geometry):
-    from hzlib.model import build_model
-
     m = N.make_model(KEY, C.spec(geometry))
     clip = build_model(geometry, 50, seed=0)
     assert type(m.visual) is type(clip.visual)

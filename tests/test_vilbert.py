@@ -6,13 +6,11 @@ import torch
 import torch.nn.functional as F
 
 import hzlib.baselines  # noqa: F401  (registers the models)
-from hzlib.baselines import _pretraining as P
-from hzlib.baselines import neural as N
-from hzlib.train import trim_padding
+import pairmodel_checks as C
+from hzlib.baselines import _pretraining as P, neural as N
 from hzlib.baselines.vilbert import CoAttention
 from hzlib.pairs import to_model_input
-
-import pairmodel_checks as C
+from hzlib.train import trim_padding
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 KEY = "vilbert"

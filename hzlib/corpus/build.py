@@ -24,11 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import assets
 from ..config import Profile, atomic_write_json, environment, params_hash
-from . import classes as C
-from . import describe as D
-from . import glyphs as G
-from . import mesh as M
-from . import render as R
+from . import classes as C, describe as D, glyphs as G, mesh as M, render as R
 from .manifest import write_manifest
 from .provenance import GENERATED, IMPORTED, CorpusError, check_imported, read_meta
 
