@@ -73,10 +73,11 @@ def main() -> None:
             t_read = _median_ms(read, batches)
             t_norm = _median_ms(norm, raw_b)
             # baseline: the pixel probe, the whole path (read, Eq 1-3 at 32 px, PCA, logistic regression)
-            pix = np.stack([normalize(im, NormalizeConfig(size=32, colour="channels"))["equalized"].ravel() for im in raw])
+            pix_cfg = NormalizeConfig(size=32, colour="channels")
+            pix = np.stack([normalize(im, pix_cfg)["equalized"].ravel() for im in raw])
             probe = PixelProbe(pix, y, pca=min(32, len(paths) - 1)).fit(np.arange(len(paths)))
             base = _median_ms(lambda b: probe.pipeline.predict_proba(np.stack(
-                [normalize(im, NormalizeConfig(size=32, colour="channels"))["equalized"].ravel() for im in read(b)])), batches)
+                [normalize(im, pix_cfg)["equalized"].ravel() for im in read(b)])), batches)
             rows.append({"model": "pixels + LR (baseline)", "threads": threads, "batch": bs, "read": t_read,
                          "Eq 1-3": np.nan, "encode": np.nan, "classify": np.nan, "total": base, "vs baseline": 1.0})
             for key in (a.models.split(",") if a.models else prof.eval_models):
@@ -88,8 +89,8 @@ def main() -> None:
                 enc = _median_ms(lambda b: N.features(model, b, batch_size=len(b), device=a.device),
                                  [u8[i:i + bs] for i in range(0, len(paths) - bs + 1, bs)])
                 cls = _median_ms(head.predict_proba, [feats[i:i + bs] for i in range(0, len(paths) - bs + 1, bs)])
-                total = _median_ms(N.analyser(model, head.predict_proba, size=size, mode=prof.clip_input, device=a.device),
-                                   batches)
+                analyse = N.analyser(model, head.predict_proba, size=size, mode=prof.clip_input, device=a.device)
+                total = _median_ms(analyse, batches)
                 rows.append({"model": key, "threads": threads, "batch": bs, "read": t_read, "Eq 1-3": t_norm,
                              "encode": enc, "classify": cls, "total": total, "vs baseline": total / base})
     print(f"# Analysis time per sculpture (ms, median), profile {prof.profile}, {len(paths)} images, "

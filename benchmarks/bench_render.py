@@ -150,7 +150,7 @@ def main(argv=None):
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"# hzlib.corpus.render benchmark\n")
+    print("# hzlib.corpus.render benchmark\n")
     print(f"- machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}")
     print(f"- python {platform.python_version()}, numpy {np.__version__}, open3d {open3d.__version__}")
     print(f"- sculpture: {desc}; ambient occlusion: {ao} rays (traced on a checkerboard of pixels unless")
@@ -163,7 +163,8 @@ def main(argv=None):
     print(f"| 224x224, 1 process, 1 Embree thread | {a.n / t1:.1f} images/s ({t1 / a.n * 1e3:.1f} ms each) |")
     print(f"| 224x224, 1 process, 1 Embree thread, AO traced for every pixel | {a.n / t1_full:.1f} images/s "
           f"({t1_full / a.n * 1e3:.1f} ms each) |")
-    print(f"| 224x224, 1 process, Embree on all cores | {a.n / t1_all:.1f} images/s ({t1_all / a.n * 1e3:.1f} ms each) |")
+    print(f"| 224x224, 1 process, Embree on all cores | {a.n / t1_all:.1f} images/s "
+          f"({t1_all / a.n * 1e3:.1f} ms each) |")
     print(f"| 224x224, pool of 2 processes (1 thread each) | {a.n / t2:.1f} images/s |")
     print(f"| 640x480, 1 process, 1 thread | {t_big:.3f} s per view |")
     print("\nWhere the time goes at 224x224 (1 thread, ms per image):\n")

@@ -24,7 +24,8 @@ from hzlib.config import load_profile
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default")
-    ap.add_argument("--threads", default="1,2", help="comma-separated FastText thread counts to time (the chapter uses 1)")
+    ap.add_argument("--threads", default="1,2",
+                    help="comma-separated FastText thread counts to time (the chapter uses 1)")
     ap.add_argument("--processes", type=int, default=2, help="segmentation processes")
     a = ap.parse_args()
     prof = load_profile(a.profile)

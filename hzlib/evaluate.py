@@ -605,7 +605,10 @@ def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, sp
         fixed = np.asarray(embed)
         if len(fixed) != len(y):
             raise ValueError(f"features have {len(fixed)} rows for {len(y)} labels")
-        embed = (lambda _tr: fixed)
+
+        def embed(_tr):
+            return fixed
+
     return cross_validate(lambda tr, te: head_proba(embed(tr), y, tr, te, n_classes=n_classes, Cs=Cs,
                                                     inner_folds=inner_folds, seed=seed),
                           splits, n_items=len(y), n_classes=n_classes)

@@ -428,7 +428,8 @@ def class_summary(results: pd.DataFrame, metrics: Sequence[str] = ("pointing", "
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         row["n"] = len(g)
         for m in metrics:
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(g[m].to_numpy(), level=level, n_resamples=n_boot, seed=seed)
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(g[m].to_numpy(), level=level, n_resamples=n_boot,
+                                                             seed=seed)
         rows.append(row)
     return pd.DataFrame(rows)
 

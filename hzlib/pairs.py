@@ -51,7 +51,8 @@ class PairData:
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be a (n, 3, S, S) uint8 tensor, got {tuple(self.images.shape)} {self.images.dtype}")
+            raise ValueError(f"images must be a (n, 3, S, S) uint8 tensor, "
+                             f"got {tuple(self.images.shape)} {self.images.dtype}")
         if self.tokens.ndim != 2 or len(self.tokens) != len(self.images):
             raise ValueError(f"tokens {tuple(self.tokens.shape)} do not match {len(self.images)} images")
         if self.targets is not None and tuple(self.targets.shape) != (len(self.images),):
@@ -67,7 +68,10 @@ class PairData:
     def subset(self, idx: Sequence[int]) -> "PairData":
         idx = np.asarray(idx, dtype=np.int64)
         t = torch.from_numpy(idx)
-        pick = (lambda v: tuple(v[i] for i in idx) if v else ())
+
+        def pick(v):
+            return tuple(v[i] for i in idx) if v else ()
+
         return PairData(self.images[t], self.tokens[t], pick(self.labels), pick(self.ids),
                         None if self.targets is None else self.targets[t])
 

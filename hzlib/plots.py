@@ -506,7 +506,8 @@ def figure6(cam: np.ndarray, stroke_mask: np.ndarray, result: StrokeAttention, t
     ax.set_xlim(cols.min() - pad, cols.max() + pad), ax.set_ylim(rows.max() + pad, rows.min() - pad)
     ax.set_xticks([]), ax.set_yticks([])
     ax.set_title(f"{title}: 笔画注意力 stroke attention", fontsize=9)
-    ps = result.per_stroke.assign(label=result.per_stroke["stroke"].astype(str) + " " + result.per_stroke["type"].fillna(""))
+    strokes = result.per_stroke
+    ps = strokes.assign(label=strokes["stroke"].astype(str) + " " + strokes["type"].fillna(""))
     if ps["type"].notna().all():
         sns.barplot(ps, x="label", y="share", hue="type", dodge=False, ax=axes[1], palette=palette)
     else:

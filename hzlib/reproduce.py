@@ -56,7 +56,8 @@ def chapter_notebooks(layout: Layout, only: list[str] | None = None) -> list[Pat
     if only:
         nbs = [p for p in nbs if any(p.name.startswith(o) or p.stem == o for o in only)]
         if not nbs:
-            raise ValueError(f"no chapter matches {only}; chapters: {[p.stem for p in sorted(layout.notebooks.glob('*.ipynb'))]}")
+            known = [p.stem for p in sorted(layout.notebooks.glob("*.ipynb"))]
+            raise ValueError(f"no chapter matches {only}; chapters: {known}")
     return nbs
 
 

@@ -34,7 +34,7 @@ DEFAULT_THRESHOLDS = (0.01, 0.02)  # fractions of the bounding-box diagonal
 
 def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (N, 3) float64 and triangles (M, 3) int64 of a mesh file (open3d reader)."""
-    import open3d as o3d  # here, not at the top: open3d is slow to import (native libraries) and only the mesh steps need it
+    import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
 
     mesh = o3d.io.read_triangle_mesh(str(path))
     return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.triangles, dtype=np.int64)
@@ -61,7 +61,7 @@ def sample_surface(vertices: np.ndarray, triangles: np.ndarray, n: int, seed: in
 
 def distance_to_mesh(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Unsigned distance from each point to the mesh surface (open3d RaycastingScene)."""
-    import open3d as o3d  # here, not at the top: open3d is slow to import (native libraries) and only the mesh steps need it
+    import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
 
     pts = np.asarray(points, dtype=np.float32).reshape(-1, 3)
     if len(pts) == 0:
@@ -224,10 +224,10 @@ def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: in
     Everything runs on one thread unless ``threads`` > 1 (feature extraction only), because with
     several threads the result depends on scheduling: extraction writes images to the database in the
     order they finish (so image ids, pair order and every later random draw change), and matching's and
-    mapping's RANSAC draws interleave. One thread gives the same model on every run. ``affine`` turns on SIFT affine-shape estimation and domain-size
-    pooling; ``None`` turns it on for images whose smaller side is under :data:`AFFINE_BELOW_PX`:
-    on 320x240 orbits it is the difference between 19/24 and 24/24 registered views, while 640x480
-    orbits register 36/36 without it and extraction is about 5x faster.
+    mapping's RANSAC draws interleave. One thread gives the same model on every run. ``affine`` turns on SIFT
+    affine-shape estimation and domain-size pooling; ``None`` turns it on for images whose smaller side is
+    under :data:`AFFINE_BELOW_PX`: on 320x240 orbits it is the difference between 19/24 and 24/24 registered
+    views, while 640x480 orbits register 36/36 without it and extraction is about 5x faster.
     ``images`` restricts to those file names.
     The result is ``ok`` when the largest model registers at least ``min_registered`` of the images and
     has points; otherwise ``ok=False`` with a ``reason`` (it never raises for a failed reconstruction)."""
@@ -516,7 +516,7 @@ def densify(result: SfmResult, orbit_dir: str | Path, alignment: Alignment | Non
     coordinates. Never raises on poor input: ``ok=False`` with a ``reason``."""
     times: dict[str, float] = {}
     try:
-        import open3d as o3d  # here, not at the top: open3d is slow to import (native libraries) and only the mesh steps need it
+        import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
 
         if not result.ok:
             return _dense_failed(f"SfM result is not ok: {result.reason or 'unknown'}", times)
@@ -699,7 +699,7 @@ def evaluate_orbit(orbit_dir: str | Path, work_dir: str | Path, *, force: bool =
 
 
 def _save_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> None:
-    import open3d as o3d  # here, not at the top: open3d is slow to import (native libraries) and only the mesh steps need it
+    import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
 
     mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(vertices, np.float64)),
                                      o3d.utility.Vector3iVector(np.asarray(triangles, np.int32)))
@@ -739,8 +739,10 @@ def summary_table(records: list[dict]):
         k = list(ms[0]["thresholds"]).index(0.02) if 0.02 in ms[0]["thresholds"] else -1
         rows[cloud] = {"orbits": len(ms),
                        "points (median)": float(np.median([m["n_points"] for m in ms])),
-                       "accuracy median, % diag (median over orbits)": 100 * float(np.median([m["accuracy_median"] for m in ms])),
-                       "completeness median, % diag (median over orbits)": 100 * float(np.median([m["completeness_median"] for m in ms])),
+                       "accuracy median, % diag (median over orbits)":
+                           100 * float(np.median([m["accuracy_median"] for m in ms])),
+                       "completeness median, % diag (median over orbits)":
+                           100 * float(np.median([m["completeness_median"] for m in ms])),
                        "precision @2% (median over orbits)": float(np.median([m["precision"][k] for m in ms])),
                        "recall @2% (median over orbits)": float(np.median([m["recall"][k] for m in ms])),
                        "F-score @2% (median over orbits)": float(np.median([m["fscore"][k] for m in ms]))}

@@ -623,7 +623,8 @@ def table2(df: "pd.DataFrame", model, mapping: Mapping, coords: np.ndarray, rows
         st = text_statistics(model, df["text"].iloc[i])
         out.append({"id": df["id"].iloc[i], "class": df["label"].iloc[i], "text": df["text"].iloc[i],
                     "x": float(coords[i, 0]), "y": float(coords[i, 1]),
-                    "similarity_paired": float(mapping.paired[i]), "similarity_unpaired_mean": float(mapping.unpaired[i]),
+                    "similarity_paired": float(mapping.paired[i]),
+                    "similarity_unpaired_mean": float(mapping.unpaired[i]),
                     "image_rank": f"{int(mapping.rank[i])}/{int(mapping.fold_size[i])}",
                     "vocabulary": st["vocabulary"], "in_fasttext_vocabulary": st["in_fasttext_vocabulary"],
                     "length_characters": st["characters"]})

@@ -25,8 +25,8 @@ def pairs(n=16, size=32, L=16, seed=0, *, vocab=VOCAB, min_len=4, spread=9) -> P
     tokens = torch.zeros(n, L, dtype=torch.int64)
     for i in range(n):
         k = min_len + i % spread  # texts of different lengths; the rest is padding
-        tokens[i, 0], tokens[i, 1:k - 1], tokens[i, k - 1] = (Vocabulary.bos_id, torch.randint(4, vocab, (k - 2,), generator=g),
-                                                              Vocabulary.eos_id)
+        tokens[i, 0], tokens[i, 1:k - 1], tokens[i, k - 1] = (
+            Vocabulary.bos_id, torch.randint(4, vocab, (k - 2,), generator=g), Vocabulary.eos_id)
     return PairData(torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=g), tokens)
 
 

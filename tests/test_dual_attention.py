@@ -48,7 +48,8 @@ def test_shapes_and_card(geometry):
     assert f.shape == (5, geometry.embed_dim) and torch.isfinite(f).all()
     assert m.regions(_x(d, 2)).shape == (2, (32 // 8) ** 2, 32)  # the patch grid of the geometry
     card = m.card()
-    assert card["model"] == "dan" and card["interpretation"].startswith("Follows the matching model m-DAN of Nam, Ha & Kim (2017)")
+    assert card["model"] == "dan"
+    assert card["interpretation"].startswith("Follows the matching model m-DAN of Nam, Ha & Kim (2017)")
     assert not card["uses labels"]
 
 

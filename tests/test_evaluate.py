@@ -263,7 +263,8 @@ def test_head_proba_equals_a_scaled_logistic_regression_fitted_on_train_only():
     C = ev.chosen_C(ev.fit_head(X[tr], y[tr]))
     assert C in ev.DEFAULT_CS
     sc = StandardScaler().fit(X[tr])
-    ref = LogisticRegression(C=C, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]).predict_proba(sc.transform(X[te]))
+    ref = LogisticRegression(C=C, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]) \
+        .predict_proba(sc.transform(X[te]))
     np.testing.assert_allclose(P[:, :3], ref, atol=1e-5)
     assert (P[:, 3] == 0).all()
     # the test rows' labels play no part (C is chosen on the training rows only)
@@ -271,7 +272,8 @@ def test_head_proba_equals_a_scaled_logistic_regression_fitted_on_train_only():
     garbled[te] = np.random.default_rng(0).permutation(garbled[te])
     np.testing.assert_allclose(ev.head_proba(X, garbled, tr, te, n_classes=4), P)
     # one C: that C, fixed (the former head)
-    ref1 = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]).predict_proba(sc.transform(X[te]))
+    ref1 = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]) \
+        .predict_proba(sc.transform(X[te]))
     np.testing.assert_allclose(ev.head_proba(X, y, tr, te, n_classes=3, Cs=[1.0]), ref1, atol=1e-5)
     with pytest.raises(ValueError, match="overlap"):
         ev.head_proba(X, y, tr, tr[:3], n_classes=3)
@@ -413,7 +415,8 @@ def test_linear_weights_reproduce_the_pipeline_on_raw_features(K):
     rng = np.random.default_rng(K)
     labels = np.array(["bronze", "jade", "stone", "wood"][:K])
     y = labels[np.repeat(np.arange(K), 30)]
-    X = 50 + 20 * rng.normal(size=(len(y), 7)) * rng.uniform(0.01, 10, 7) + np.eye(K, 7)[np.searchsorted(labels, y)] * 30
+    X = (50 + 20 * rng.normal(size=(len(y), 7)) * rng.uniform(0.01, 10, 7)
+         + np.eye(K, 7)[np.searchsorted(labels, y)] * 30)
     head = ev.fit_head(X, y)
     W, b = ev.linear_weights(head)
     assert W.shape == (K, 7) and b.shape == (K,)

@@ -42,7 +42,8 @@ def test_library_map_equals_eq8_to_11(clip, images, head):
         # large scores keep max(L) well above float32 noise, so both routes divide by the same maximum
         scorer = G.ClassScores(clip, torch.randn(4, 16, generator=g), logit_scale=1000.0)
     else:
-        scorer = G.ClassScores(clip, probe_weight=30 * torch.randn(4, 16, generator=g), probe_bias=torch.randn(4, generator=g))
+        scorer = G.ClassScores(clip, probe_weight=30 * torch.randn(4, 16, generator=g),
+                               probe_bias=torch.randn(4, generator=g))
     classes = [0, 1, 2, 3, 2, 1]
     lib = G.compute_cams(scorer, images, classes, batch_size=4)  # two batches, the second partial
     direct = G.gradcam_direct(scorer, images, classes)

@@ -107,18 +107,23 @@ def test_single_stream_by_hand(geometry):
         text = m.token.weight[t] + m.text_position[:L] + m.modality[TEXT]
         seq = torch.cat([img[:, :1] + m.modality[TEXT], text, img[:, 1:] + m.modality[IMAGE]], 1)
         h = _ln(seq, m.norm_in)
-        pad = torch.cat([torch.zeros(B, 1, dtype=torch.bool), t == 0, torch.zeros(B, img.shape[1] - 1, dtype=torch.bool)], 1)
+        pad = torch.cat([torch.zeros(B, 1, dtype=torch.bool), t == 0,
+                         torch.zeros(B, img.shape[1] - 1, dtype=torch.bool)], 1)
 
         layer = m.layers[0]
         a, heads = layer.self_attn, geometry.text.heads
         D = h.shape[-1]
         dh = D // heads
         q, k, v = (_ln(h, layer.norm1) @ a.in_proj_weight.T + a.in_proj_bias).chunk(3, -1)
-        split = (lambda z: z.reshape(B, -1, heads, dh).transpose(1, 2))
+
+        def split(z):
+            return z.reshape(B, -1, heads, dh).transpose(1, 2)
+
         s = (split(q) @ split(k).transpose(-1, -2) / math.sqrt(dh)).masked_fill(pad[:, None, None, :], float("-inf"))
         att = (s.softmax(-1) @ split(v)).transpose(1, 2).reshape(B, -1, D)
         h = h + att @ a.out_proj.weight.T + a.out_proj.bias
-        h = h + F.gelu(_ln(h, layer.norm2) @ layer.linear1.weight.T + layer.linear1.bias) @ layer.linear2.weight.T + layer.linear2.bias
+        ff = F.gelu(_ln(h, layer.norm2) @ layer.linear1.weight.T + layer.linear1.bias)
+        h = h + ff @ layer.linear2.weight.T + layer.linear2.bias
         by_hand = _ln(h, m.norm_out)
         ours = m.encode(x, t)
     keep = ~pad
@@ -133,7 +138,8 @@ def test_loss_is_matching_plus_mlm_on_the_true_pairs(geometry):
     x, t = to_model_input(d.images[4:8]), trim_padding(d.tokens[4:8])
     L = t.shape[1]
     seed = next(s for s in range(100)  # a draw that masks words of the true pairs
-                if (torch.manual_seed(s) and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())
+                if (torch.manual_seed(s)
+                    and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())
     with torch.no_grad():
         torch.manual_seed(seed)
         loss = m.loss(x, t, None, None)

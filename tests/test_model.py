@@ -91,7 +91,8 @@ def test_bag_tower_is_the_mean_of_word_embeddings_only():
         expected = m.text.mlp(emb[words].mean(0, keepdim=True))
         torch.testing.assert_close(m.encode_text(ids[:1]), expected)
         # <bos>, <eos> and padding do not count: more padding or no specials change nothing
-        torch.testing.assert_close(m.encode_text(torch.cat([ids[:1], torch.zeros(1, 8, dtype=torch.long)], 1)), expected)
+        padded = torch.cat([ids[:1], torch.zeros(1, 8, dtype=torch.long)], 1)
+        torch.testing.assert_close(m.encode_text(padded), expected)
         torch.testing.assert_close(m.encode_text(words[None]), expected)
 
 
@@ -106,9 +107,11 @@ def test_paper_geometry_error_names_file_and_fields():
 
 def test_bad_geometry_file(tmp_path):
     p = tmp_path / "odd.yml"
-    p.write_text("embed_dim: 64\ncontext_length: 16\nvision: {image_size: 30, patch_size: 8, width: 64, layers: 1, heads: 4}\n"
+    p.write_text("embed_dim: 64\ncontext_length: 16\n"
+                 "vision: {image_size: 30, patch_size: 8, width: 64, layers: 1, heads: 4}\n"
                  "text: {width: 64, layers: 1, heads: 4, depth: 3}\n")
-    with pytest.raises(M.GeometryError, match=r"odd\.yml(.|\n)*vision\.image_size=30 is not a multiple(.|\n)*text\.depth: unknown"):
+    with pytest.raises(M.GeometryError,
+                       match=r"odd\.yml(.|\n)*vision\.image_size=30 is not a multiple(.|\n)*text\.depth: unknown"):
         M.load_geometry(p)
     with pytest.raises(M.GeometryError, match="available"):
         M.load_geometry("no_such_geometry")

@@ -64,7 +64,8 @@ def test_first_cell_is_the_title(nb):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_notebook_asks_for_the_project_kernel(nb):
     spec = json.loads(nb.read_text(encoding="utf-8"))["metadata"]["kernelspec"]
-    assert spec == {"display_name": "Python (hzlib)", "language": "python", "name": "hzlib"}  # scripts/setup.sh registers it
+    # scripts/setup.sh registers the kernel
+    assert spec == {"display_name": "Python (hzlib)", "language": "python", "name": "hzlib"}
 
 
 def _errors(executed) -> list:

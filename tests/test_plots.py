@@ -41,7 +41,8 @@ def _long_metrics():
         for cls in ("tradition", "urban", "macro"):
             for m in ("precision", "recall", "f1", "accuracy"):
                 v = 0.5 if model == "CLIP" else 0.3
-                rows.append({"model": model, "class": cls, "metric": m, "value": v, "ci_low": v - 0.1, "ci_high": v + 0.1})
+                rows.append({"model": model, "class": cls, "metric": m, "value": v,
+                             "ci_low": v - 0.1, "ci_high": v + 0.1})
     return pd.DataFrame(rows)
 
 

@@ -130,7 +130,8 @@ def test_a_changed_imported_corpus_is_refused_naming_the_file(tmp_path, tiny):
     (out / "images" / "r0.png").unlink()
     manifest = out / "manifest.csv"
     text = manifest.read_text(encoding="utf-8")
-    manifest.write_text(text.replace("第0件", "第9件"), encoding="utf-8")  # an edit of the same size: the sha256 sees it
+    # an edit of the same size: the sha256 sees it
+    manifest.write_text(text.replace("第0件", "第9件"), encoding="utf-8")
     assert manifest.stat().st_size == len(text.encode())
     with pytest.raises(CorpusError) as err:
         B.build_corpus(replace(tiny, corpus=str(out)), out)

@@ -108,7 +108,8 @@ def test_record_run_keeps_stamps_glue_and_stage_summaries_and_refuses_mixed_prof
     lay = _toc_project(tmp_path)
     cell = nbformat.v4.new_code_cell("glue(...)")
     cell.outputs = [nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": "'0.5'"},
-                                           metadata={"scrapbook": {"name": "ch01_x", "mime_prefix": "application/papermill.record/"}})]
+                                           metadata={"scrapbook": {"name": "ch01_x",
+                                                                   "mime_prefix": "application/papermill.record/"}})]
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), lay.chapters / "01_a.ipynb")
     (lay.chapters / ".01_a.json").write_text(json.dumps({"profile": "default", "seconds": 12.5, "commit": "c0ffee"}))
     stage = tmp_path / "artifacts" / "default" / "evaluation"

@@ -1,4 +1,5 @@
-"""Supervised image tower: CLIP's image tower (with its projection) + a linear classifier, cross-entropy on the labels."""
+"""Supervised image tower: CLIP's image tower (with its projection) + a linear classifier, cross-entropy on the
+labels."""
 import math
 from dataclasses import replace
 
@@ -55,7 +56,8 @@ def test_is_clip_image_tower(geometry):
     m = N.make_model(KEY, C.spec(geometry))
     clip = build_model(geometry, 50, seed=0)
     assert type(m.visual) is type(clip.visual)
-    assert {k: v.shape for k, v in m.visual.state_dict().items()} == {k: v.shape for k, v in clip.visual.state_dict().items()}
+    shapes = {k: v.shape for k, v in clip.visual.state_dict().items()}
+    assert {k: v.shape for k, v in m.visual.state_dict().items()} == shapes
     card = m.card()
     assert card["uses labels"] and card["title"] == "Supervised image tower"
 

@@ -92,7 +92,10 @@ def _co_attention_by_hand(blk, x, y, pad, heads):
     q, k, v = qx @ wq.T + bq, ky @ wk.T + bk, ky @ wv.T + bv
     B, Lq, D = q.shape
     dh = D // heads
-    split = (lambda z: z.reshape(B, -1, heads, dh).transpose(1, 2))
+
+    def split(z):
+        return z.reshape(B, -1, heads, dh).transpose(1, 2)
+
     scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(dh)
     scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
     out = (scores.softmax(-1) @ split(v)).transpose(1, 2).reshape(B, Lq, D)
@@ -122,7 +125,8 @@ def test_loss_is_alignment_plus_mlm_on_the_true_pairs(geometry):
     m = N.make_model(KEY, C.spec(geometry)).train()
     x, t = to_model_input(d.images[4:8]), trim_padding(d.tokens[4:8])
     seed = next(s for s in range(100)  # a draw that masks words of the true pairs
-                if (torch.manual_seed(s) and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())
+                if (torch.manual_seed(s)
+                    and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())
     with torch.no_grad():
         torch.manual_seed(seed)
         loss = m.loss(x, t, None, None)

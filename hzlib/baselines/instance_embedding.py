@@ -94,7 +94,8 @@ class InstanceEmbedding(PairModel):
 
     key = "item"
     title = "Image-Text Embedding Model"
-    follows = "Zheng, Zheng, Garrett, Yang, Xu & Shen 2020, Dual-path convolutional image-text embeddings with instance loss (ACM TOMM)"
+    follows = ("Zheng, Zheng, Garrett, Yang, Xu & Shen 2020, Dual-path convolutional image-text embeddings "
+               "with instance loss (ACM TOMM)")
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)

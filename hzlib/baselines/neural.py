@@ -261,8 +261,10 @@ def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], lab
         raise ValueError(f"train_idx must be distinct indices in 0..{len(y) - 1}")
     if key not in MODELS:
         raise KeyError(f"unknown model {key!r}; known: {sorted(MODELS)}")
-    tag = params_hash({"v": EMBED_VERSION, "key": key, "code": _code_digest(key), "geometry": {k: v for k, v in geometry.as_dict().items() if k != "source"},
-                       "cfg": cfg.as_dict(), "train": _digest(tr), "labels": _digest(y), "images": _digest(images.numpy()),
+    tag = params_hash({"v": EMBED_VERSION, "key": key, "code": _code_digest(key),
+                       "geometry": {k: v for k, v in geometry.as_dict().items() if k != "source"},
+                       "cfg": cfg.as_dict(), "train": _digest(tr), "labels": _digest(y),
+                       "images": _digest(images.numpy()),
                        "texts": _digest(np.array(texts, dtype=object).astype(str)), "n_classes": n_classes,
                        "fasttext": fasttext_id})
     paths = None
@@ -367,12 +369,13 @@ def cards_markdown(cards: Sequence[dict], *, cfg: TrainConfig, n_items: int, fol
                  f"- **Follows:** {escape(c['follows'], quote=False)}.",
                  f"- **Our reading:** {escape(c['interpretation'], quote=False)}",
                  f"- **Size:** {c['parameters']:,} parameters (vocabulary of 1,000 words).",
-                 f"- **Trained on:** the corpus's image–description pairs{' and their attribute labels' if c['uses labels'] else ''}: "
+                 "- **Trained on:** the corpus's image–description pairs"
+                 f"{' and their attribute labels' if c['uses labels'] else ''}: "
                  f"all {n_items:,} for protocol (a), the training folds of {folds} for protocol (b); from scratch, "
                  "with no pretrained weights.",
-                 f"- **Budget:** {_steps(cfg)} optimiser steps, batch {cfg.batch_size}, AdamW (lr {cfg.lr:g}, weight decay "
-                 f"{cfg.weight_decay:g}), linear warm-up over {cfg.warmup_steps} steps then cosine decay, gradient clipping at "
-                 f"{cfg.grad_clip:g}, seed {cfg.seed}; the same for every model.",
+                 f"- **Budget:** {_steps(cfg)} optimiser steps, batch {cfg.batch_size}, AdamW (lr {cfg.lr:g}, "
+                 f"weight decay {cfg.weight_decay:g}), linear warm-up over {cfg.warmup_steps} steps then cosine decay, "
+                 f"gradient clipping at {cfg.grad_clip:g}, seed {cfg.seed}; the same for every model.",
                  "- **Evaluated as:** its image feature (from the image alone) -> standardisation -> multinomial "
                  "logistic regression; Eq 12-17 with 95% bootstrap intervals."]
         if results and c["model"] in results:
@@ -393,4 +396,5 @@ def cards(keys: Sequence[str], spec: ModelSpec) -> list[dict]:
 
 
 __all__ = ["ModelSpec", "PairModel", "ClipPair", "MODELS", "register", "make_model", "FitResult",
-           "fit", "features", "train_and_embed", "run_protocol", "ProtocolRun", "PROTOCOLS", "analyser", "cards", "cards_markdown", "empty_text"]
+           "fit", "features", "train_and_embed", "run_protocol", "ProtocolRun", "PROTOCOLS", "analyser", "cards",
+           "cards_markdown", "empty_text"]

@@ -230,7 +230,8 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
         shutil.rmtree(out)
     rows_dir = out / "rows"
     if rows_dir.exists():  # a started build: only resume it if it was started with the same parameters
-        started = json.loads((out / "build.json").read_text()).get("fingerprint") if (out / "build.json").exists() else None
+        build_json = out / "build.json"
+        started = json.loads(build_json.read_text()).get("fingerprint") if build_json.exists() else None
         if started != fingerprint:
             state = "a corpus" if meta_path.exists() else "a partial corpus"
             raise CorpusError(
@@ -246,7 +247,8 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
     todo = [r for r in rows if r["id"] not in done]
     tasks = [(r, str(out), profile.image_size, str(hanzi_dir)) for r in todo]
     orbit_jobs = [(profile, k, form, str(out), str(hanzi_dir)) for k, form in enumerate(profile.orbit_forms)]
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="rendering corpus", unit="img", disable=not progress)
+    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="rendering corpus", unit="img",
+               disable=not progress)
     if profile.workers > 1 and len(tasks) + len(orbit_jobs) > 8:
         with get_context("spawn").Pool(profile.workers) as pool:
             pending = [pool.apply_async(_orbit_task, (job,)) for job in orbit_jobs]  # long jobs first

@@ -342,7 +342,8 @@ def _weld(solid: mf.Manifold, width: float, what: str) -> mf.Manifold:
             raise RuntimeError(f"sculpture of {what} has a floating part {dist.min():.4f} m from the rest")
         lo, hi = touch.min(axis=0), touch.max(axis=0)
         pad = np.array([width, width, width if hi[2] - lo[2] < width else 0.0])
-        welds.append(_box(lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1], lo[2] - pad[2], hi[2] + pad[2]))
+        welds.append(_box(lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1],
+                          lo[2] - pad[2], hi[2] + pad[2]))
     out = mf.Manifold.batch_boolean([solid, *welds], mf.OpType.Add)
     if len(out.decompose()) != 1:
         raise RuntimeError(f"sculpture of {what} stays in {len(out.decompose())} pieces after welding")
@@ -522,7 +523,10 @@ def _bridges(region: mf.CrossSection, S: float, width: float, back: float, depth
     outer = region.bounds()
     frame_i = max(range(len(pieces)), key=lambda i: (pieces[i].bounds() == outer, pieces[i].area()))
     px = S / RASTER
-    to_mask = lambda q: fill_mask([c / S for c in q.to_polygons()], RASTER)[::-1]  # row 0 at b = 0
+
+    def to_mask(q):
+        return fill_mask([c / S for c in q.to_polygons()], RASTER)[::-1]  # row 0 at b = 0
+
     region_mask, frame_mask = to_mask(region), to_mask(pieces[frame_i])
     bars = []
     for i, island in enumerate(pieces):
