@@ -497,6 +497,23 @@ def _pair_depths(img_a, img_b, Ta, Tb, Kcv, size, zr_a, zr_b, sgbm_opts: dict):
     return out[0], out[1]
 
 
+def _stereo_depths(pairs, imgs, poses, zr, Kcv, size, opts: dict) -> tuple[list[tuple[str, np.ndarray]], list]:
+    """The depth maps of both views of every usable pair (:func:`_pair_depths`), as (view name, depth),
+    and the pairs that gave them; a pair is skipped when a view has no sparse depth range or rectifies badly."""
+    depths: list[tuple[str, np.ndarray]] = []
+    used = []
+    for a, b in pairs:
+        if zr[a] is None or zr[b] is None:
+            continue
+        gray = [cv2.cvtColor(imgs[n], cv2.COLOR_BGR2GRAY) for n in (a, b)]
+        dd = _pair_depths(gray[0], gray[1], poses[a], poses[b], Kcv, size, zr[a], zr[b], opts)
+        if dd is None:
+            continue
+        depths += [(a, dd[0]), (b, dd[1])]
+        used.append((a, b))
+    return depths, used
+
+
 def densify(result: SfmResult, orbit_dir: str | Path, alignment: Alignment | None = None, *,
             neighbours: int = 2, pairs: list[tuple[str, str]] | None = None, voxel_px: float = 1.0,
             sdf_trunc_voxels: float = 4.0, block_size: int = 5, uniqueness: int = 30,
@@ -550,17 +567,7 @@ def densify(result: SfmResult, orbit_dir: str | Path, alignment: Alignment | Non
             imgs[nm] = im
         opts = dict(block_size=block_size, uniqueness=uniqueness, speckle_window=speckle_window,
                     speckle_range=speckle_range)
-        depths: list[tuple[str, np.ndarray]] = []
-        used = []
-        for a, b in pairs:
-            if zr[a] is None or zr[b] is None:
-                continue
-            gray = [cv2.cvtColor(imgs[n], cv2.COLOR_BGR2GRAY) for n in (a, b)]
-            dd = _pair_depths(gray[0], gray[1], poses[a], poses[b], Kcv, (w, h), zr[a], zr[b], opts)
-            if dd is None:
-                continue
-            depths += [(a, dd[0]), (b, dd[1])]
-            used.append((a, b))
+        depths, used = _stereo_depths(pairs, imgs, poses, zr, Kcv, (w, h), opts)
         times["stereo"] = time.perf_counter() - t0
         if not depths:
             return _dense_failed("no pair gave a depth map (vertical baselines or no sparse depth range)",
