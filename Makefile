@@ -36,6 +36,7 @@ bench: setup           ## benchmark tables (installs the "bench" extra: open_cli
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_sfm.py
 	$(PY) benchmarks/bench_text.py
+	$(PY) benchmarks/bench_describe.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_train.py --geometry cnn_tiny --batch 64 --only hzlib plain
 	$(PY) benchmarks/bench_recipe.py

@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from .corpus.classes import CLASSES
-from .model import encode_texts
+from .evaluate import probe
+from .model import encode_image_layers, encode_images, encode_texts
+from .pairs import to_model_input
 from .stats import mean_ci
 
 __all__ = ["retrieval_metrics", "zero_shot", "class_prompts"]
@@ -71,4 +73,25 @@ def class_prompts(specs=None) -> dict[str, list[str]]:
     for c in (specs if specs is not None else CLASSES):
         named = [f"这是一件{c.region_zh}{c.movement_zh}风格的汉字雕塑。", f"作品体现{c.name_zh}。"]
         out[c.key] = [f"其风格特征可概括为“{cue}”。" for cue in c.cues] + named
+    return out
+
+
+def test_scores(model, data, vocab, labels: Sequence[str], train_idx, test_idx, prompts: dict[str, Sequence[str]], *,
+                seed: int) -> dict[str, str]:
+    """One CLIP model's scores on the test items, each with its 95% CI, as chapter 5 states them:
+    image→text and text→image recall@10, zero-shot accuracy, and the standardised linear probe's
+    macro-F1 (fitted on ``train_idx``) on the final embedding and on the layers C (section 4)."""
+    img = encode_images(model, data.images, to_input=to_model_input).numpy()
+    txt = encode_texts(model, data.tokens).numpy()
+    te, y = np.asarray(test_idx), np.asarray(labels)
+    retr = retrieval_metrics(img[te], txt[te], seed=seed).set_index(["direction", "k"])
+    zs = zero_shot(model, vocab, img[te], list(y[te]), prompts, context_length=model.geometry.context_length, seed=seed)
+    layers = encode_image_layers(model, data.images, to_input=to_model_input).numpy()
+    probes = {name: probe(X, y, train_idx, te, seed=seed) for name, X in (("embedding", img), ("layers C", layers))}
+    cell = "{:.3f} [{:.3f}, {:.3f}]".format
+    out = {f"{d} R@10": cell(*retr.loc[(d, 10), ["recall", "ci_low", "ci_high"]])
+           for d in ("image->text", "text->image")}
+    out["zero-shot accuracy"] = cell(zs["accuracy"], *zs["ci"])
+    for name, r in probes.items():
+        out[f"probe macro-F1, {name}"] = cell(r["macro_f1"], r["macro_f1_ci_low"], r["macro_f1_ci_high"])
     return out

@@ -68,6 +68,7 @@ class Profile:
     clip_lr: float = 2e-3
     clip_warmup: int = 30
     clip_shift: int = 4
+    clip_negatives: str = "other_class"  # Eq 6's negatives: the paper's other-class pairs, or the whole batch
     sweep_steps: int = 100
     device: str = "cpu"
     # Chapter 8 (evaluation): the trained models (hzlib.baselines.neural.MODELS), the folds of the
@@ -147,6 +148,8 @@ class Profile:
         if self.clip_input not in MODEL_INPUTS:
             raise ProfileError(f"clip_input={self.clip_input!r} must be one of {MODEL_INPUTS}")
         _at_least(self, clip_steps=1, clip_batch=2, clip_warmup=0, clip_shift=0, sweep_steps=1)
+        if self.clip_negatives not in ("batch", "other_class"):
+            raise ProfileError(f"clip_negatives={self.clip_negatives!r} must be batch or other_class")
         if self.clip_lr <= 0:
             raise ProfileError(f"clip_lr={self.clip_lr!r} out of range: must be positive")
         if not self.eval_models or len(set(self.eval_models)) != len(self.eval_models):

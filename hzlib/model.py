@@ -40,6 +40,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import binom
 from torch import nn
 
 from .config import PROFILE_DIR, atomic_write_json
@@ -633,6 +634,20 @@ def clip_loss(logits: torch.Tensor, labels: torch.Tensor | None = None) -> torch
         same = (labels[:, None] == labels[None, :]) & ~torch.eye(n, dtype=torch.bool, device=logits.device)
         logits = logits.masked_fill(same, float("-inf"))
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
+def chance_level(batch: int, negatives: str = "batch", shares: Sequence[float] | None = None) -> float:
+    """The expected loss of uniform logits over batches of ``batch`` pairs: ln B with in-batch
+    negatives; with other-class negatives, a row of a class of share p has K ~ Binomial(B - 1, 1 - p)
+    negatives (labels drawn with replacement), so the level is sum_c p_c E[ln(1 + K_c)]."""
+    if negatives == "batch":
+        return math.log(batch)
+    if negatives != "other_class" or shares is None:
+        raise ValueError(f"chance_level: negatives={negatives!r} needs the class shares (other_class)")
+    p = np.asarray(shares, dtype=float) / np.sum(shares)
+    k = np.arange(batch)
+    pmf = binom.pmf(k[None, :], batch - 1, 1 - p[:, None])
+    return float(p @ (pmf @ np.log1p(k)))
 
 
 def chance_loss(labels: torch.Tensor | None, batch: int) -> float:

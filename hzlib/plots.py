@@ -356,10 +356,11 @@ def _setting_label(row) -> str:
 
 
 def figure3(curves: pd.DataFrame, table: pd.DataFrame, best: int | None = None, select_by: str = "val_mean_recall",
-            chosen: str = "best on validation"):
+            chosen: str = "best on validation", chance=np.log):
     """Figure 3: training loss against iteration for every setting of the sweep (``curves``: setting,
     step, loss; ``table``: one row per setting with lr, batch_size, learn_tau and ``select_by``), the
-    chosen setting (``best``, its number) drawn thick and named in the legend with why (``chosen``)."""
+    chosen setting (``best``, its number) drawn thick and named in the legend with why (``chosen``);
+    ``chance(B)``, the loss of uniform logits at batch size B (ln B for in-batch negatives), dotted."""
     fig, ax = plt.subplots(figsize=(8.5, 4.2))
     settings = list(table["setting"])
     colours = dict(zip(settings, sns.color_palette("husl", len(settings))))
@@ -372,9 +373,9 @@ def figure3(curves: pd.DataFrame, table: pd.DataFrame, best: int | None = None, 
         ax.plot(c["step"], c["loss"], color=colours[s], lw=2.6 if is_best else 1.0,
                 ls="-" if row.get("learn_tau", True) else "--", alpha=1.0 if is_best else 0.75, label=label,
                 zorder=3 if is_best else 2)
-    for b in sorted(set(table["batch_size"])):  # the loss of uniform logits: log of the batch size
-        ax.axhline(np.log(b), color="0.5", ls=":", lw=1)
-        ax.annotate(f"ln {int(b)}", (1, np.log(b)), xycoords=("axes fraction", "data"), xytext=(-2, 2),
+    for b in sorted(set(table["batch_size"])):  # the loss of uniform logits
+        ax.axhline(chance(b), color="0.5", ls=":", lw=1)
+        ax.annotate(f"chance, B = {int(b)}", (1, chance(b)), xycoords=("axes fraction", "data"), xytext=(-2, 2),
                     textcoords="offset points", ha="right", va="bottom", fontsize=7, color="0.4")
     ax.set_xlabel("iteration (training step)")
     ax.set_ylabel("contrastive loss (Eq 6)")

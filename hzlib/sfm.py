@@ -224,10 +224,11 @@ def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: in
     Everything runs on one thread unless ``threads`` > 1 (feature extraction only), because with
     several threads the result depends on scheduling: extraction writes images to the database in the
     order they finish (so image ids, pair order and every later random draw change), and matching's and
-    mapping's RANSAC draws interleave. One thread gives the same model on every run. ``affine`` turns on SIFT
-    affine-shape estimation and domain-size pooling; ``None`` turns it on for images whose smaller side is
-    under :data:`AFFINE_BELOW_PX`: on 320x240 orbits it is the difference between 19/24 and 24/24 registered
-    views, while 640x480 orbits register 36/36 without it and extraction is about 5x faster.
+    mapping's RANSAC draws interleave. One thread gives the same model on every run. ``affine`` turns on
+    SIFT affine-shape estimation and domain-size pooling; ``None`` turns it on for images whose smaller
+    side is under :data:`AFFINE_BELOW_PX`: on 320x240 orbits it is the difference between 19/24 and
+    24/24 registered views, while 640x480 orbits register 36/36 without it and extraction is about 5x
+    faster.
     ``images`` restricts to those file names.
     The result is ``ok`` when the largest model registers at least ``min_registered`` of the images and
     has points; otherwise ``ok=False`` with a ``reason`` (it never raises for a failed reconstruction)."""
@@ -497,21 +498,124 @@ def _pair_depths(img_a, img_b, Ta, Tb, Kcv, size, zr_a, zr_b, sgbm_opts: dict):
     return out[0], out[1]
 
 
-def _stereo_depths(pairs, imgs, poses, zr, Kcv, size, opts: dict) -> tuple[list[tuple[str, np.ndarray]], list]:
-    """The depth maps of both views of every usable pair (:func:`_pair_depths`), as (view name, depth),
-    and the pairs that gave them; a pair is skipped when a view has no sparse depth range or rectifies badly."""
+class _DenseFailure(Exception):
+    """Input densification cannot use (no pair, no image, too few points): :func:`densify` returns it
+    as ``ok=False`` with this reason and the pairs tried so far."""
+
+    def __init__(self, reason: str, pairs=None):
+        super().__init__(reason)
+        self.reason, self.pairs = reason, list(pairs or [])
+
+
+def _library_errors() -> tuple[type[Exception], ...]:
+    """What the libraries :func:`densify` calls raise on input they cannot process: OpenCV's
+    ``cv2.error``, open3d's ``RuntimeError`` (its C++ errors, through pybind11) and numpy's
+    ``LinAlgError`` (degenerate poses). Programming errors (TypeError, KeyError, ...) are not among them."""
+    return cv2.error, RuntimeError, np.linalg.LinAlgError
+
+
+@dataclass
+class _Views:
+    """The registered views densification uses: SfM poses and the shared camera."""
+    poses: dict[str, np.ndarray]  # image name -> (4, 4) world_to_cam, SfM frame
+    K: np.ndarray  # cameras.json (COLMAP: pixel centres at +0.5)
+    Kcv: np.ndarray  # the same camera for OpenCV / open3d (pixel centres at 0)
+    width: int
+    height: int
+
+
+def _registered_views(result: SfmResult, orbit_dir: Path) -> _Views:
+    if not result.ok:
+        raise _DenseFailure(f"SfM result is not ok: {result.reason or 'unknown'}")
+    try:
+        cams = load_orbit_cameras(orbit_dir / "cameras.json")
+    except (OSError, KeyError, ValueError) as e:
+        raise _DenseFailure(f"cannot read cameras.json: {e}") from e
+    poses = {nm: T for nm, T in result.poses.items() if nm in cams}
+    if len(poses) < 2:
+        raise _DenseFailure(f"{len(poses)} registered view(s) with a camera: densification needs 2")
+    c0 = cams[next(iter(poses))]
+    Kcv = c0["K"].copy()
+    Kcv[0, 2] -= 0.5  # cameras.json follows COLMAP (pixel centres at +0.5); OpenCV/open3d use 0
+    Kcv[1, 2] -= 0.5
+    return _Views(poses, c0["K"], Kcv, c0["width"], c0["height"])
+
+
+def _read_images(orbit_dir: Path, pairs: list[tuple[str, str]], views: _Views) -> dict[str, np.ndarray]:
+    """BGR images of every view in ``pairs``, each checked to have the camera's size."""
+    imgs = {}
+    for nm in sorted({n for p in pairs for n in p}):
+        im = cv2.imread(str(orbit_dir / "images" / nm), cv2.IMREAD_COLOR)
+        if im is None or im.shape[:2] != (views.height, views.width):
+            raise _DenseFailure(f"cannot read image {nm} at {views.width}x{views.height}", pairs)
+        imgs[nm] = im
+    return imgs
+
+
+def _stereo_depths(imgs: dict[str, np.ndarray], views: _Views, pairs: list[tuple[str, str]], zr: dict,
+                   sgbm_opts: dict) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, str]]]:
+    """Depth maps (view name, depth) of every pair that gives them, and the pairs used."""
     depths: list[tuple[str, np.ndarray]] = []
     used = []
     for a, b in pairs:
         if zr[a] is None or zr[b] is None:
             continue
         gray = [cv2.cvtColor(imgs[n], cv2.COLOR_BGR2GRAY) for n in (a, b)]
-        dd = _pair_depths(gray[0], gray[1], poses[a], poses[b], Kcv, size, zr[a], zr[b], opts)
-        if dd is None:
-            continue
-        depths += [(a, dd[0]), (b, dd[1])]
-        used.append((a, b))
+        dd = _pair_depths(gray[0], gray[1], views.poses[a], views.poses[b], views.Kcv,
+                          (views.width, views.height), zr[a], zr[b], sgbm_opts)
+        if dd is not None:
+            depths += [(a, dd[0]), (b, dd[1])]
+            used.append((a, b))
+    if not depths:
+        raise _DenseFailure("no pair gave a depth map (vertical baselines or no sparse depth range)", pairs)
     return depths, used
+
+
+def _volume_box(points: np.ndarray, centre: np.ndarray, radius: float, voxel: float, *, volume_radius: float,
+                volume_margin: float, max_resolution: int, pairs=None) -> tuple[np.ndarray, float, int]:
+    """Origin, side and resolution of the cube bounding the sparse points near the orbit centre (a
+    failure names ``pairs``, the pairs that gave depth maps).
+
+    open3d 0.20's ScalableTSDFVolume (and the tensor VoxelBlockGrid) integrate nothing on this build (0
+    points even for a flat synthetic depth map), so a UniformTSDFVolume is bounded by these points instead."""
+    near = points[np.linalg.norm(points - centre, axis=1) < volume_radius * radius]
+    if len(near) < 10:
+        raise _DenseFailure(f"only {len(near)} sparse points near the orbit centre", pairs)
+    lo, hi = np.percentile(near, [1, 99], axis=0)
+    mid, side = (lo + hi) / 2, float((hi - lo).max() * (1 + 2 * volume_margin))
+    res = int(min(max_resolution, max(16, np.ceil(side / voxel))))
+    return mid - side / 2, side, res
+
+
+def _fuse(depths: list[tuple[str, np.ndarray]], imgs: dict[str, np.ndarray], views: _Views, zr: dict,
+          origin: np.ndarray, side: float, resolution: int, sdf_trunc: float):
+    """The depth maps integrated in an open3d UniformTSDFVolume (colours from the images)."""
+    import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
+
+    integration = o3d.pipelines.integration
+    vol = integration.UniformTSDFVolume(length=side, resolution=resolution, sdf_trunc=sdf_trunc,
+                                        color_type=integration.TSDFVolumeColorType.RGB8, origin=origin)
+    Kcv = views.Kcv
+    intr = o3d.camera.PinholeCameraIntrinsic(views.width, views.height, Kcv[0, 0], Kcv[1, 1], Kcv[0, 2], Kcv[1, 2])
+    for nm, d in depths:
+        dz = np.nan_to_num(d, nan=0.0).astype(np.float32)
+        rgb = np.ascontiguousarray(imgs[nm][..., ::-1])
+        rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
+            o3d.geometry.Image(rgb), o3d.geometry.Image(dz), depth_scale=1.0,
+            depth_trunc=float(zr[nm][1]) + 1.0, convert_rgb_to_intensity=False)
+        vol.integrate(rgbd, intr, views.poses[nm])
+    return vol
+
+
+def _extract(vol) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Points, colours (uint8), mesh vertices and triangles of a TSDF volume."""
+    pcd = vol.extract_point_cloud()
+    mesh = vol.extract_triangle_mesh()
+    pts = np.asarray(pcd.points, dtype=np.float64).reshape(-1, 3)
+    cols = (np.asarray(pcd.colors).reshape(-1, 3) * 255).round().astype(np.uint8)
+    mv = np.asarray(mesh.vertices, dtype=np.float64).reshape(-1, 3)
+    mt = np.asarray(mesh.triangles, dtype=np.int64).reshape(-1, 3)
+    return pts, cols, mv, mt
 
 
 def densify(result: SfmResult, orbit_dir: str | Path, alignment: Alignment | None = None, *,
@@ -526,98 +630,59 @@ def densify(result: SfmResult, orbit_dir: str | Path, alignment: Alignment | Non
     median camera distance to the point nearest all optical axes), in SfM units, but at most
     ``max_resolution`` voxels along the cube that bounds (1st-99th percentile, grown by
     ``volume_margin`` each side) the sparse points within ``volume_radius`` orbit radii of the centre;
-    TSDF truncation ``sdf_trunc_voxels`` voxels. SGBM: ``block_size``, ``uniqueness`` (percent), ``speckle_window``
-    (pixels), ``speckle_range`` (disparity). Depths outside the percentile range of the sparse points
-    seen by each view (grown by ``depth_margin``) are dropped. With an ``alignment`` the cloud and mesh
-    are mapped to the world frame (``frame="world"``, ``voxel`` in metres); otherwise they stay in SfM
-    coordinates. Never raises on poor input: ``ok=False`` with a ``reason``."""
+    TSDF truncation ``sdf_trunc_voxels`` voxels. SGBM: ``block_size``, ``uniqueness`` (percent),
+    ``speckle_window`` (pixels), ``speckle_range`` (disparity). Depths outside the percentile range of the
+    sparse points seen by each view (grown by ``depth_margin``) are dropped. With an ``alignment`` the
+    cloud and mesh are mapped to the world frame (``frame="world"``, ``voxel`` in metres); otherwise they
+    stay in SfM coordinates. Never raises on poor input: ``ok=False`` with a ``reason``, also when OpenCV
+    or open3d fail on it (:func:`_library_errors`); a programming error propagates."""
     times: dict[str, float] = {}
+    library_errors = _library_errors()
+    orbit_dir = Path(orbit_dir)
     try:
-        import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
-
-        if not result.ok:
-            return _dense_failed(f"SfM result is not ok: {result.reason or 'unknown'}", times)
-        orbit_dir = Path(orbit_dir)
-        try:
-            cams = load_orbit_cameras(orbit_dir / "cameras.json")
-        except (OSError, KeyError, ValueError) as e:
-            return _dense_failed(f"cannot read cameras.json: {e}", times)
-        poses = {nm: T for nm, T in result.poses.items() if nm in cams}
-        if len(poses) < 2:
-            return _dense_failed(f"{len(poses)} registered view(s) with a camera: densification needs 2", times)
-        c0 = cams[next(iter(poses))]
-        K, w, h = c0["K"], c0["width"], c0["height"]
-        Kcv = K.copy()
-        Kcv[0, 2] -= 0.5  # cameras.json follows COLMAP (pixel centres at +0.5); OpenCV/open3d use 0
-        Kcv[1, 2] -= 0.5
-
+        views = _registered_views(result, orbit_dir)
         t0 = time.perf_counter()
-        pairs = select_pairs(poses, neighbours) if pairs is None else \
-            [p for p in pairs if p[0] in poses and p[1] in poses]
+        pairs = select_pairs(views.poses, neighbours) if pairs is None else \
+            [p for p in pairs if p[0] in views.poses and p[1] in views.poses]
         if not pairs:
-            return _dense_failed("no usable stereo pair among the registered views", times)
-        centre, radius = orbit_centre(poses)
-        voxel = float(voxel_px * radius / K[0, 0])
-        zr = {nm: _view_depth_range(result.points, T, K, w, h, margin=depth_margin) for nm, T in poses.items()}
-        imgs = {}
-        for nm in sorted({n for p in pairs for n in p}):
-            im = cv2.imread(str(orbit_dir / "images" / nm), cv2.IMREAD_COLOR)
-            if im is None or im.shape[:2] != (h, w):
-                return _dense_failed(f"cannot read image {nm} at {w}x{h}", times, pairs)
-            imgs[nm] = im
-        opts = dict(block_size=block_size, uniqueness=uniqueness, speckle_window=speckle_window,
-                    speckle_range=speckle_range)
-        depths, used = _stereo_depths(pairs, imgs, poses, zr, Kcv, (w, h), opts)
+            raise _DenseFailure("no usable stereo pair among the registered views")
+        centre, radius = orbit_centre(views.poses)
+        zr = {nm: _view_depth_range(result.points, T, views.K, views.width, views.height, margin=depth_margin)
+              for nm, T in views.poses.items()}
+        imgs = _read_images(orbit_dir, pairs, views)
+        depths, used = _stereo_depths(imgs, views, pairs, zr, dict(
+            block_size=block_size, uniqueness=uniqueness, speckle_window=speckle_window,
+            speckle_range=speckle_range))
         times["stereo"] = time.perf_counter() - t0
-        if not depths:
-            return _dense_failed("no pair gave a depth map (vertical baselines or no sparse depth range)",
-                                 times, pairs)
         valid = float(np.mean([np.isfinite(d).mean() for _, d in depths]))
 
         t0 = time.perf_counter()
-        # open3d 0.20's ScalableTSDFVolume (and the tensor VoxelBlockGrid) integrate nothing on this
-        # build (0 points even for a flat synthetic depth map), so a UniformTSDFVolume is bounded by
-        # the sparse points near the orbit centre instead
-        near = result.points[np.linalg.norm(result.points - centre, axis=1) < volume_radius * radius]
-        if len(near) < 10:
-            return _dense_failed(f"only {len(near)} sparse points near the orbit centre", times, used)
-        lo, hi = np.percentile(near, [1, 99], axis=0)
-        mid, side = (lo + hi) / 2, float((hi - lo).max() * (1 + 2 * volume_margin))
-        res_ = int(min(max_resolution, max(16, np.ceil(side / voxel))))
+        origin, side, res_ = _volume_box(result.points, centre, radius, float(voxel_px * radius / views.K[0, 0]),
+                                         volume_radius=volume_radius, volume_margin=volume_margin,
+                                         max_resolution=max_resolution, pairs=used)
         voxel = side / res_
-        vol = o3d.pipelines.integration.UniformTSDFVolume(
-            length=side, resolution=res_, sdf_trunc=sdf_trunc_voxels * voxel,
-            color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8, origin=mid - side / 2)
-        intr = o3d.camera.PinholeCameraIntrinsic(w, h, Kcv[0, 0], Kcv[1, 1], Kcv[0, 2], Kcv[1, 2])
-        for nm, d in depths:
-            dz = np.nan_to_num(d, nan=0.0).astype(np.float32)
-            rgb = np.ascontiguousarray(imgs[nm][..., ::-1])
-            rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
-                o3d.geometry.Image(rgb), o3d.geometry.Image(dz), depth_scale=1.0,
-                depth_trunc=float(zr[nm][1]) + 1.0, convert_rgb_to_intensity=False)
-            vol.integrate(rgbd, intr, poses[nm])
+        vol = _fuse(depths, imgs, views, zr, origin, side, res_, sdf_trunc_voxels * voxel)
         times["fusion"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        pcd = vol.extract_point_cloud()
-        mesh = vol.extract_triangle_mesh()
-        pts = np.asarray(pcd.points, dtype=np.float64).reshape(-1, 3)
-        cols = (np.asarray(pcd.colors).reshape(-1, 3) * 255).round().astype(np.uint8)
-        mv = np.asarray(mesh.vertices, dtype=np.float64).reshape(-1, 3)
-        mt = np.asarray(mesh.triangles, dtype=np.int64).reshape(-1, 3)
+        pts, cols, mv, mt = _extract(vol)
         times["extract"] = time.perf_counter() - t0
-        frame = "sfm"
-        if alignment is not None:
-            pts = alignment.apply(pts) if len(pts) else pts
-            mv = alignment.apply(mv) if len(mv) else mv
-            voxel *= alignment.scale
-            frame = "world"
-        res = DenseResult(True, "", frame, pts, cols, mv, mt, used, len(depths), valid, voxel, times)
-        if len(pts) == 0:
-            res.ok, res.reason = False, "TSDF fusion produced no points"
-        return res
-    except Exception as e:  # never raise on poor input
+    except _DenseFailure as f:
+        return _dense_failed(f.reason, times, f.pairs)
+    except library_errors as e:
+        if isinstance(e, (NotImplementedError, RecursionError)):  # RuntimeErrors of Python itself
+            raise
         return _dense_failed(f"densification failed: {type(e).__name__}: {e}", times)
+    frame = "sfm"
+    if alignment is not None:
+        pts = alignment.apply(pts) if len(pts) else pts
+        mv = alignment.apply(mv) if len(mv) else mv
+        voxel *= alignment.scale
+        frame = "world"
+    res = DenseResult(True, "", frame, pts, cols, mv, mt, used, len(depths), valid, voxel, times)
+    if len(pts) == 0:
+        res.ok, res.reason = False, "TSDF fusion produced no points"
+    return res
 
 
 def crop_mesh(vertices: np.ndarray, triangles: np.ndarray, lo: np.ndarray, hi: np.ndarray):

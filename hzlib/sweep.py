@@ -3,13 +3,13 @@ each scored on the validation split, the best chosen among those that have left 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 from torch import nn
 
@@ -59,11 +59,13 @@ def _val_metrics(model, val: PairData, batch_size: int) -> dict:
 
 def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], train_data: PairData,
           val_data: PairData, base: TrainConfig, out_dir: str | os.PathLike,
-          select_by: str = "val_mean_recall", min_drop: float = 0.05) -> SweepResult:
+          select_by: str = "val_mean_recall", min_drop: float = 0.05,
+          chance: Callable[[int], float] = math.log) -> SweepResult:
     """Train one short run per setting (each a dict of :class:`TrainConfig` overrides on ``base``)
     from a fresh ``make_model()``, log its loss every step, and score it on ``val_data`` (retrieval
     recall and loss). A setting *has learnt* when the mean loss of its last fifth of steps lies at
-    least ``min_drop`` below ln B, the loss of uniform logits (columns ``loss_drop``, ``learnt``).
+    least ``min_drop`` below ``chance(B)``, the loss of uniform logits at its batch size B (ln B for
+    in-batch negatives; :func:`hzlib.model.chance_level`) (columns ``loss_drop``, ``learnt``).
     The best setting is the one of those that maximises ``select_by`` (``val_loss`` is minimised),
     chosen on the validation split only. When none has learnt, the validation scores are noise and cannot rank
     the settings: the one equal to ``base`` (on the keys the settings vary) is kept, with
@@ -94,7 +96,7 @@ def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], trai
     curves = pd.DataFrame(curves)
     tail = curves.groupby("setting")["loss"].apply(lambda v: float(v.iloc[-max(1, len(v) // 5):].mean()))
     batch = table.get("batch_size", pd.Series(base.batch_size, index=table.index))
-    table["loss_drop"] = np.log(batch.astype(float)) - table["setting"].map(tail)
+    table["loss_drop"] = batch.map(lambda b: chance(int(b))) - table["setting"].map(tail)
     table["learnt"] = table["loss_drop"] >= min_drop
     learnt = table[table["learnt"]]
     if len(learnt):

@@ -55,6 +55,7 @@ class TrainConfig:
     tau_init: float = 0.07          # temperature at step 0: logit_scale = log(1/tau_init)
     learn_tau: bool = True
     max_logit_scale: float = math.log(100)  # CLIP clamps 1/tau at 100
+    negatives: str = "batch"        # Eq 6's negatives: every other pair of the batch, or "other_class" only
     grad_clip: float | None = 1.0   # max global gradient norm; None = no clipping
     shift: int = 0                  # augmentation: each training image moved by up to this many pixels
     seed: int = 0
@@ -77,7 +78,7 @@ class TrainConfig:
                   ("precision", self.precision in ("auto", "fp32", "bf16")),
                   ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
                   ("checkpoint_every", self.checkpoint_every >= 0), ("keep_checkpoints", self.keep_checkpoints >= 1),
-                  ("shift", self.shift >= 0),
+                  ("shift", self.shift >= 0), ("negatives", self.negatives in ("batch", "other_class")),
                   ("log_every", self.log_every >= 1)]
         bad = [name for name, ok in checks if not ok]
         if bad:
@@ -224,7 +225,8 @@ class Trainer:
     objective (CLIP's :meth:`hzlib.model.ClipModel.loss`, each comparator's
     :meth:`hzlib.baselines.neural.PairModel.loss`) on :class:`PairData`, as open_clip's
     ``train_one_epoch`` calls the task's loss. A model with a ``logit_scale`` gets CLIP's temperature
-    handling (initialised at ``tau_init``, learnt or frozen, clamped at ``max_logit_scale``).
+    handling (initialised at ``tau_init``, learnt or frozen, clamped at ``max_logit_scale``), and one
+    with ``negatives`` the configuration's choice of them.
 
     ``run_dir=None`` writes nothing (benchmarks); otherwise the run resumes from the latest
     checkpoint there if ``resume`` and its result-relevant config and data fingerprint match.
@@ -259,6 +261,8 @@ class Trainer:
         self.targets = (data.targets if data.targets is not None
                         else torch.zeros(len(data), dtype=torch.int64)).to(self.device)
         self.scale = getattr(model, "logit_scale", None)
+        if hasattr(model, "negatives"):  # CLIP's Eq 6: which pairs are its negatives (other models keep their own)
+            model.negatives = cfg.negatives
 
         decay = [p for p in model.parameters() if p.ndim >= 2]
         no_decay = [p for p in model.parameters() if p.ndim < 2 and p is not self.scale]

@@ -22,6 +22,15 @@ def one_torch_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="module")
+def geometry():
+    """The small geometry the pair-model tests check a model at (tests/pairmodel_checks.py); a test file
+    that checks its model at another geometry defines its own ``geometry``."""
+    import pairmodel_checks  # torch: only for the tests that ask for it
+
+    return pairmodel_checks.small_geometry()
+
+
 def project_copy(dst: Path) -> Path:
     """The book's sources (notebooks, profiles, pages, config) in ``dst``, without generated pages."""
     for name in ("notebooks", "profiles", "book"):

@@ -4,8 +4,10 @@ import torch
 
 from hzlib import clip_eval as E, model as M
 from hzlib.corpus import classes as C
+from hzlib.evaluate import probe
+from hzlib.pairs import to_model_input
 from hzlib.stats import mean_ci
-from trainer_checks import MICRO
+from trainer_checks import MICRO, VOCAB, synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -57,3 +59,22 @@ def test_zero_shot_uses_the_mean_prompt_embedding():
     assert r["predictions"][1] == "bronze" and r["classes"] == ["jade", "bronze"]
     with pytest.raises(ValueError, match="no prompts"):
         E.zero_shot(m, vocab, img, ["jade", "stone"], prompts, context_length=12)
+
+
+def test_test_scores_agree_with_the_functions_they_summarise():
+    data = synthetic(60, seed=3)
+    model = M.build_model(MICRO, VOCAB, seed=0).eval()
+    vocab = M.build_vocabulary(["甲 乙 丙", "丁 戊"])
+    labels = np.array(data.labels)
+    tr, te = np.arange(0, 60, 2), np.arange(1, 60, 2)
+    prompts = {c: ["甲 乙"] for c in sorted(set(labels))}
+    got = E.test_scores(model, data, vocab, labels, tr, te, prompts, seed=1)
+    img = M.encode_images(model, data.images, to_input=to_model_input).numpy()
+    txt = M.encode_texts(model, data.tokens).numpy()
+    r = E.retrieval_metrics(img[te], txt[te], seed=1).set_index(["direction", "k"])
+    assert got["image->text R@10"].startswith(f"{r.loc[('image->text', 10), 'recall']:.3f} [")
+    p = probe(img, labels, tr, te, seed=1)
+    assert got["probe macro-F1, embedding"] == (f"{p['macro_f1']:.3f} [{p['macro_f1_ci_low']:.3f}, "
+                                                f"{p['macro_f1_ci_high']:.3f}]")
+    assert set(got) == {"image->text R@10", "text->image R@10", "zero-shot accuracy", "probe macro-F1, embedding",
+                        "probe macro-F1, layers C"}

@@ -88,22 +88,6 @@ def test_dataclass_defaults_are_the_default_profile():
     assert Profile() == load_profile("default")
 
 
-def test_clip_keys_are_checked(tmp_path):
-    p = tmp_path / "clip.yml"
-    p.write_text("clip_geometry: huge\n")
-    with pytest.raises(ValueError, match=r"clip\.yml.*clip_geometry='huge' is not one of .*tiny"):
-        load_profile(p)
-    p.write_text("clip_batch: 1\n")
-    with pytest.raises(ValueError, match=r"clip_batch=1"):
-        load_profile(p)
-    p.write_text("clip_input: hsv\n")
-    with pytest.raises(ValueError, match=r"clip_input='hsv' must be one of \('luma', 'rgb', 'channels', 'grey'\)"):
-        load_profile(p)
-    p.write_text("clip_shift: -1\n")
-    with pytest.raises(ValueError, match=r"clip_shift=-1"):
-        load_profile(p)
-
-
 def test_map_files_keeps_the_order_of_the_jobs_in_processes():
     jobs = list(range(50))
     assert config.map_files(abs, [-j for j in jobs], workers=2) == jobs
@@ -132,7 +116,7 @@ def test_profile_folders_resolve_against_the_project_root(tmp_path, monkeypatch)
     assert prof.data_dir("base") == Path("base") / "data" / "smoke"
 
 
-@pytest.mark.parametrize("line, message", [
+WRONG_TYPES = [
     ("clip_batch: '64'", r"clip_batch='64' must be an integer, not str"),
     ("clip_lr: 2e-3", r"clip_lr='2e-3' must be a number, not str"),  # YAML 1.1 reads 2e-3 as a string
     ("corpus_scale: .nan", r"corpus_scale=nan must be a finite number"),
@@ -140,15 +124,8 @@ def test_profile_folders_resolve_against_the_project_root(tmp_path, monkeypatch)
     ("orbit_forms: relief", r"orbit_forms='relief' must be a list of strings"),
     ("seed: 1.5", r"seed=1\.5 must be an integer"),
     ("corpus: 3", r"corpus=3 must be a string"),
-])
-def test_a_wrong_type_names_the_file_and_key(tmp_path, line, message):
-    p = tmp_path / "typed.yml"
-    p.write_text(line + "\n")
-    with pytest.raises(ProfileError, match=r"typed\.yml: " + message):
-        load_profile(p)
-
-
-@pytest.mark.parametrize("line, message", [
+]
+OUT_OF_RANGE = [
     ("corpus_scale: -1", r"corpus_scale=-1\.0 must be positive"),
     ("clip_batch: 0", r"clip_batch=0 out of range: must be at least 2"),
     ("eval_folds: 1", r"eval_folds=1 out of range: must be at least 2"),
@@ -157,11 +134,21 @@ def test_a_wrong_type_names_the_file_and_key(tmp_path, line, message):
     ("clip_lr: 0.0", r"clip_lr=0\.0 out of range: must be positive"),
     ("profile: ../x", r"profile='\.\./x' must be a folder name"),
     ("device: tpu", r"device='tpu' must be auto, cpu or cuda"),
-])
-def test_an_out_of_range_value_names_the_file_and_key(tmp_path, line, message):
-    p = tmp_path / "range.yml"
+]
+CLIP_KEYS = [
+    ("clip_geometry: huge", r"clip_geometry='huge' is not one of .*tiny"),
+    ("clip_batch: 1", r"clip_batch=1"),
+    ("clip_input: hsv", r"clip_input='hsv' must be one of \('luma', 'rgb', 'channels', 'grey'\)"),
+    ("clip_negatives: hard", r"clip_negatives='hard' must be batch or other_class"),
+    ("clip_shift: -1", r"clip_shift=-1"),
+]
+
+
+@pytest.mark.parametrize("line, message", WRONG_TYPES + OUT_OF_RANGE + CLIP_KEYS)
+def test_a_wrong_type_or_an_out_of_range_value_names_the_file_and_key(tmp_path, line, message):
+    p = tmp_path / "typed.yml"
     p.write_text(line + "\n")
-    with pytest.raises(ProfileError, match=r"range\.yml: " + message):
+    with pytest.raises(ProfileError, match=r"typed\.yml: " + message):
         load_profile(p)
 
 

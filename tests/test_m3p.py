@@ -1,4 +1,5 @@
-"""M3P: one stream over [CLS] + text + patches, multimodal MLM + image-text matching."""
+"""M3P: one stream over [CLS] + text + patches, multimodal MLM + image-text matching.
+The checks every model passes are in tests/test_comparators.py."""
 import math
 
 import pytest
@@ -7,7 +8,7 @@ import torch.nn.functional as F
 
 import hzlib.baselines  # noqa: F401  (registers the models)
 import pairmodel_checks as C
-from hzlib.baselines import _pretraining as P, neural as N
+from hzlib.baselines import neural as N
 from hzlib.baselines.m3p import IMAGE, TEXT
 from hzlib.pairs import to_model_input
 from hzlib.train import trim_padding
@@ -16,23 +17,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 KEY = "m3p"
 
 
-@pytest.fixture(scope="module")
-def geometry():
-    return C.small_geometry()
-
-
-def test_shapes_and_a_finite_loss(geometry):
-    C.check_shapes(KEY, geometry)
-
-
-def test_loss_falls_when_overfitting(geometry):
-    C.check_overfits(KEY, geometry)
-
-
-def test_trailing_padding_changes_nothing(geometry):
-    C.check_padding_invariance(KEY, geometry)
-    d = C.pairs()
-    m = N.make_model(KEY, C.spec(geometry)).eval()
+def test_sequence_ignores_trailing_padding(geometry):
+    """Beyond the loss (tests/test_comparators.py): [CLS], the patches and the words of the sequence."""
+    m, d = C.model_and_pairs(KEY, geometry)
     x, t = to_model_input(d.images[:6]), d.tokens[:6]
     tt = trim_padding(t)
     with torch.no_grad():
@@ -44,15 +31,10 @@ def test_trailing_padding_changes_nothing(geometry):
     torch.testing.assert_close(full[:, 1:1 + Lt][words], trimmed[:, 1:1 + Lt][words], rtol=1e-5, atol=1e-5)
 
 
-def test_image_features_ignore_the_batch(geometry):
-    C.check_batch_independence(KEY, geometry)
-
-
 def test_image_features_are_the_image_tokens_the_stream_reads(geometry):
     """M3P has no image-only path: its feature is the mean of the image tokens at the stream's input,
     exactly as the stream receives them with a text, and no layer or text changes it."""
-    d = C.pairs()
-    m = N.make_model(KEY, C.spec(geometry)).eval()
+    m, d = C.model_and_pairs(KEY, geometry)
     x, t = to_model_input(d.images[:4]), d.tokens[:4]
     seen = []
     hook = m.layers[0].register_forward_pre_hook(lambda mod, args, kwargs: seen.append(args[0]), with_kwargs=True)
@@ -70,14 +52,6 @@ def test_image_features_are_the_image_tokens_the_stream_reads(geometry):
         torch.testing.assert_close(m.image_features(x), f)
 
 
-def test_seeded(geometry):
-    C.check_seeded(KEY, geometry)
-
-
-def test_parameter_count_is_comparable_to_clip():
-    C.check_parameter_count(KEY)
-
-
 def test_card_and_token_embedding(geometry):
     m = N.make_model(KEY, C.spec(geometry))
     card = m.card()
@@ -93,8 +67,7 @@ def _ln(z, norm):
 def test_single_stream_by_hand(geometry):
     """One layer written out: [CLS] + text + patches with modality embeddings and per-modality positions,
     joint self-attention in which every token (text or patch) reads every non-padding token."""
-    d = C.pairs()
-    m = N.make_model(KEY, C.spec(geometry)).eval()
+    m, d = C.model_and_pairs(KEY, geometry)
     assert len(m.layers) == 1
     x, t = to_model_input(d.images[:3]), trim_padding(d.tokens[:3])
     B, L = t.shape
@@ -107,8 +80,8 @@ def test_single_stream_by_hand(geometry):
         text = m.token.weight[t] + m.text_position[:L] + m.modality[TEXT]
         seq = torch.cat([img[:, :1] + m.modality[TEXT], text, img[:, 1:] + m.modality[IMAGE]], 1)
         h = _ln(seq, m.norm_in)
-        pad = torch.cat([torch.zeros(B, 1, dtype=torch.bool), t == 0,
-                         torch.zeros(B, img.shape[1] - 1, dtype=torch.bool)], 1)
+        no = torch.zeros(B, img.shape[1], dtype=torch.bool)  # [CLS] and the patches: never padding
+        pad = torch.cat([no[:, :1], t == 0, no[:, 1:]], 1)
 
         layer = m.layers[0]
         a, heads = layer.self_attn, geometry.text.heads
@@ -130,35 +103,17 @@ def test_single_stream_by_hand(geometry):
     torch.testing.assert_close(ours[keep], by_hand[keep], rtol=1e-4, atol=1e-4)
 
 
+def _matching_by_pair(m, x, inputs, t, i, j):
+    """The matching logit of the projected [CLS] of image i with text j, one sequence, and its text positions."""
+    h = m.encode(x[i:i + 1], inputs[j:j + 1])[0]
+    return (m.match.weight @ m.project(h[0]) + m.match.bias)[0], h[1:1 + t.shape[1]]
+
+
 def test_loss_is_matching_plus_mlm_on_the_true_pairs(geometry):
     """Half the batch true pairs, the rest image i with text i-1, one sequence each; matching on the
     projected [CLS], MLM on the true pairs' text positions."""
-    d = C.pairs()
-    m = N.make_model(KEY, C.spec(geometry)).train()
-    x, t = to_model_input(d.images[4:8]), trim_padding(d.tokens[4:8])
-    L = t.shape[1]
-    seed = next(s for s in range(100)  # a draw that masks words of the true pairs
-                if (torch.manual_seed(s)
-                    and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())
-    with torch.no_grad():
-        torch.manual_seed(seed)
-        loss = m.loss(x, t, None, None)
-        torch.manual_seed(seed)
-        inputs, targets = P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)
-        logits, text_hidden = [], []
-        for i, j in [(0, 0), (1, 1), (2, 1), (3, 2)]:
-            h = m.encode(x[i:i + 1], inputs[j:j + 1])[0]
-            logits.append((m.match.weight @ m.project(h[0]) + m.match.bias)[0])
-            text_hidden.append(h[1:1 + L])
-        z = torch.stack(logits)
-        y = torch.tensor([1.0, 1.0, 0.0, 0.0])
-        itm = -(y * F.logsigmoid(z) + (1 - y) * F.logsigmoid(-z)).mean()
-        mlm = m.mlm(torch.stack(text_hidden[:2]), targets[:2])
-    torch.testing.assert_close(loss, itm + mlm, rtol=1e-5, atol=1e-5)
+    C.check_matching_plus_mlm_loss(KEY, geometry, _matching_by_pair)
 
 
 def test_chance_loss_is_the_loss_at_zero_logits_and_a_uniform_mlm(geometry):
-    """A zero matching layer (logit 0: ln 2) and a zero MLM transform (logits = the zero bias: ln V)."""
-    m = N.make_model(KEY, C.spec(geometry))
-    chance = C.check_chance_loss(m, C.zero_matching_and_mlm("match"), B=16)
-    assert chance == pytest.approx(math.log(2) + math.log(C.VOCAB))
+    C.check_matching_plus_mlm_chance(KEY, geometry, "match")

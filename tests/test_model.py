@@ -73,12 +73,17 @@ def test_multi_layer_representation_holds_every_layer(geometry):
     torch.testing.assert_close(C[:, -last.shape[1]:], last, rtol=1e-5, atol=1e-6)
 
 
-def test_cnn_geometry_needs_a_power_of_two_patch(tmp_path):
+def _load_geometry_file(tmp_path, text: str):
     p = tmp_path / "odd.yml"
-    p.write_text("embed_dim: 8\ncontext_length: 8\nvision: {kind: cnn, image_size: 24, patch_size: 12, width: 16, "
-                 "layers: 1, heads: 1}\ntext: {kind: bow, width: 8, layers: 1, heads: 1}\n")
+    p.write_text(text)
+    return M.load_geometry(p)
+
+
+def test_cnn_geometry_needs_a_power_of_two_patch(tmp_path):
     with pytest.raises(M.GeometryError, match=r"patch_size=12: a cnn tower(.|\n)*text\.kind='bow'"):
-        M.load_geometry(p)
+        _load_geometry_file(tmp_path, "embed_dim: 8\ncontext_length: 8\nvision: {kind: cnn, image_size: 24, "
+                            "patch_size: 12, width: 16, layers: 1, heads: 1}\ntext: {kind: bow, width: 8, layers: 1, "
+                            "heads: 1}\n")
 
 
 def test_bag_tower_is_the_mean_of_word_embeddings_only():
@@ -106,13 +111,10 @@ def test_paper_geometry_error_names_file_and_fields():
 
 
 def test_bad_geometry_file(tmp_path):
-    p = tmp_path / "odd.yml"
-    p.write_text("embed_dim: 64\ncontext_length: 16\n"
-                 "vision: {image_size: 30, patch_size: 8, width: 64, layers: 1, heads: 4}\n"
-                 "text: {width: 64, layers: 1, heads: 4, depth: 3}\n")
     with pytest.raises(M.GeometryError,
                        match=r"odd\.yml(.|\n)*vision\.image_size=30 is not a multiple(.|\n)*text\.depth: unknown"):
-        M.load_geometry(p)
+        _load_geometry_file(tmp_path, "embed_dim: 64\ncontext_length: 16\nvision: {image_size: 30, patch_size: 8, "
+                            "width: 64, layers: 1, heads: 4}\ntext: {width: 64, layers: 1, heads: 4, depth: 3}\n")
     with pytest.raises(M.GeometryError, match="available"):
         M.load_geometry("no_such_geometry")
 
@@ -304,3 +306,14 @@ def test_other_class_model_needs_labels():
     assert torch.isfinite(model.loss(x, t, torch.tensor([0, 1])))
     with pytest.raises(ValueError, match="negatives"):
         M.build_model(g, 50, seed=0, negatives="hard")
+
+
+def test_chance_level_matches_the_mean_loss_of_uniform_logits_over_random_batches():
+    assert M.chance_level(64) == pytest.approx(math.log(64))
+    shares = [0.5, 0.3, 0.2]
+    rng = np.random.default_rng(0)
+    draws = [M.chance_loss(torch.from_numpy(rng.choice(3, 16, p=shares)), 16) for _ in range(4000)]
+    assert M.chance_level(16, "other_class", shares) == pytest.approx(np.mean(draws), abs=0.01)
+    assert M.chance_level(16, "other_class", [1.0]) == 0.0  # one class: no negatives at all
+    with pytest.raises(ValueError, match="shares"):
+        M.chance_level(16, "other_class")

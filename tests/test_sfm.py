@@ -217,6 +217,42 @@ def test_densify_fails_gracefully(orbit, result, tmp_path):
     assert not d.ok and d.reason
 
 
+def _raise(error):
+    def helper(*args, **kwargs):
+        raise error
+
+    return helper
+
+
+@pytest.mark.parametrize("helper, error", [("_pair_depths", TypeError("a bug")), ("_volume_box", KeyError("a bug")),
+                                           ("_fuse", AttributeError("a bug")), ("_extract", IndexError("a bug"))])
+def test_densify_lets_programming_errors_through(orbit, result, monkeypatch, helper, error):
+    """A bug in a step is raised, not reported as a failed reconstruction."""
+    monkeypatch.setattr(sfm, helper, _raise(error))
+    with pytest.raises(type(error), match="a bug"):
+        sfm.densify(result, orbit, pairs=sfm.select_pairs(result.poses)[:2])
+
+
+def test_densify_reports_library_failures_as_a_failed_reconstruction(orbit, result, monkeypatch):
+    """OpenCV's and open3d's own errors on input they cannot use are a result with ``ok=False``."""
+    pairs = sfm.select_pairs(result.poses)[:2]
+    assert sfm.densify(result, orbit, pairs=pairs).ok
+    real_read, real_fuse = sfm._read_images, sfm._fuse
+    # one-channel images: cv2.cvtColor(BGR2GRAY) raises cv2.error
+    monkeypatch.setattr(sfm, "_read_images", lambda *a: {n: im[..., 0] for n, im in real_read(*a).items()})
+    d = sfm.densify(result, orbit, pairs=pairs)
+    assert not d.ok and d.reason.startswith("densification failed: error:") and len(d.points) == 0
+    monkeypatch.setattr(sfm, "_read_images", real_read)
+    # depth maps a row short of the colour images: open3d raises RuntimeError
+    monkeypatch.setattr(sfm, "_fuse", lambda depths, *a: real_fuse([(n, x[:-1]) for n, x in depths], *a))
+    d = sfm.densify(result, orbit, pairs=pairs)
+    assert not d.ok and d.reason.startswith("densification failed: RuntimeError:") and "mismatch" in d.reason
+    assert "stereo" in d.times and "fusion" not in d.times
+    monkeypatch.setattr(sfm, "_fuse", _raise(NotImplementedError("a bug")))  # a RuntimeError of Python's own
+    with pytest.raises(NotImplementedError):
+        sfm.densify(result, orbit, pairs=pairs)
+
+
 def test_reconstruction_is_reproducible(orbit, result, tmp_path):
     again = sfm.reconstruct(orbit, tmp_path / "again")
     assert again.n_registered == result.n_registered

@@ -1,4 +1,5 @@
-"""ViLBERT: two streams, co-attention, alignment prediction + masked language modelling."""
+"""ViLBERT: two streams, co-attention, alignment prediction + masked language modelling.
+The checks every model passes are in tests/test_comparators.py."""
 import math
 
 import pytest
@@ -16,21 +17,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 KEY = "vilbert"
 
 
-@pytest.fixture(scope="module")
-def geometry():
-    return C.small_geometry()
-
-
-def test_shapes_and_a_finite_loss(geometry):
-    C.check_shapes(KEY, geometry)
-
-
-def test_loss_falls_when_overfitting(geometry):
-    C.check_overfits(KEY, geometry)
-
-
-def test_trailing_padding_changes_nothing(geometry):
-    C.check_padding_invariance(KEY, geometry)
+def test_text_stream_ignores_trailing_padding(geometry):
+    """Beyond the loss (tests/test_comparators.py): the encoded words themselves."""
     m = N.make_model(KEY, C.spec(geometry)).eval()
     t = C.pairs().tokens[:6]
     with torch.no_grad():
@@ -39,15 +27,10 @@ def test_trailing_padding_changes_nothing(geometry):
         torch.testing.assert_close(full[:, :L][t[:, :L] != 0], trimmed[t[:, :L] != 0], rtol=1e-5, atol=1e-5)
 
 
-def test_image_features_ignore_the_batch(geometry):
-    C.check_batch_independence(KEY, geometry)
-
-
 def test_image_features_are_the_vision_stream_before_co_attention(geometry):
     """The feature is what the vision stream produces from the image alone in training too: the mean
     of its tokens before the co-attention blocks, which no text and no co-attention weight changes."""
-    d = C.pairs()
-    m = N.make_model(KEY, C.spec(geometry)).eval()
+    m, d = C.model_and_pairs(KEY, geometry)
     x = to_model_input(d.images[:4])
     with torch.no_grad():
         f = m.image_features(x)
@@ -59,15 +42,6 @@ def test_image_features_are_the_vision_stream_before_co_attention(geometry):
         for p in [*m.co_vision.parameters(), *m.text_layers.parameters(), *m.image_pool.parameters()]:
             p.add_(1.0)
         torch.testing.assert_close(m.image_features(x), f)
-
-
-def test_seeded(geometry):
-    C.check_seeded(KEY, geometry)
-
-
-def test_parameter_count_is_comparable_to_clip():
-    ours, clip = C.check_parameter_count(KEY)
-    assert 0.9 * clip < ours < 1.1 * clip
 
 
 def test_card_and_token_embedding(geometry):
@@ -118,37 +92,21 @@ def test_co_attention_by_hand(other_width):
         torch.testing.assert_close(blk(x, y2, pad), blk(x, y, pad))
 
 
+def _alignment_by_pair(m, x, inputs, t, i, j):
+    """h_IMG (.) h_CLS of image i co-attended with text j, and text j's co-attended stream (for MLM)."""
+    vi, hj = m.co_attend(m.encode_image(x)[i:i + 1], m.encode_text(inputs)[j:j + 1], t[j:j + 1] == 0)
+    return (m.align.weight @ (m.image_pool(vi[0, 0]) * m.text_pool(hj[0, 0])) + m.align.bias)[0], hj[0]
+
+
 def test_loss_is_alignment_plus_mlm_on_the_true_pairs(geometry):
     """The objective by hand, pair by pair: half the batch true pairs, the rest image i with text i-1;
     h_IMG (.) h_CLS for alignment; MLM on the true pairs' co-attended text stream."""
-    d = C.pairs()
-    m = N.make_model(KEY, C.spec(geometry)).train()
-    x, t = to_model_input(d.images[4:8]), trim_padding(d.tokens[4:8])
-    seed = next(s for s in range(100)  # a draw that masks words of the true pairs
-                if (torch.manual_seed(s)
-                    and P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)[1][:2] != P.IGNORE).any())
-    with torch.no_grad():
-        torch.manual_seed(seed)
-        loss = m.loss(x, t, None, None)
-        torch.manual_seed(seed)
-        inputs, targets = P.mask_tokens(t, C.VOCAB, geometry.context_length, P.MASK_PROB)
-        v, h = m.encode_image(x), m.encode_text(inputs)
-        logits, mlm_hidden = [], []
-        for i, j in [(0, 0), (1, 1), (2, 1), (3, 2)]:
-            vi, hj = m.co_attend(v[i:i + 1], h[j:j + 1], (t[j:j + 1] == 0))
-            logits.append((m.align.weight @ (m.image_pool(vi[0, 0]) * m.text_pool(hj[0, 0])) + m.align.bias)[0])
-            mlm_hidden.append(hj[0])
-        z = torch.stack(logits)
-        y = torch.tensor([1.0, 1.0, 0.0, 0.0])
-        itm = -(y * F.logsigmoid(z) + (1 - y) * F.logsigmoid(-z)).mean()
-        mlm = m.mlm(torch.stack(mlm_hidden[:2]), targets[:2])
-    torch.testing.assert_close(loss, itm + mlm, rtol=1e-5, atol=1e-5)
+    C.check_matching_plus_mlm_loss(KEY, geometry, _alignment_by_pair)
 
 
 def test_co_trm_block_updates_both_streams_from_its_inputs(geometry):
     """ViLBERT's Co-TRM: vision reads the text and text reads the vision as they entered the block."""
-    d = C.pairs()
-    m = N.make_model(KEY, C.spec(geometry)).eval()
+    m, d = C.model_and_pairs(KEY, geometry)
     assert len(m.co_vision) == len(m.co_text) == 1
     x, t = to_model_input(d.images[:3]), trim_padding(d.tokens[:3])
     with torch.no_grad():
@@ -160,7 +118,4 @@ def test_co_trm_block_updates_both_streams_from_its_inputs(geometry):
 
 
 def test_chance_loss_is_the_loss_at_zero_logits_and_a_uniform_mlm(geometry):
-    """A zero matching layer (logit 0: ln 2) and a zero MLM transform (logits = the zero bias: ln V)."""
-    m = N.make_model(KEY, C.spec(geometry))
-    chance = C.check_chance_loss(m, C.zero_matching_and_mlm("align"), B=16)
-    assert chance == pytest.approx(math.log(2) + math.log(C.VOCAB))
+    C.check_matching_plus_mlm_chance(KEY, geometry, "align")

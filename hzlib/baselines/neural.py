@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ from torch import nn
 
 from ..config import atomic_write_json, params_hash
 from ..evaluate import kfold_protocol, loo_protocol
-from ..model import Geometry, Vocabulary, build_model, build_vocabulary, init_token_embeddings
+from ..model import Geometry, Vocabulary, build_model, build_vocabulary, chance_level, init_token_embeddings
 from ..pairs import PairData, model_image_u8, to_model_input
 from ..train import TrainConfig, Trainer
 
@@ -55,6 +54,7 @@ class ModelSpec:
     n_classes: int
     n_instances: int
     seed: int = 0
+    class_shares: tuple[float, ...] = ()  # of the training labels: the chance level of label-aware losses
 
     def __post_init__(self):
         for name in ("vocab_size", "n_classes", "n_instances"):
@@ -133,8 +133,20 @@ class ClipPair(PairModel):
     def logit_scale(self) -> nn.Parameter:  # the trainer's temperature handling finds it here
         return self.clip.logit_scale
 
+    @property
+    def negatives(self) -> str:  # the trainer sets the configuration's choice here
+        return self.clip.negatives
+
+    @property
+    def supervised(self) -> bool:  # the paper's other-class negatives read the labels
+        return self.clip.negatives == "other_class"
+
+    @negatives.setter
+    def negatives(self, value: str) -> None:
+        self.clip.negatives = value
+
     def loss(self, images, tokens, labels, index):
-        return self.clip.loss(images, tokens)
+        return self.clip.loss(images, tokens, labels)
 
     def image_features(self, images):
         return self.clip.encode_image(images)
@@ -143,7 +155,7 @@ class ClipPair(PairModel):
         return self.clip.text.token_embedding
 
     def chance_loss(self, batch_size: int) -> float:
-        return math.log(batch_size)
+        return chance_level(batch_size, self.negatives, self.spec.class_shares or None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,18 +279,20 @@ def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], lab
                        "images": _digest(images.numpy()),
                        "texts": _digest(np.array(texts, dtype=object).astype(str)), "n_classes": n_classes,
                        "fasttext": fasttext_id})
+    shares = tuple(float(v) for v in np.bincount(y[tr], minlength=n_classes) / len(tr))
     paths = None
     if cache_dir is not None:
         cache_dir = Path(cache_dir)
         paths = {x: cache_dir / f"{key}-{tag}.{x}" for x in ("npy", "json", "pt")}
         if all(p.is_file() for p in paths.values()):
             record = json.loads(paths["json"].read_text())
-            model = make_model(key, ModelSpec(geometry, record["vocab_size"], n_classes, len(tr), seed=cfg.seed))
+            model = make_model(key, ModelSpec(geometry, record["vocab_size"], n_classes, len(tr), seed=cfg.seed,
+                                              class_shares=shares))
             model.load_state_dict(torch.load(paths["pt"], map_location="cpu", weights_only=True))
             return np.load(paths["npy"]), record, model.eval()
     vocab = build_vocabulary([texts[i] for i in tr])
     tokens = vocab.encode(texts, geometry.context_length)
-    model = make_model(key, ModelSpec(geometry, len(vocab), n_classes, len(tr), seed=cfg.seed))
+    model = make_model(key, ModelSpec(geometry, len(vocab), n_classes, len(tr), seed=cfg.seed, class_shares=shares))
     table = model.token_embedding()
     token_init = (init_token_embeddings(table, vocab, fasttext_model, seed=cfg.seed) if table is not None
                   else {"source": "no text"})
