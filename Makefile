@@ -4,7 +4,7 @@ VENV    ?= .venv
 HZ      := $(VENV)/bin/hz
 PY      := $(VENV)/bin/python
 
-.PHONY: setup reproduce smoke corpus book test test-fast bench clean
+.PHONY: setup reproduce smoke corpus book lint test test-fast bench clean
 
 setup:                 ## system packages, virtual environment, kernel, data assets (idempotent)
 	bash scripts/setup.sh
@@ -21,7 +21,11 @@ corpus: setup
 book: setup
 	$(HZ) book
 
-test: setup            ## the whole test suite, including a smoke papermill run and book build
+lint: setup            ## ruff: pycodestyle, pyflakes, import order, complexity (config: [tool.ruff] in pyproject.toml)
+	$(VENV)/bin/ruff check .
+
+test: setup            ## ruff, then the whole test suite, including a smoke papermill run and book build
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
 test-fast: setup       ## unit tests only

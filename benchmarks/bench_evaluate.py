@@ -16,6 +16,18 @@ import platform
 import time
 
 import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from hzlib import evaluate as E
+from hzlib.baselines import neural as N
+from hzlib.baselines.plain import PixelProbe
+from hzlib.config import load_profile
+from hzlib.corpus.build import build_corpus
+from hzlib.corpus.manifest import read_manifest
+from hzlib.model import load_geometry
+from hzlib.normalize import NormalizeConfig, model_image, normalize
 
 
 def _median_ms(fn, batches, warmup: int = 2) -> float:
@@ -37,19 +49,6 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
     ap.add_argument("--models", default=None, help="comma-separated model keys (default: the profile's eval_models)")
     a = ap.parse_args()
-    import pandas as pd
-    import torch
-    from PIL import Image
-
-    from hzlib import evaluate as E
-    from hzlib.baselines import neural as N
-    from hzlib.baselines.plain import PixelProbe
-    from hzlib.config import load_profile
-    from hzlib.corpus.build import build_corpus
-    from hzlib.corpus.manifest import read_manifest
-    from hzlib.model import load_geometry
-    from hzlib.normalize import NormalizeConfig, model_image, normalize
-
     prof = load_profile(a.profile)
     root = build_corpus(prof, prof.data_dir(), progress=False)
     df = read_manifest(root / "manifest.csv")
@@ -74,10 +73,11 @@ def main() -> None:
             t_read = _median_ms(read, batches)
             t_norm = _median_ms(norm, raw_b)
             # baseline: the pixel probe, the whole path (read, Eq 1-3 at 32 px, PCA, logistic regression)
-            pix = np.stack([normalize(im, NormalizeConfig(size=32, colour="channels"))["equalized"].ravel() for im in raw])
+            pix_cfg = NormalizeConfig(size=32, colour="channels")
+            pix = np.stack([normalize(im, pix_cfg)["equalized"].ravel() for im in raw])
             probe = PixelProbe(pix, y, pca=min(32, len(paths) - 1)).fit(np.arange(len(paths)))
             base = _median_ms(lambda b: probe.pipeline.predict_proba(np.stack(
-                [normalize(im, NormalizeConfig(size=32, colour="channels"))["equalized"].ravel() for im in read(b)])), batches)
+                [normalize(im, pix_cfg)["equalized"].ravel() for im in read(b)])), batches)
             rows.append({"model": "pixels + LR (baseline)", "threads": threads, "batch": bs, "read": t_read,
                          "Eq 1-3": np.nan, "encode": np.nan, "classify": np.nan, "total": base, "vs baseline": 1.0})
             for key in (a.models.split(",") if a.models else prof.eval_models):
@@ -89,8 +89,8 @@ def main() -> None:
                 enc = _median_ms(lambda b: N.features(model, b, batch_size=len(b), device=a.device),
                                  [u8[i:i + bs] for i in range(0, len(paths) - bs + 1, bs)])
                 cls = _median_ms(head.predict_proba, [feats[i:i + bs] for i in range(0, len(paths) - bs + 1, bs)])
-                total = _median_ms(N.analyser(model, head.predict_proba, size=size, mode=prof.clip_input, device=a.device),
-                                   batches)
+                analyse = N.analyser(model, head.predict_proba, size=size, mode=prof.clip_input, device=a.device)
+                total = _median_ms(analyse, batches)
                 rows.append({"model": key, "threads": threads, "batch": bs, "read": t_read, "Eq 1-3": t_norm,
                              "encode": enc, "classify": cls, "total": total, "vs baseline": total / base})
     print(f"# Analysis time per sculpture (ms, median), profile {prof.profile}, {len(paths)} images, "

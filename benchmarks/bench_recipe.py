@@ -21,11 +21,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hzlib import evaluate as E  # noqa: E402
-from hzlib import model as M  # noqa: E402
-from hzlib import clip_eval, normalize, pairs, train as T  # noqa: E402
-from hzlib.config import load_profile  # noqa: E402
-from hzlib.corpus.manifest import read_manifest  # noqa: E402
+from hzlib import clip_eval, evaluate as E, model as M, normalize, pairs, train as T
+from hzlib.config import load_profile
+from hzlib.corpus.manifest import read_manifest
 
 
 def measure(df, root, prof, split, geometry, mode, steps, hog_probe):
@@ -45,8 +43,8 @@ def measure(df, root, prof, split, geometry, mode, steps, hog_probe):
         img = M.encode_images(model, data.images, to_input=pairs.to_model_input).numpy()
         txt = M.encode_texts(model, data.tokens).numpy()
         rec = clip_eval.retrieval_metrics(img[te], txt[te], n_boot=0).set_index(["direction", "k"])["recall"]
-        zs = clip_eval.zero_shot(model, vocab, img[te], list(y[te]), clip_eval.class_prompts(), context_length=geometry.context_length,
-                         n_boot=1)
+        zs = clip_eval.zero_shot(model, vocab, img[te], list(y[te]), clip_eval.class_prompts(),
+                                 context_length=geometry.context_length, n_boot=1)
         probe = E.probe(img, y, split["train"], te, seed=prof.seed, n_boot=200)
         diff = E.paired_probe_difference(None, probe, hog_probe, n_resamples=200, seed=prof.seed)
         rows.append({"geometry": geometry.name, "mode": mode, "model": name, "steps": steps_run,
@@ -77,7 +75,8 @@ def main(argv=None):
     hog_probe = E.probe(hog, df["label"].to_numpy(), split["train"], split["test"], seed=prof.seed, n_boot=200)
     rows = [r for g in args.geometries for mode in args.modes
             for r in measure(df, root, prof, split, M.load_geometry(g), mode, args.steps or prof.clip_steps, hog_probe)]
-    print(f"\nprofile {prof.profile}: {len(df)} pairs, test {len(split['test'])}; batch {prof.clip_batch}, lr {prof.clip_lr:g}, "
+    print(f"\nprofile {prof.profile}: {len(df)} pairs, test {len(split['test'])}; batch {prof.clip_batch}, "
+          f"lr {prof.clip_lr:g}, "
           f"shift {prof.clip_shift}; {torch.get_num_threads()} torch thread(s); HOG + colour probe macro-F1 "
           f"{hog_probe['macro_f1']:.3f}; chance R@10 {10 / len(split['test']):.3f}; {time.perf_counter() - t0:.0f} s")
     cols = list(rows[0])

@@ -12,12 +12,18 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import manifold3d as m3
 import numpy as np
 
-from hzlib.corpus import render as R
+from hzlib.config import load_profile
+from hzlib.corpus import glyphs as G, mesh as M, render as R
+from hzlib.corpus.build import build_corpus
+from hzlib.corpus.types import Glyph, Sculpture
 
 _WORKER: dict = {}
 
@@ -25,17 +31,10 @@ _WORKER: dict = {}
 def typical_sculpture():
     """(sculpture, description): a mesh-module relief stele if possible, else a cross stele."""
     try:
-        from hzlib.corpus import glyphs as G
-        from hzlib.corpus import mesh as M
-
         glyph = G.load_glyph("寿", "kai")
         s, _ = M.build_sculpture(glyph, "relief", np.random.default_rng(0))
         return s, f"relief stele of 寿 (kai), {len(s.triangles)} triangles"
-    except Exception as exc:  # fonts or mesh module missing
-        import manifold3d as m3
-
-        from hzlib.corpus.types import Glyph, Sculpture
-
+    except Exception as exc:  # glyph fonts missing
         def box(x0, x1, y0, y1, z0, z1):
             return m3.Manifold.cube([x1 - x0, y1 - y0, z1 - z0]).translate([x0, y0, z0])
 
@@ -48,7 +47,7 @@ def typical_sculpture():
         s = Sculpture(np.asarray(mesh.vert_properties)[:, :3].astype(np.float32),
                       np.asarray(mesh.tri_verts).astype(np.int32), "relief",
                       Glyph("十", "test", []), (-0.25, 0.25, -0.04, 0.0, 0.45, 0.95), ras)
-        return s, f"box stele with a raised cross, {len(s.triangles)} triangles (mesh module unavailable: {exc})"
+        return s, f"box stele with a raised cross, {len(s.triangles)} triangles (relief stele unavailable: {exc})"
 
 
 def workload(sculpture, n: int, size=(224, 224), seed=0):
@@ -143,7 +142,7 @@ def main(argv=None):
         r.render(cam, look)
     t_big = (time.perf_counter() - t) / len(big)
 
-    import open3d
+    import open3d  # for its version; here, not at the top: t_first above times its import (as a fresh worker pays it)
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -151,7 +150,7 @@ def main(argv=None):
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    print(f"# hzlib.corpus.render benchmark\n")
+    print("# hzlib.corpus.render benchmark\n")
     print(f"- machine: {cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}")
     print(f"- python {platform.python_version()}, numpy {np.__version__}, open3d {open3d.__version__}")
     print(f"- sculpture: {desc}; ambient occlusion: {ao} rays (traced on a checkerboard of pixels unless")
@@ -164,7 +163,8 @@ def main(argv=None):
     print(f"| 224x224, 1 process, 1 Embree thread | {a.n / t1:.1f} images/s ({t1 / a.n * 1e3:.1f} ms each) |")
     print(f"| 224x224, 1 process, 1 Embree thread, AO traced for every pixel | {a.n / t1_full:.1f} images/s "
           f"({t1_full / a.n * 1e3:.1f} ms each) |")
-    print(f"| 224x224, 1 process, Embree on all cores | {a.n / t1_all:.1f} images/s ({t1_all / a.n * 1e3:.1f} ms each) |")
+    print(f"| 224x224, 1 process, Embree on all cores | {a.n / t1_all:.1f} images/s "
+          f"({t1_all / a.n * 1e3:.1f} ms each) |")
     print(f"| 224x224, pool of 2 processes (1 thread each) | {a.n / t2:.1f} images/s |")
     print(f"| 640x480, 1 process, 1 thread | {t_big:.3f} s per view |")
     print("\nWhere the time goes at 224x224 (1 thread, ms per image):\n")
@@ -180,12 +180,6 @@ def main(argv=None):
 def corpus_rate(n_images: int) -> None:
     """End to end, as the corpus is built: plan, glyph, mesh, render, PNGs and checkpoint rows for real
     corpus samples (every form, style and material), 224x224, 1 and 2 worker processes, no orbits."""
-    import tempfile
-    from dataclasses import replace
-
-    from hzlib.config import load_profile
-    from hzlib.corpus.build import build_corpus
-
     base = replace(load_profile("default"), corpus_scale=n_images / 1850, image_size=224, orbit_forms=())
     rates = {}
     for workers in (1, 2):

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from hzlib import sfm
 
@@ -51,8 +52,6 @@ def main() -> None:
     a = ap.parse_args()
     if not (a.orbit / "cameras.json").is_file():
         raise SystemExit(f"{a.orbit}: no orbit there; build the corpus first (hz corpus build --profile default)")
-    import pandas as pd
-
     settings = dict(list(SETTINGS.items())[:1]) if a.no_baseline else SETTINGS
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:

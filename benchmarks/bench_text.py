@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from hzlib import text
 from hzlib.assets import asset_dir
 from hzlib.config import load_profile
@@ -22,11 +24,10 @@ from hzlib.config import load_profile
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default")
-    ap.add_argument("--threads", default="1,2", help="comma-separated FastText thread counts to time (the chapter uses 1)")
+    ap.add_argument("--threads", default="1,2",
+                    help="comma-separated FastText thread counts to time (the chapter uses 1)")
     ap.add_argument("--processes", type=int, default=2, help="segmentation processes")
     a = ap.parse_args()
-    import pandas as pd
-
     prof = load_profile(a.profile)
     t0 = time.perf_counter()
     sentences = text.poetry_sentences(asset_dir("chinese-poetry"), limit_chars=prof.poetry_chars or None,

@@ -29,10 +29,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hzlib import model as M  # noqa: E402
-from hzlib import train as T  # noqa: E402
-from hzlib.config import hardware  # noqa: E402
-from hzlib.pairs import PairData, to_model_input  # noqa: E402
+from hzlib import model as M, train as T
+from hzlib.config import hardware
+from hzlib.pairs import PairData, to_model_input
 
 
 def _sync(device):
@@ -102,7 +101,10 @@ def bench_plain(geometry, args, device, images, tokens, dtype):
     """The same ClipModel in the shortest loop that does the same work."""
     model = M.build_model(geometry, args.vocab, seed=0).to(device).train()
     opt = _optimizer(model, device)
-    encode = (lambda x, ids: (model.encode_image(x), model.encode_text(ids)))
+
+    def encode(x, ids):
+        return model.encode_image(x), model.encode_text(ids)
+
     fwd = torch.compile(encode) if args.compile else encode
     target = torch.arange(args.batch, device=device)
 
@@ -116,6 +118,7 @@ def bench_plain(geometry, args, device, images, tokens, dtype):
 
 
 def bench_open_clip(geometry, args, device, images, tokens, dtype):
+    # here, not at the top: open_clip is optional (the "bench" extra); the caller reports it when absent
     import open_clip
     from open_clip.loss import ClipLoss
 
@@ -173,7 +176,8 @@ def main(argv=None):
 
     runners = {"hzlib": ("hzlib Trainer (ClipModel)", lambda: bench_hzlib(geometry, args, device, images, tokens)),
                "plain": ("plain loop, ClipModel", lambda: bench_plain(geometry, args, device, images, tokens, dtype)),
-               "open_clip": ("plain loop, open_clip CLIP", lambda: bench_open_clip(geometry, args, device, images, tokens, dtype))}
+               "open_clip": ("plain loop, open_clip CLIP",
+                             lambda: bench_open_clip(geometry, args, device, images, tokens, dtype))}
     rows = []
     for key in args.only:
         name, fn = runners[key]

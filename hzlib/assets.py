@@ -93,7 +93,8 @@ def fetch(name: str, root: str | os.PathLike | None = None, *, npm: str = "npm")
     tgz = base / asset.tarball
     if not tgz.exists():
         if shutil.which(npm) is None:
-            raise AssetError(f"`{npm}` not found: install npm (Debian/Ubuntu: apt-get install npm) to fetch {asset.spec}")
+            raise AssetError(f"`{npm}` not found: install npm (Debian/Ubuntu: apt-get install npm) "
+                             f"to fetch {asset.spec}")
         with tempfile.TemporaryDirectory(dir=base) as tmp:
             subprocess.run([npm, "pack", asset.spec, "--silent"], cwd=tmp, check=True, stdout=subprocess.DEVNULL)
             produced = Path(tmp) / asset.tarball

@@ -140,7 +140,7 @@ def browser_missing() -> str | None:
         if not (Path(path).is_file() and os.access(path, os.X_OK)):
             return f"{name} not found at {path} (apt-get install chromium chromium-driver)"
     try:
-        import selenium  # noqa: F401
+        import selenium  # noqa: F401  (optional: the "test" extra)
     except ImportError:
         return "the selenium package is not installed (pip install -e '.[test]')"
     return None
@@ -167,6 +167,7 @@ def serve(html_root: Path):
 @contextmanager
 def chromium():
     """A headless Chromium (Selenium WebDriver) with a fresh profile directory, removed afterwards."""
+    # here, not at the top: selenium is optional (the "test" extra); browser_missing() says when it is absent
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -6,20 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import ProfileError
-from .corpus.provenance import CorpusError
+from . import assets
+from .config import ProfileError, atomic_write_text, load_profile, project_root
+from .corpus.build import build_corpus
+from .corpus.manifest import ImportRejected, import_corpus
+from .corpus.provenance import IMPORTED, CorpusError, check_imported, corpus_files, read_meta
+from .reproduce import RESULTS, ChapterFailed, Layout, build_book, record_run, reproduce
+from .verify import compare_runs, load_run, report, run_from_layout
 
 
 def _root() -> Path:
-    from .config import project_root
-
     return project_root()
 
 
 def cmd_reproduce(a) -> int:
-    from .config import load_profile
-    from .reproduce import ChapterFailed, reproduce
-
     try:
         s = reproduce(load_profile(a.profile), _root(), only=a.only, force=a.force, book=not a.no_book)
     except ChapterFailed as e:
@@ -34,8 +34,6 @@ def cmd_reproduce(a) -> int:
 
 
 def cmd_book(a) -> int:
-    from .reproduce import ChapterFailed, Layout, build_book
-
     try:
         build_book(Layout(_root()))
     except ChapterFailed as e:
@@ -45,8 +43,6 @@ def cmd_book(a) -> int:
 
 
 def cmd_record(a) -> int:
-    from .reproduce import Layout, record_run
-
     if a.compare:
         if a.out:
             print("[hz] error: --out writes a record, --compare only reads; give one of them", file=sys.stderr)
@@ -62,10 +58,6 @@ def cmd_record(a) -> int:
 
 def cmd_verify(a) -> int:
     """Exit 0: every value within its tolerance; 1: some outside (named); 2: nothing to compare."""
-    from .config import atomic_write_text
-    from .reproduce import RESULTS, Layout
-    from .verify import compare_runs, load_run, report, run_from_layout
-
     layout = Layout(_root())
     try:
         current = run_from_layout(layout)
@@ -89,18 +81,12 @@ def _compare_options(p) -> None:
 
 
 def cmd_assets(a) -> int:
-    from . import assets
-
     for name, path in assets.fetch_all(a.cache).items():
         print(f"[hz] {assets.ASSETS[name].spec}: verified, {path}")
     return 0
 
 
 def cmd_corpus_build(a) -> int:
-    from .config import load_profile
-    from .corpus.build import build_corpus
-    from .corpus.provenance import IMPORTED, read_meta
-
     prof = load_profile(a.profile)
     out = build_corpus(prof, prof.data_dir(_root()), force=a.force)
     imported = read_meta(out)["source"] == IMPORTED
@@ -109,8 +95,6 @@ def cmd_corpus_build(a) -> int:
 
 
 def cmd_corpus_import(a) -> int:
-    from .corpus.manifest import ImportRejected, import_corpus
-
     try:
         out = import_corpus(a.manifest, a.images, a.out, classes=a.classes, overwrite=a.overwrite)
     except ImportRejected as e:
@@ -125,8 +109,6 @@ def cmd_corpus_import(a) -> int:
 
 
 def cmd_corpus_verify(a) -> int:
-    from .corpus.provenance import check_imported, corpus_files
-
     check_imported(a.corpus, full=True)
     print(f"[hz] {a.corpus}: imported corpus, {len(corpus_files(a.corpus))} files match their sha256")
     return 0

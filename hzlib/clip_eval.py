@@ -7,9 +7,11 @@ import math
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from .corpus.classes import CLASSES
 from .evaluate import probe
 from .model import encode_image_layers, encode_images, encode_texts
 from .pairs import to_model_input
@@ -25,8 +27,6 @@ def retrieval_metrics(image_emb, text_emb, *, ks: Sequence[int] = (1, 5, 10), n_
     The rank of the true match is the number of candidates scoring strictly higher (ties are won).
     Returns a DataFrame: direction, k, recall, ci_low, ci_high (95% bootstrap over queries,
     :func:`hzlib.stats.mean_ci`; NaN with ``n_boot=0``)."""
-    import pandas as pd
-
     img = torch.as_tensor(image_emb, dtype=torch.float64)
     txt = torch.as_tensor(text_emb, dtype=torch.float64)
     if img.shape != txt.shape:
@@ -69,8 +69,6 @@ def class_prompts(specs=None) -> dict[str, list[str]]:
     """Chinese zero-shot prompts per class, from :mod:`hzlib.corpus.classes` only (never from the
     descriptions): one sentence per cue phrase of the class in the academic register's wording
     ("其风格特征可概括为“…”"), one naming the class and one naming its cultural aspect and movement."""
-    from .corpus.classes import CLASSES
-
     out = {}
     for c in (specs if specs is not None else CLASSES):
         named = [f"这是一件{c.region_zh}{c.movement_zh}风格的汉字雕塑。", f"作品体现{c.name_zh}。"]
@@ -91,7 +89,8 @@ def test_scores(model, data, vocab, labels: Sequence[str], train_idx, test_idx, 
     layers = encode_image_layers(model, data.images, to_input=to_model_input).numpy()
     probes = {name: probe(X, y, train_idx, te, seed=seed) for name, X in (("embedding", img), ("layers C", layers))}
     cell = "{:.3f} [{:.3f}, {:.3f}]".format
-    out = {f"{d} R@10": cell(*retr.loc[(d, 10), ["recall", "ci_low", "ci_high"]]) for d in ("image->text", "text->image")}
+    out = {f"{d} R@10": cell(*retr.loc[(d, 10), ["recall", "ci_low", "ci_high"]])
+           for d in ("image->text", "text->image")}
     out["zero-shot accuracy"] = cell(zs["accuracy"], *zs["ci"])
     for name, r in probes.items():
         out[f"probe macro-F1, {name}"] = cell(r["macro_f1"], r["macro_f1_ci_low"], r["macro_f1_ci_high"])

@@ -1,5 +1,7 @@
 """Clustering (paper section 5): K-means traced iteration by iteration (Figure 5), the stroke-level analysis
-of a character's attention (Figure 6), and corpus-level K-means over embeddings against the labels.
+of a character's attention (Figure 6), and corpus-level K-means over embeddings against the labels. The
+figures are drawn by :func:`hzlib.plots.figure5` and :func:`hzlib.plots.figure6`; the set of 真 that
+chapter 7 analyses is rendered by :func:`hzlib.corpus.build.render_character_set`.
 
 Conventions followed from the corpus (:mod:`hzlib.corpus.build`, :mod:`hzlib.corpus.types`):
 
@@ -13,14 +15,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, pairwise_distances_argmin, silhouette_score
+from sklearn.metrics import (
+    adjusted_rand_score,
+    normalized_mutual_info_score,
+    pairwise_distances_argmin,
+    silhouette_score,
+)
 from sklearn.preprocessing import StandardScaler
 
 from .corpus.glyphs import ORDER_DIGITS
@@ -164,29 +171,6 @@ def figure5_data(image: np.ndarray, cam: np.ndarray, quantile: float = 0.8, k: i
     return feats, Z, kmeans_trace(Z, k, max_iter=max_iter, seed=seed)
 
 
-def figure5(Z: np.ndarray, trace: KMeansTrace, panels: int = 6):
-    """Figure 5: the 2-D points coloured by cluster at successive iterations (up to ``panels``, the
-    last one the final state), with each centre's path so far."""
-    import matplotlib.pyplot as plt
-
-    from .plots import _use_cjk_font
-
-    _use_cjk_font()
-    steps = np.unique(np.linspace(0, trace.n_iter, min(panels, trace.n_iter + 1)).round().astype(int))
-    fig, axes = plt.subplots(1, len(steps), figsize=(2.6 * len(steps), 2.8), squeeze=False, sharex=True, sharey=True)
-    for ax, t in zip(axes[0], steps):
-        ax.scatter(Z[:, 0], Z[:, 1], c=trace.labels[t], cmap="tab10", vmin=0, vmax=9, s=3, alpha=0.5, linewidths=0)
-        for j in range(trace.centres.shape[1]):
-            path = trace.centres[: t + 1, j]
-            ax.plot(path[:, 0], path[:, 1], "-", color="black", linewidth=0.8)
-            ax.plot(path[-1, 0], path[-1, 1], "X", color="black", markersize=8, markeredgecolor="white")
-        ax.set_title(f"迭代 iteration {t}\ninertia {trace.inertia[t]:.0f}", fontsize=8)
-        ax.set_xlabel("PC1")
-    axes[0, 0].set_ylabel("PC2")
-    fig.tight_layout()
-    return fig
-
-
 # ------------------------------------------------------------------- stroke-level analysis (Fig 6)
 
 
@@ -328,48 +312,6 @@ def stroke_clusters_vs_components(result: StrokeAttention, components: Mapping[i
     return out
 
 
-def figure6(cam: np.ndarray, stroke_mask: np.ndarray, result: StrokeAttention, title: str = "真"):
-    """Figure 6: the map over the strokes (numbered), attention share per stroke (coloured by type)
-    and per stroke type."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from .plots import _use_cjk_font
-
-    _use_cjk_font()
-    if not result.ok and result.per_stroke.empty:
-        raise ValueError(f"result: nothing to plot ({result.reason})")
-    sm = np.asarray(stroke_mask)
-    palette = dict(zip(STROKE_TYPES, sns.color_palette("tab10", len(STROKE_TYPES))))  # same colours in both bars
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 1.4, 1]})
-    ax = axes[0]
-    ax.imshow(np.ma.masked_where(sm <= 0, cam), cmap="jet", vmin=0, vmax=max(float(np.max(cam)), 1e-12))
-    h, w = np.shape(cam)
-    for _, r in result.per_stroke[result.per_stroke["pixels"] > 0].iterrows():
-        ax.text(r.x * w - 0.5, r.y * h - 0.5, str(int(r.stroke)), fontsize=7, ha="center", va="center",
-                bbox=dict(boxstyle="round,pad=0.1", fc="white", alpha=0.7, lw=0))
-    rows, cols = np.nonzero(sm > 0)
-    pad = max(2, int(0.1 * max(np.ptp(rows), np.ptp(cols))))  # zoom on the glyph: it may be small in the image
-    ax.set_xlim(cols.min() - pad, cols.max() + pad), ax.set_ylim(rows.max() + pad, rows.min() - pad)
-    ax.set_xticks([]), ax.set_yticks([])
-    ax.set_title(f"{title}: 笔画注意力 stroke attention", fontsize=9)
-    ps = result.per_stroke.assign(label=result.per_stroke["stroke"].astype(str) + " " + result.per_stroke["type"].fillna(""))
-    if ps["type"].notna().all():
-        sns.barplot(ps, x="label", y="share", hue="type", dodge=False, ax=axes[1], palette=palette)
-    else:
-        sns.barplot(ps, x="label", y="share", ax=axes[1], color="grey")
-    axes[1].set_xlabel("笔画 stroke"), axes[1].set_ylabel("注意力占比 share of the map")
-    axes[1].set_title(f"in glyph {result.in_glyph:.3f}, unassigned {result.unassigned:.3f}", fontsize=9)
-    if not result.per_type.empty:
-        sns.barplot(result.per_type, x="type", y="share", hue="type", ax=axes[2], palette=palette, legend=False)
-        axes[2].set_xlabel("笔画类型 stroke type")
-    else:
-        axes[2].text(0.5, 0.5, result.reason or "", ha="center", va="center", wrap=True)
-    axes[2].set_ylabel("")
-    fig.tight_layout()
-    return fig
-
-
 # ------------------------------------------------------------------- corpus level: embeddings
 
 
@@ -413,67 +355,6 @@ def corpus_clustering(X: np.ndarray, labels: Sequence, ks: Sequence[int] = range
         r = cluster_vs_labels(X, labels, k, seed)
         rows.append({"choice": name, "k": k, "ari": r["ari"], "nmi": r["nmi"], "silhouette": r["silhouette"]})
     return curve, pd.DataFrame(rows)
-
-
-# ------------------------------------------------------------ a rendered set of one character
-
-
-CHARACTER_SET_OFFSET = 900_000  # sample indices of extra renders, far beyond any corpus's rows
-
-
-def render_character_set(profile, char: str, out, per_class: int = 1, style: str = "strokes",
-                         hanzi_dir=None, workers: int = 1) -> pd.DataFrame:
-    """Render ``per_class`` sculptures of ``char`` for each of the 10 classes, none of them in the
-    corpus (so no model has trained on them), and return their rows (paths relative to ``out``).
-
-    Each sample is drawn exactly as the corpus draws one (:mod:`hzlib.corpus.build`): its class's
-    factors from ``default_rng([seed, index, 0])`` (``sample_factors`` with the profile's overlap),
-    then the character and the glyph style are set to ``char`` and ``style``, and it is rendered at
-    the profile's ``image_size`` by ``render_sample`` (image, glyph mask, stroke-id mask). Indices
-    start at :data:`CHARACTER_SET_OFFSET`, so geometry, look and camera draws are new. A finished
-    sample (its ``rows/<id>.json``) is loaded, not re-rendered, unless the parameters changed."""
-    import json
-    import shutil
-    from multiprocessing import get_context
-    from pathlib import Path
-
-    from . import assets
-    from .config import atomic_write_json
-    from .corpus import build as B
-    from .corpus import classes as C
-    from .corpus import glyphs as G
-
-    out = Path(out)
-    hanzi_dir = Path(hanzi_dir) if hanzi_dir else assets.asset_dir("hanzi-writer-data")
-    if not G.covers(style, char, hanzi_dir):
-        raise ValueError(f"style {style!r} has no glyph for {char!r}")
-    if per_class < 1:
-        raise ValueError(f"per_class: must be >= 1, got {per_class}")
-    params = {"char": char, "style": style, "per_class": per_class, "seed": profile.seed,
-              "overlap": profile.overlap, "image_size": profile.image_size, "format": B.CORPUS_FORMAT}
-    meta = out / "set.json"
-    if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("params") != params:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(meta, {"params": params})
-    rows = []
-    for c, spec in enumerate(C.CLASSES):
-        for j in range(per_class):
-            index = CHARACTER_SET_OFFSET + c * per_class + j
-            f = C.sample_factors(spec, profile.overlap, B.sample_rng(profile.seed, index, B.STREAM_FACTORS))
-            f.update(char=char, style=style)
-            rows.append({"id": f"u{ord(char):04x}_{index - CHARACTER_SET_OFFSET:03d}", "index": index,
-                         "label": spec.key, "region": spec.region, "period": spec.period,
-                         "movement": spec.movement, "seed": profile.seed} | f)
-    done = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (out / "rows").glob("*.json")}
-    tasks = [(r, str(out), profile.image_size, str(hanzi_dir)) for r in rows if r["id"] not in done]
-    if workers > 1 and len(tasks) > 1:
-        with get_context("spawn").Pool(min(workers, len(tasks))) as pool:
-            recs = pool.map(B._render_task, tasks, chunksize=1)
-    else:
-        recs = [B._render_task(t) for t in tasks]
-    done.update({r["id"]: r for r in recs})
-    return pd.DataFrame([done[r["id"]] for r in rows])
 
 
 def component_crop(image: np.ndarray, stroke_mask: np.ndarray, strokes: Sequence[int], margin: float = 0.05,

@@ -17,6 +17,7 @@ import random
 import re
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from typing import get_type_hints
 import numpy as np
 import yaml
 from threadpoolctl import threadpool_info
+from tqdm.auto import tqdm
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "profiles"
 PROFILE_NAME = re.compile(r"[A-Za-z0-9_.-]+")  # the profile names folders (data/<profile>, artifacts/<profile>)
@@ -117,7 +119,14 @@ class Profile:
         return cls.from_dict({n: namespace[n] for n in names}, check_device=check_device)
 
     def check(self) -> None:
-        """Ranges and choices of every key (types are checked in ``__post_init__``)."""
+        """Ranges and choices of every key (types are checked in ``__post_init__``), in the order of the
+        fields: names and folders, the corpus, chapter 5 (CLIP), chapter 8 (evaluation) and the device."""
+        self._check_names()
+        self._check_corpus()
+        self._check_clip()
+        self._check_eval()
+
+    def _check_names(self) -> None:
         if not self.profile or not PROFILE_NAME.fullmatch(self.profile):
             raise ProfileError(f"profile={self.profile!r} must be a folder name of [A-Za-z0-9_.-]")
         for name in ("data_root", "artifacts_root"):
@@ -125,6 +134,8 @@ class Profile:
                 raise ProfileError(f"{name}={getattr(self, name)!r} must name a folder")
         if self.seed < 0:
             raise ProfileError(f"seed={self.seed} must be >= 0")
+
+    def _check_corpus(self) -> None:
         if not 0 <= self.overlap <= 1:
             raise ProfileError(f"overlap={self.overlap} must lie in [0, 1]")
         if not 0 <= self.cue_prob <= 1:
@@ -140,10 +151,13 @@ class Profile:
         if self.norm_size < 8:
             raise ProfileError(f"norm_size={self.norm_size} too small (at least 8)")
         _at_least(self, orbit_views=1, orbit_width=16, orbit_height=16, workers=1)
+
+    def _check_clip(self) -> None:
         geometries = sorted(p.stem for p in (PROFILE_DIR / "models").glob("*.yml"))
         if self.clip_geometry not in geometries:
             raise ProfileError(f"clip_geometry={self.clip_geometry!r} is not one of {geometries} (profiles/models/)")
-        from .normalize import MODEL_INPUTS  # here, not at the top: normalize loads scikit-image (slow)
+        # here, not at the top: normalize loads scikit-image (slow), and it imports this module
+        from .normalize import MODEL_INPUTS
 
         if self.clip_input not in MODEL_INPUTS:
             raise ProfileError(f"clip_input={self.clip_input!r} must be one of {MODEL_INPUTS}")
@@ -152,6 +166,8 @@ class Profile:
             raise ProfileError(f"clip_negatives={self.clip_negatives!r} must be batch or other_class")
         if self.clip_lr <= 0:
             raise ProfileError(f"clip_lr={self.clip_lr!r} out of range: must be positive")
+
+    def _check_eval(self) -> None:
         if not self.eval_models or len(set(self.eval_models)) != len(self.eval_models):
             raise ProfileError(f"eval_models={list(self.eval_models)} must be distinct model keys, at least one")
         _at_least(self, eval_folds=2, eval_steps=1, eval_timing=1)
@@ -278,7 +294,7 @@ def seed_everything(seed: int) -> np.random.Generator:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     try:
-        import torch
+        import torch  # lazy: the corpus stages run without torch
 
         torch.manual_seed(seed)
     except ImportError:  # torch is optional for the corpus stages
@@ -293,7 +309,7 @@ PACKAGES = ("numpy", "scipy", "pandas", "scikit-image", "scikit-learn", "open3d"
 def hardware(device) -> dict:
     """The device a result was computed on: torch threads, CPU count, and the GPU's name, memory and
     CUDA version on a GPU (``device``: a ``torch.device``)."""
-    import torch
+    import torch  # lazy: the corpus stages run without torch
 
     out = {"device": str(device), "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
     if device.type == "cuda":
@@ -388,10 +404,6 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
 def map_files(fn, jobs, *, workers: int = 1, desc: str | None = None, progress: bool = True) -> list:
     """``[fn(j) for j in jobs]``, in ``workers`` processes when more than one (``fn`` must be a
     module-level function), with a progress bar; the order of the results is the order of ``jobs``."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
     jobs = list(jobs)
     bar = dict(total=len(jobs), desc=desc, unit="img", disable=not progress or desc is None, leave=False)
     if workers > 1 and len(jobs) > 1:

@@ -62,7 +62,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binomtest, rankdata
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+from sklearn.metrics import f1_score, make_scorer, roc_curve
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
+from .config import hardware
 from .stats import mean_ci
 
 METRICS = ("precision", "recall", "f1", "accuracy", "auc", "rmse", "mae")
@@ -120,8 +129,6 @@ def per_class(y: np.ndarray, P: np.ndarray, *, auc: bool = True) -> dict[str, np
     """The metrics of :data:`METRICS` for each class (arrays of length K), plus ``support`` and
     ``top1_accuracy`` (a scalar). ``y``, ``P`` are assumed checked (see :func:`metric_table`).
     ``auc=False`` skips the ranking (the costly part) and leaves AUC as NaN."""
-    from scipy.stats import rankdata
-
     n, K = P.shape
     pred = P.argmax(1)
     cm = np.bincount(y * K + pred, minlength=K * K).reshape(K, K).astype(np.float64)
@@ -173,8 +180,6 @@ def roc_curves(y, proba, *, classes: Sequence | None = None, grid: int = 101) ->
     """One-vs-rest ROC curves (``sklearn.metrics.roc_curve``) of every class present in ``y``, plus a
     ``"macro"`` curve: the mean of the per-class TPRs interpolated on ``grid`` FPR values.
     Long format: class, fpr, tpr, threshold (NaN for the macro curve)."""
-    from sklearn.metrics import roc_curve
-
     y, P = _check(y, proba)
     names = _names(classes, P.shape[1])
     parts, fpr_grid, tprs = [], np.linspace(0, 1, grid), []
@@ -268,8 +273,6 @@ def mcnemar_exact(correct_a, correct_b) -> dict:
     """McNemar's exact test on paired correctness: under H0 the discordant items split 50:50, so the
     two-sided p-value is ``scipy.stats.binomtest(b, b + c, 0.5)`` with b = items only A gets right
     and c = items only B gets right (p = 1 when there are none)."""
-    from scipy.stats import binomtest
-
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"correct_a {a.shape} and correct_b {b.shape} must be 1-d and of equal length")
@@ -319,8 +322,6 @@ def kfold_splits(labels: Sequence, k: int, seed: int) -> list[tuple[np.ndarray, 
     """Stratified k-fold (``sklearn.model_selection.StratifiedKFold``, shuffled with ``seed``): a list
     of (train_idx, test_idx), sorted index arrays; every item is in exactly one test fold. Use the same
     list for every model so that all are scored on the same splits."""
-    from sklearn.model_selection import StratifiedKFold
-
     y = np.asarray(labels)
     if not isinstance(k, (int, np.integer)) or k < 2:
         raise ValueError(f"k must be an integer >= 2, got {k!r}")
@@ -402,25 +403,18 @@ def loo_logistic(X, y, *, n_classes: int, C: float = 1.0, tol: float = 1e-6, max
 
     ``threads`` caps the BLAS/OpenMP threads during the n small fits (None: leave them): on a shared
     machine, spinning BLAS threads made each small fit ~50x slower than one thread."""
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-
     X, y = _loo_inputs(X, y, n_classes)
     with threadpool_limits(limits=threads):
         return _loo_logistic(X, y, n_classes, C, tol, max_iter, solver, progress)
 
 
 def _loo_logistic(X, y, n_classes, C, tol, max_iter, solver, progress) -> np.ndarray:
-    from sklearn.linear_model import LogisticRegression
-
     # the full fit a decade tighter, so that the warm starts sit at its optimum
     full = LogisticRegression(C=C, tol=tol / 10, max_iter=max_iter, solver=solver).fit(X, y)
     out = np.empty((len(y), n_classes))
     keep = np.ones(len(y), dtype=bool)
     it = range(len(y))
     if progress:
-        from tqdm.auto import tqdm
-
         it = tqdm(it, desc="LOO refits", unit="fit", leave=False)
     for i in it:
         keep[i] = False
@@ -449,8 +443,6 @@ def loo_logistic_newton(X, y, *, n_classes: int, C: float = 1.0, tol: float = 1e
     1,850 items. The step is the first of the warm-started refit, so it differs from the exact refit
     by the Newton method's quadratic remainder: on well-posed heads (n >> d) in the third decimal or
     less (``tests/test_evaluate.py`` checks it against :func:`loo_logistic`)."""
-    from sklearn.linear_model import LogisticRegression
-
     if C <= 0:
         raise ValueError(f"C must be positive, got {C}")
     X, y = _loo_inputs(X, y, n_classes)
@@ -493,15 +485,11 @@ PROBE_SCORING = "f1_macro"  # see fit_head
 
 
 def _f1_macro(y_true, y_pred) -> float:
-    from sklearn.metrics import f1_score
-
     return f1_score(y_true, y_pred, average="macro", zero_division=0)
 
 
 def _macro_f1_scorer():
     """scikit-learn's "f1_macro" without its 0/0 warnings (nor, for two string classes, a pos_label)."""
-    from sklearn.metrics import make_scorer
-
     return make_scorer(_f1_macro)
 
 
@@ -532,11 +520,6 @@ def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, se
     ~1e-6 in probabilities. ``threads`` caps BLAS/OpenMP threads during the fit (None: leave them; on
     a shared 2-core machine, BLAS threads made these small fits ~3x slower). Cost: ~0.5 s for
     1,850 x 128 features, 10 classes, on one core."""
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
@@ -557,8 +540,6 @@ def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, se
         clf = LogisticRegressionCV(Cs=Cs, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                    scoring=_macro_f1_scorer(), l1_ratios=(0.0,), tol=tol, max_iter=max_iter,
                                    random_state=seed, use_legacy_attributes=False)
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=threads):
         head = make_pipeline(StandardScaler(), clf).fit(X, y)
     head.inner_folds_ = folds
@@ -624,7 +605,10 @@ def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, sp
         fixed = np.asarray(embed)
         if len(fixed) != len(y):
             raise ValueError(f"features have {len(fixed)} rows for {len(y)} labels")
-        embed = (lambda _tr: fixed)
+
+        def embed(_tr):
+            return fixed
+
     return cross_validate(lambda tr, te: head_proba(embed(tr), y, tr, te, n_classes=n_classes, Cs=Cs,
                                                     inner_folds=inner_folds, seed=seed),
                           splits, n_items=len(y), n_classes=n_classes)
@@ -763,9 +747,7 @@ def time_analysis(analyse: Callable[[list], object], paths: Sequence, *, batch_s
 
     Returns one row per batch size: batch_size, calls, items, median_ms, q1_ms, q3_ms, iqr_ms (per
     item), device, and the hardware (:func:`hzlib.config.hardware`: threads, CPU count, GPU name)."""
-    import torch
-
-    from .config import hardware
+    import torch  # here, not at the top: seconds to import, and no other function of this module needs it
 
     paths = list(paths)
     if warmup < 0:

@@ -24,15 +24,17 @@ which equals the stock library's maps); no figure of the book uses it. An all-ze
 Ground truth: :func:`pointing_game` and :func:`energy_in_mask` against the glyph mask, beside three
 baseline maps (uniform, seeded random, centre Gaussian) in :func:`evaluate_maps`; per-class means with
 bootstrap intervals in :func:`class_summary`; Figure 4's framed focus regions from
-:func:`focus_regions`.
+:func:`focus_regions` (the figure: :func:`hzlib.plots.figure4`).
 """
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -40,8 +42,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from skimage import measure
+from transformers.utils import logging as hf_logging
 
+from .evaluate import fit_head, linear_weights
+from .model import build_model, encode_images, load_clip
+from .pairs import corpus_images, to_model_input
 from .stats import mean_ci
 
 BASELINES = ("uniform", "random", "centre")
@@ -420,7 +428,8 @@ def class_summary(results: pd.DataFrame, metrics: Sequence[str] = ("pointing", "
         row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
         row["n"] = len(g)
         for m in metrics:
-            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(g[m].to_numpy(), level=level, n_resamples=n_boot, seed=seed)
+            row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean_ci(g[m].to_numpy(), level=level, n_resamples=n_boot,
+                                                             seed=seed)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -433,8 +442,6 @@ def focus_regions(cam: np.ndarray, threshold: float = 0.5, min_area: int = 1) ->
     row each with the bounding box (``row0, col0, row1, col1``; rows/cols 1 exclusive, as skimage's
     ``bbox``), ``area`` in pixels and ``heat`` (share of the map's total inside the region), by
     decreasing heat. ``threshold`` is on the map's own scale (maps from this module are in [0, 1])."""
-    from skimage import measure
-
     cam = np.asarray(cam, dtype=np.float64)
     if cam.ndim != 2:
         raise ValueError(f"cam: expected a 2-D map, got shape {cam.shape}")
@@ -453,46 +460,12 @@ def focus_regions(cam: np.ndarray, threshold: float = 0.5, min_area: int = 1) ->
 
 def overlay(image: np.ndarray, cam: np.ndarray, image_weight: float = 0.5) -> np.ndarray:
     """The heat map over the image (RGB float in [0, 1]) with the library's ``show_cam_on_image``."""
-    from pytorch_grad_cam.utils.image import show_cam_on_image
-
     img = np.asarray(image, dtype=np.float32)
     if img.max() > 1:
         img = img / 255.0
     if img.shape[:2] != np.shape(cam):
         raise ValueError(f"cam: shape {np.shape(cam)} differs from the image's {img.shape[:2]}")
     return show_cam_on_image(img, np.clip(cam, 0, 1), use_rgb=True, image_weight=image_weight) / 255.0
-
-
-def figure4(images: Sequence[np.ndarray], cams: Sequence[np.ndarray], titles: Sequence[str] | None = None,
-            threshold: float = 0.5, max_boxes: int = 3):
-    """Figure 4: per example (a row), the image, the image with its focus regions framed, and the
-    heat-map overlay. Images (H, W, 3) and maps (H, W) of equal size."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    from .plots import _use_cjk_font
-
-    _use_cjk_font()
-    n = len(images)
-    if n == 0 or len(cams) != n:
-        raise ValueError(f"cams: {len(cams)} maps for {n} images (need at least one, equal counts)")
-    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
-    for i, (img, cam) in enumerate(zip(images, cams)):
-        img = np.asarray(img)
-        axes[i, 0].imshow(img)
-        axes[i, 1].imshow(img)
-        for _, r in focus_regions(cam, threshold).head(max_boxes).iterrows():
-            axes[i, 1].add_patch(Rectangle((r.col0 - 0.5, r.row0 - 0.5), r.col1 - r.col0, r.row1 - r.row0,
-                                           fill=False, edgecolor="red", linewidth=1.5))
-        axes[i, 2].imshow(overlay(img, cam))
-        for ax in axes[i]:
-            ax.set_xticks([]), ax.set_yticks([])
-        if titles is not None:
-            axes[i, 0].set_ylabel(titles[i], rotation=0, ha="right", va="center", fontsize=9)
-    for ax, t in zip(axes[0], ("原图 image", "关注区域 focus regions", "热力图 Grad-CAM")):
-        ax.set_title(t, fontsize=9)
-    fig.tight_layout()
-    return fig
 
 
 # ------------------------------------------------------------------ chapter 5's model and a probe
@@ -505,11 +478,6 @@ def load_trained_clip(clip_dir, device: str | torch.device = "cpu") -> tuple:
     (:func:`hzlib.model.load_clip`) and the splits from ``splits.json`` there or in ``clip_dir``
     (a mapping split name -> manifest ids, with at least ``train`` and ``test``). A missing model or
     split file raises FileNotFoundError saying to run chapter 5 first."""
-    import json
-    from pathlib import Path
-
-    from .model import load_clip
-
     clip_dir = Path(clip_dir)
     model_dir = clip_dir / "model"
     if not (model_dir / "model.safetensors").is_file():
@@ -528,8 +496,6 @@ def load_trained_clip(clip_dir, device: str | torch.device = "cpu") -> tuple:
     overlap = set(map(str, splits["train"])) & set(map(str, splits["test"]))
     if overlap:
         raise ValueError(f"{found}: {len(overlap)} id(s) in both train and test, e.g. {sorted(overlap)[:3]}")
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # a "Loading weights" bar in every executed notebook otherwise
     model, vocab, geometry, info = load_clip(model_dir, device)
     return model, vocab, geometry, info, {k: [str(i) for i in v] for k, v in splits.items()}
@@ -554,8 +520,6 @@ def probe_scorer(model: torch.nn.Module, embeddings: np.ndarray, labels: Sequenc
     embeddings of the *training* rows only) as Grad-CAM's class scores: ``(ClassScores, classes)``,
     the classes in the probe's order (sorted labels). The scaler is folded into the weights
     (:func:`hzlib.evaluate.linear_weights`), so the scores are the probe's logits."""
-    from .evaluate import fit_head, linear_weights
-
     X = np.asarray(embeddings, dtype=np.float64)
     y = np.asarray(labels)
     tr = np.asarray(train_idx, dtype=np.int64)
@@ -595,9 +559,6 @@ def load_chapter5(clip_dir, manifest: pd.DataFrame, corpus_dir, images_dir, *, m
     """Chapter 5's model (:func:`load_trained_clip`), the twin of the same geometry from the same
     seed with no training, the images of ``manifest`` from the shared cache, and for each model the
     standardised linear probe on its image embeddings of the training rows (:func:`probe_scorer`)."""
-    from .model import build_model, encode_images
-    from .pairs import corpus_images, to_model_input
-
     model, vocab, geometry, info, splits = load_trained_clip(clip_dir)
     train_idx = split_positions(manifest["id"], splits["train"])
     images = corpus_images(manifest, corpus_dir, images_dir, size=geometry.image_size, mode=mode, workers=workers,

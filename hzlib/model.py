@@ -33,17 +33,24 @@ import math
 import os
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+import yaml
+from safetensors.torch import load_model, save_model
 from scipy.stats import binom
+from tokenizers import Tokenizer, models as tokenizer_models, pre_tokenizers, processors
 from torch import nn
+from transformers import CLIPConfig, CLIPTextConfig, CLIPTextModel, CLIPVisionConfig, CLIPVisionModel
 
 from .config import PROFILE_DIR, atomic_write_json
+from .text import segment
 
 __all__ = [
     "MODEL_DIR", "GeometryError", "Geometry", "TowerGeometry", "load_geometry", "available_geometries",
@@ -160,8 +167,6 @@ def load_geometry(name_or_path: str | os.PathLike, model_dir: Path = MODEL_DIR) 
     """A named geometry (``"tiny"`` -> ``profiles/models/tiny.yml``) or a path to one.
 
     Raises GeometryError naming the file and every field that is missing or inconsistent."""
-    import yaml
-
     path = Path(name_or_path)
     if not path.suffix:
         path = Path(model_dir) / f"{name_or_path}.yml"
@@ -193,8 +198,6 @@ SPECIALS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3
 def words(text: str) -> list[str]:
     """The jieba words of ``text`` that contain a letter, digit or ideograph (punctuation dropped,
     as in :func:`hzlib.text.sentence_embedding`)."""
-    from .text import segment
-
     return [w for w in segment(text) if any(ch.isalnum() for ch in w)]
 
 
@@ -211,15 +214,13 @@ class Vocabulary:
 
     @classmethod
     def from_words(cls, vocab_words: Sequence[str], counts: dict[str, int] | None = None) -> "Vocabulary":
-        from tokenizers import Tokenizer, models, pre_tokenizers, processors
-
         clash = [w for w in vocab_words if w in SPECIALS]
         if clash:
             raise ValueError(f"words {clash} collide with special tokens {SPECIALS}")
         table = {w: i for i, w in enumerate([*SPECIALS, *vocab_words])}
         if len(table) != len(SPECIALS) + len(vocab_words):
             raise ValueError("vocabulary words must be unique")
-        tk = Tokenizer(models.WordLevel(table, unk_token=UNK))
+        tk = Tokenizer(tokenizer_models.WordLevel(table, unk_token=UNK))
         # Words arrive joined by U+0020 (jieba words contain no whitespace: segment() drops it).
         tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         tk.post_processor = processors.TemplateProcessing(
@@ -271,8 +272,6 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocabulary":
-        from tokenizers import Tokenizer
-
         try:
             blob = json.loads(Path(path).read_text(encoding="utf-8"))
             tk = Tokenizer.from_str(json.dumps(blob["tokenizer"]))
@@ -287,8 +286,6 @@ def build_vocabulary(texts: Sequence[str], *, min_count: int = 1, max_size: int 
     """The vocabulary of the jieba words of ``texts`` (pass the TRAINING texts only) that occur at
     least ``min_count`` times, most frequent first (ties by first occurrence), at most ``max_size``
     words besides the specials."""
-    from collections import Counter
-
     c = Counter(w for t in texts for w in words(t))
     kept = [w for w, n in c.most_common() if n >= min_count]  # most_common is stable on ties
     if max_size is not None:
@@ -303,8 +300,6 @@ def build_vocabulary(texts: Sequence[str], *, min_count: int = 1, max_size: int 
 def clip_config(geometry: Geometry, vocab_size: int, tau_init: float = CLIP_TAU_INIT):
     """The ``transformers`` CLIPConfig of ``geometry`` (its ViT and transformer-text parts are the
     ``vit`` and ``transformer`` towers of :class:`ClipModel`)."""
-    from transformers import CLIPConfig, CLIPTextConfig, CLIPVisionConfig
-
     g, v, t = geometry, geometry.vision, geometry.text
     text = CLIPTextConfig(vocab_size=vocab_size, hidden_size=t.width, intermediate_size=int(t.width * t.mlp_ratio),
                           num_hidden_layers=t.layers, num_attention_heads=t.heads, projection_dim=g.embed_dim,
@@ -331,8 +326,6 @@ class ViTTower(nn.Module):
 
     def __init__(self, geometry: Geometry):
         super().__init__()
-        from transformers import CLIPVisionModel
-
         self.model = CLIPVisionModel(clip_config(geometry, len(SPECIALS) + 1).vision_config)
         self.proj = nn.Linear(geometry.vision.width, geometry.embed_dim, bias=False)
         self.grid = (geometry.vision.image_size // geometry.vision.patch_size,) * 2
@@ -399,8 +392,6 @@ class TransformerTextTower(nn.Module):
 
     def __init__(self, geometry: Geometry, vocab_size: int):
         super().__init__()
-        from transformers import CLIPTextModel
-
         self.model = CLIPTextModel(clip_config(geometry, vocab_size).text_config)
         self.proj = nn.Linear(geometry.text.width, geometry.embed_dim, bias=False)
 
@@ -456,8 +447,6 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
-        import torch.distributed as dist
-
         ctx.rank, ctx.n = dist.get_rank(), x.shape[0]
         out = x.new_empty((dist.get_world_size() * x.shape[0], *x.shape[1:]))
         dist.all_gather_into_tensor(out, x.contiguous())
@@ -465,16 +454,12 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        import torch.distributed as dist
-
         grad = grad.contiguous()
         dist.all_reduce(grad)  # gloo has no reduce_scatter; the features are small
         return grad[ctx.rank * ctx.n:(ctx.rank + 1) * ctx.n]
 
 
 def _world() -> int:
-    import torch.distributed as dist
-
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
@@ -728,8 +713,6 @@ def save_clip(out_dir: str | os.PathLike, model: ClipModel, vocab: Vocabulary, g
               info: dict | None = None) -> Path:
     """Save weights (``model.safetensors``), ``vocab.json``, ``geometry.json`` and ``info.json`` into
     ``out_dir``, atomically as a whole (written to a temporary folder, then renamed)."""
-    from safetensors.torch import save_model
-
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
@@ -761,8 +744,6 @@ def geometry_from_dict(g: dict) -> Geometry:
 
 def load_clip(out_dir: str | os.PathLike, device: str | torch.device = "cpu"):
     """The (model, vocab, geometry, info) saved by :func:`save_clip`; the model in eval mode."""
-    from safetensors.torch import load_model
-
     out_dir = Path(out_dir)
     if not (out_dir / WEIGHTS).is_file():
         raise FileNotFoundError(f"no saved CLIP model in {out_dir} ({WEIGHTS} missing)")

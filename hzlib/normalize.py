@@ -18,7 +18,12 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from skimage import exposure, transform
+import pandas as pd
+from PIL import Image
+from skimage import color, exposure, feature, transform
+from tqdm.auto import tqdm
+
+from .config import map_files
 
 KERNELS = {"nearest": 0, "bilinear": 1, "biquadratic": 2, "bicubic": 3}
 
@@ -96,8 +101,6 @@ def equalize_luminance(image: np.ndarray, nbins: int = 256) -> np.ndarray:
     """Eq 3 on brightness only: histogram-equalise the lightness L* of CIELAB and keep a* and b*, so
     the hue and saturation of the material survive ("brightness equalisation" in the paper's words).
     ``image``: RGB in [0, 1]; returns RGB in [0, 1]."""
-    from skimage import color
-
     lab = color.rgb2lab(np.clip(np.asarray(image, dtype=np.float64), 0.0, 1.0))
     lab[..., 0] = 100.0 * exposure.equalize_hist(lab[..., 0], nbins=nbins)
     with warnings.catch_warnings():  # colours pushed out of the sRGB gamut are clipped, as intended
@@ -140,10 +143,6 @@ def corpus_statistics(paths, cfg: NormalizeConfig = NormalizeConfig()):
     """Per image: mean and std after Eq 2 (of the grey values, or the extremes over channels with
     ``cfg.colour == "channels"``), and the Kolmogorov-Smirnov distance of the Eq 3 output to U(0, 1);
     one row per image (a pandas DataFrame)."""
-    import pandas as pd
-    from PIL import Image
-    from tqdm.auto import tqdm
-
     rows = []
     for p in tqdm(list(paths), desc="Eq 1-3 on the corpus", unit="img", leave=False):
         st = normalize(np.asarray(Image.open(p).convert("RGB")), cfg)
@@ -169,8 +168,6 @@ class DescriptorConfig:
 def descriptor(image: np.ndarray, cfg: DescriptorConfig = DescriptorConfig()) -> np.ndarray:
     """HOG of the Eq 1-resized grey image (shape) concatenated with HSV colour histograms (material,
     palette, setting), each part L2-normalised so neither dominates by its length."""
-    from skimage import color, feature
-
     img = resize(np.asarray(image, dtype=np.float64) / 255.0, cfg.size, "bilinear").clip(0, 1)
     hog = feature.hog(color.rgb2gray(img), orientations=cfg.hog_orientations,
                       pixels_per_cell=(cfg.hog_cell, cfg.hog_cell), cells_per_block=(2, 2), feature_vector=True)
@@ -182,14 +179,10 @@ def descriptor(image: np.ndarray, cfg: DescriptorConfig = DescriptorConfig()) ->
 
 def _file_descriptor(args) -> np.ndarray:
     path, cfg = args
-    from PIL import Image
-
     return descriptor(np.asarray(Image.open(path).convert("RGB")), cfg)
 
 
 def descriptors(paths, cfg: DescriptorConfig = DescriptorConfig(), *, workers: int = 1) -> np.ndarray:
     """:func:`descriptor` of each image file, stacked (n, d), in ``workers`` processes."""
-    from .config import map_files
-
     return np.stack(map_files(_file_descriptor, [(str(p), cfg) for p in paths], workers=workers,
                               desc="image descriptors"))

@@ -17,8 +17,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .config import map_files, params_hash
+from .normalize import model_image
 
 __all__ = ["to_model_input", "PairData", "image_cache", "corpus_images", "load_pairs", "stratified_split"]
 
@@ -49,7 +51,8 @@ class PairData:
 
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise ValueError(f"images must be a (n, 3, S, S) uint8 tensor, got {tuple(self.images.shape)} {self.images.dtype}")
+            raise ValueError(f"images must be a (n, 3, S, S) uint8 tensor, "
+                             f"got {tuple(self.images.shape)} {self.images.dtype}")
         if self.tokens.ndim != 2 or len(self.tokens) != len(self.images):
             raise ValueError(f"tokens {tuple(self.tokens.shape)} do not match {len(self.images)} images")
         if self.targets is not None and tuple(self.targets.shape) != (len(self.images),):
@@ -65,7 +68,10 @@ class PairData:
     def subset(self, idx: Sequence[int]) -> "PairData":
         idx = np.asarray(idx, dtype=np.int64)
         t = torch.from_numpy(idx)
-        pick = (lambda v: tuple(v[i] for i in idx) if v else ())
+
+        def pick(v):
+            return tuple(v[i] for i in idx) if v else ()
+
         return PairData(self.images[t], self.tokens[t], pick(self.labels), pick(self.ids),
                         None if self.targets is None else self.targets[t])
 
@@ -78,14 +84,15 @@ class PairData:
         return h.hexdigest()[:16]
 
 
-def _normalized_u8(args) -> np.ndarray:
-    path, size, mode = args
-    from PIL import Image
-
-    from .normalize import model_image
-
+def model_image_u8(path: str | os.PathLike, size: int, mode: str = "luma") -> np.ndarray:
+    """One image file as the models see it (:func:`hzlib.normalize.model_image` at ``size`` in
+    ``mode``), as a (3, size, size) uint8 array: one entry of :func:`image_cache`."""
     img = np.asarray(Image.open(path).convert("RGB"))
     return np.clip(np.rint(model_image(img, size, mode) * 255), 0, 255).astype(np.uint8).transpose(2, 0, 1)
+
+
+def _model_image_task(args) -> np.ndarray:
+    return model_image_u8(*args)
 
 
 def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str | os.PathLike, *,
@@ -110,7 +117,7 @@ def image_cache(paths: Sequence[str | os.PathLike], size: int, cache_path: str |
                 return blob["images"]
         except Exception:  # an unreadable cache is rebuilt
             pass
-    arrays = map_files(_normalized_u8, [(str(p), size, mode) for p in paths], workers=workers,
+    arrays = map_files(_model_image_task, [(str(p), size, mode) for p in paths], workers=workers,
                        desc=f"{mode} images at {size}px", progress=progress)
     images = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, 3, size, size, dtype=torch.uint8)
     cache_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,25 @@
-"""Figure helpers (matplotlib/seaborn), numbered like the paper where the paper has the figure."""
+"""Figure helpers (matplotlib/seaborn), numbered like the paper where the paper has the figure: every
+figure of the book is drawn here, from what the chapters' modules compute."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import font_manager
+from matplotlib.patches import Rectangle
 from PIL import Image
 
-from .corpus import classes as C
+from . import normalize as N, sfm
+from .corpus import classes as C, render as R
+from .corpus.types import STROKE_TYPES, Camera, Glyph, Sculpture
+
+if TYPE_CHECKING:  # annotations only: cluster loads scikit-learn
+    from .cluster import KMeansTrace, StrokeAttention
 
 
 # CJK fonts installed by the set-up; a regular (400) weight avoids matplotlib's weight-fallback warnings.
@@ -19,8 +29,6 @@ CJK_FONTS = ("/usr/share/fonts/truetype/lxgw-wenkai/LXGWWenKai-Regular.ttf",
 
 def _use_cjk_font() -> None:
     """Latin text in DejaVu Sans, Chinese through matplotlib's per-glyph fallback to a CJK font."""
-    from matplotlib import font_manager
-
     for path in CJK_FONTS:
         if Path(path).exists():
             font_manager.fontManager.addfont(path)
@@ -107,8 +115,6 @@ def _show(ax, img) -> None:
 def stage_images(stages: dict[str, np.ndarray], display=None) -> list[np.ndarray]:
     """The four stages of the normalisation as displayable images in [0, 1] (Figure 1's panels);
     ``display`` maps the z-scored image to [0, 1] (default: normalize.to_display)."""
-    from . import normalize as N
-
     display = display or N.to_display
     return [stages["original"], np.clip(stages["resized"] / 255.0, 0, 1), display(stages["standardized"]),
             stages["equalized"]]
@@ -160,8 +166,6 @@ def ground_truth(df: pd.DataFrame, root: Path, n: int = 4, seed: int = 0):
 
 def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
     """Figure 1 for one image per class: rows = classes, columns = the four stages."""
-    from . import normalize as N
-
     keys = [k for k in C.KEYS if k in set(df["label"])]
     fig, axes = plt.subplots(len(keys), 4, figsize=(8, 2 * len(keys)), squeeze=False)
     for r, key in enumerate(keys):
@@ -181,7 +185,7 @@ def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
 
 def sfm_matches(orbit_dir: Path, model_dir: Path, ax=None, max_lines: int = 80, seed: int = 0):
     """Figure 2(a): the two registered views sharing the most 3D points, with their correspondences."""
-    import pycolmap
+    import pycolmap  # here, not at the top: COLMAP's native library, needed by Figure 2(a) only
 
     rec = pycolmap.Reconstruction(str(model_dir))
     obs = {}
@@ -232,9 +236,6 @@ def points_on_view(image: np.ndarray, camera: dict, points: np.ndarray, values: 
 def mesh_view(vertices: np.ndarray, triangles: np.ndarray, camera: dict, ax=None, title: str = "",
               material: str = "marble"):
     """A triangle mesh rendered from a true camera with the corpus renderer (neutral material, no glyph)."""
-    from .corpus import render as R
-    from .corpus.types import Camera, Glyph, Sculpture
-
     sculpture = Sculpture(np.asarray(vertices, np.float32), np.asarray(triangles, np.int32), "reconstruction",
                           Glyph("", "", []), (0.0, 0.0, 0.0, 0.0, 0.0, 0.0), np.zeros((1, 1), np.int16))
     cam = Camera(np.asarray(camera["K"]), np.asarray(camera["world_to_cam"]), int(camera["width"]),
@@ -251,8 +252,6 @@ def mesh_view(vertices: np.ndarray, triangles: np.ndarray, camera: dict, ax=None
 
 def figure2(orbit_dir: Path, work_dir: Path, record: dict, view: str = "000.png"):
     """Figure 2: (a) correspondences, (b) sparse and dense clouds on a true view, (c) surface vs truth."""
-    from . import sfm
-
     orbit_dir, work_dir = Path(orbit_dir), Path(work_dir)
     cams = sfm.load_orbit_cameras(orbit_dir / "cameras.json")
     cam = cams[view]
@@ -433,6 +432,95 @@ def loss_curves(losses: dict[str, list[float]], chance: dict[str, float | None],
         ax.set_visible(False)
     axes[0, 0].set_ylabel("training loss")
     axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def figure4(images: Sequence[np.ndarray], cams: Sequence[np.ndarray], titles: Sequence[str] | None = None,
+            threshold: float = 0.5, max_boxes: int = 3):
+    """Figure 4: per example (a row), the image, the image with its focus regions framed
+    (:func:`hzlib.gradcam.focus_regions`), and the heat-map overlay (:func:`hzlib.gradcam.overlay`).
+    Images (H, W, 3) and maps (H, W) of equal size."""
+    # here, not at the top: gradcam imports torch and pytorch_grad_cam (seconds), which no other figure needs
+    from .gradcam import focus_regions, overlay
+
+    _use_cjk_font()
+    n = len(images)
+    if n == 0 or len(cams) != n:
+        raise ValueError(f"cams: {len(cams)} maps for {n} images (need at least one, equal counts)")
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.5 * n), squeeze=False)
+    for i, (img, cam) in enumerate(zip(images, cams)):
+        img = np.asarray(img)
+        axes[i, 0].imshow(img)
+        axes[i, 1].imshow(img)
+        for _, r in focus_regions(cam, threshold).head(max_boxes).iterrows():
+            axes[i, 1].add_patch(Rectangle((r.col0 - 0.5, r.row0 - 0.5), r.col1 - r.col0, r.row1 - r.row0,
+                                           fill=False, edgecolor="red", linewidth=1.5))
+        axes[i, 2].imshow(overlay(img, cam))
+        for ax in axes[i]:
+            ax.set_xticks([]), ax.set_yticks([])
+        if titles is not None:
+            axes[i, 0].set_ylabel(titles[i], rotation=0, ha="right", va="center", fontsize=9)
+    for ax, t in zip(axes[0], ("原图 image", "关注区域 focus regions", "热力图 Grad-CAM")):
+        ax.set_title(t, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def figure5(Z: np.ndarray, trace: KMeansTrace, panels: int = 6):
+    """Figure 5: the 2-D points coloured by cluster at successive iterations (up to ``panels``, the
+    last one the final state), with each centre's path so far (``Z`` and ``trace`` from
+    :func:`hzlib.cluster.figure5_data`)."""
+    _use_cjk_font()
+    steps = np.unique(np.linspace(0, trace.n_iter, min(panels, trace.n_iter + 1)).round().astype(int))
+    fig, axes = plt.subplots(1, len(steps), figsize=(2.6 * len(steps), 2.8), squeeze=False, sharex=True, sharey=True)
+    for ax, t in zip(axes[0], steps):
+        ax.scatter(Z[:, 0], Z[:, 1], c=trace.labels[t], cmap="tab10", vmin=0, vmax=9, s=3, alpha=0.5, linewidths=0)
+        for j in range(trace.centres.shape[1]):
+            path = trace.centres[: t + 1, j]
+            ax.plot(path[:, 0], path[:, 1], "-", color="black", linewidth=0.8)
+            ax.plot(path[-1, 0], path[-1, 1], "X", color="black", markersize=8, markeredgecolor="white")
+        ax.set_title(f"迭代 iteration {t}\ninertia {trace.inertia[t]:.0f}", fontsize=8)
+        ax.set_xlabel("PC1")
+    axes[0, 0].set_ylabel("PC2")
+    fig.tight_layout()
+    return fig
+
+
+def figure6(cam: np.ndarray, stroke_mask: np.ndarray, result: StrokeAttention, title: str = "真"):
+    """Figure 6: the map over the strokes (numbered), attention share per stroke (coloured by type)
+    and per stroke type (``result`` from :func:`hzlib.cluster.stroke_attention`)."""
+    _use_cjk_font()
+    if not result.ok and result.per_stroke.empty:
+        raise ValueError(f"result: nothing to plot ({result.reason})")
+    sm = np.asarray(stroke_mask)
+    palette = dict(zip(STROKE_TYPES, sns.color_palette("tab10", len(STROKE_TYPES))))  # same colours in both bars
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 1.4, 1]})
+    ax = axes[0]
+    ax.imshow(np.ma.masked_where(sm <= 0, cam), cmap="jet", vmin=0, vmax=max(float(np.max(cam)), 1e-12))
+    h, w = np.shape(cam)
+    for _, r in result.per_stroke[result.per_stroke["pixels"] > 0].iterrows():
+        ax.text(r.x * w - 0.5, r.y * h - 0.5, str(int(r.stroke)), fontsize=7, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.1", fc="white", alpha=0.7, lw=0))
+    rows, cols = np.nonzero(sm > 0)
+    pad = max(2, int(0.1 * max(np.ptp(rows), np.ptp(cols))))  # zoom on the glyph: it may be small in the image
+    ax.set_xlim(cols.min() - pad, cols.max() + pad), ax.set_ylim(rows.max() + pad, rows.min() - pad)
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(f"{title}: 笔画注意力 stroke attention", fontsize=9)
+    strokes = result.per_stroke
+    ps = strokes.assign(label=strokes["stroke"].astype(str) + " " + strokes["type"].fillna(""))
+    if ps["type"].notna().all():
+        sns.barplot(ps, x="label", y="share", hue="type", dodge=False, ax=axes[1], palette=palette)
+    else:
+        sns.barplot(ps, x="label", y="share", ax=axes[1], color="grey")
+    axes[1].set_xlabel("笔画 stroke"), axes[1].set_ylabel("注意力占比 share of the map")
+    axes[1].set_title(f"in glyph {result.in_glyph:.3f}, unassigned {result.unassigned:.3f}", fontsize=9)
+    if not result.per_type.empty:
+        sns.barplot(result.per_type, x="type", y="share", hue="type", ax=axes[2], palette=palette, legend=False)
+        axes[2].set_xlabel("笔画类型 stroke type")
+    else:
+        axes[2].text(0.5, 0.5, result.reason or "", ha="center", va="center", wrap=True)
+    axes[2].set_ylabel("")
     fig.tight_layout()
     return fig
 

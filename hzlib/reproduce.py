@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import yaml
+from jupyter_client.kernelspec import KernelSpecManager
 from tqdm.auto import tqdm
 
 from .config import THREAD_VARS, Profile, atomic_write_json, atomic_write_text, environment, params_hash
@@ -54,13 +56,12 @@ def chapter_notebooks(layout: Layout, only: list[str] | None = None) -> list[Pat
     if only:
         nbs = [p for p in nbs if any(p.name.startswith(o) or p.stem == o for o in only)]
         if not nbs:
-            raise ValueError(f"no chapter matches {only}; chapters: {[p.stem for p in sorted(layout.notebooks.glob('*.ipynb'))]}")
+            known = [p.stem for p in sorted(layout.notebooks.glob("*.ipynb"))]
+            raise ValueError(f"no chapter matches {only}; chapters: {known}")
     return nbs
 
 
 def check_kernel(name: str = KERNEL) -> None:
-    from jupyter_client.kernelspec import KernelSpecManager
-
     if name not in KernelSpecManager().find_kernel_specs():
         raise RuntimeError(
             f"Jupyter kernel {name!r} is not registered; run `make setup` (or "
@@ -114,7 +115,7 @@ def run_chapters(profile: Profile, layout: Layout, *, only: list[str] | None = N
 
 
 def _run_chapters(profile: Profile, layout: Layout, *, only, force, kernel, log) -> list[dict]:
-    import papermill as pm
+    import papermill as pm  # here, not at the top: it loads nbclient and its engines; only running chapters needs it
 
     params = profile.as_dict() | {"force": bool(force or profile.force)}
     Profile.from_dict(params)  # what papermill will inject, checked (device included) before any chapter runs
@@ -155,8 +156,6 @@ PLACEHOLDER_MARK = "<!-- hz: placeholder for a chapter that has not been run -->
 def toc_files(root: Path) -> list[str]:
     """Every page of ``_toc.yml`` (root first, then parts, chapters and sections in order), as paths
     relative to the book root without suffix, e.g. ``book/chapters/01_data_statistics``."""
-    import yaml
-
     toc = yaml.safe_load((Path(root) / "_toc.yml").read_text(encoding="utf-8")) or {}
     out = [toc["root"]] if toc.get("root") else []
 

@@ -20,7 +20,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
+import pandas as pd
+from scipy.spatial import cKDTree
+
+from .config import atomic_write_json
 
 DEFAULT_THRESHOLDS = (0.01, 0.02)  # fractions of the bounding-box diagonal
 
@@ -29,7 +34,7 @@ DEFAULT_THRESHOLDS = (0.01, 0.02)  # fractions of the bounding-box diagonal
 
 def load_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (N, 3) float64 and triangles (M, 3) int64 of a mesh file (open3d reader)."""
-    import open3d as o3d
+    import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
 
     mesh = o3d.io.read_triangle_mesh(str(path))
     return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.triangles, dtype=np.int64)
@@ -56,7 +61,7 @@ def sample_surface(vertices: np.ndarray, triangles: np.ndarray, n: int, seed: in
 
 def distance_to_mesh(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Unsigned distance from each point to the mesh surface (open3d RaycastingScene)."""
-    import open3d as o3d
+    import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
 
     pts = np.asarray(points, dtype=np.float32).reshape(-1, 3)
     if len(pts) == 0:
@@ -69,8 +74,6 @@ def distance_to_mesh(points: np.ndarray, vertices: np.ndarray, triangles: np.nda
 
 def nearest_distance(queries: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Distance from each query to its nearest neighbour in ``points`` (inf where ``points`` is empty)."""
-    from scipy.spatial import cKDTree
-
     q = np.asarray(queries, dtype=np.float64).reshape(-1, 3)
     p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     if len(p) == 0:
@@ -229,7 +232,7 @@ def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: in
     ``images`` restricts to those file names.
     The result is ``ok`` when the largest model registers at least ``min_registered`` of the images and
     has points; otherwise ``ok=False`` with a ``reason`` (it never raises for a failed reconstruction)."""
-    import pycolmap
+    import pycolmap  # here, not at the top: COLMAP's native library, needed by this function only
 
     pycolmap.logging.minloglevel = 2  # warnings and errors only: INFO is thousands of lines per orbit
     pycolmap.set_random_seed(seed)  # RANSAC and the mapper draw random samples
@@ -437,8 +440,6 @@ def _view_depth_range(points: np.ndarray, T: np.ndarray, K: np.ndarray, w: int, 
 def _pair_depths(img_a, img_b, Ta, Tb, Kcv, size, zr_a, zr_b, sgbm_opts: dict):
     """Depth maps (original pixel grids) of both views of one pair, NaN where unknown; None when the
     pair rectifies vertically or its disparity range is unusable."""
-    import cv2
-
     w, h = size
     R = Tb[:3, :3] @ Ta[:3, :3].T
     t = Tb[:3, 3] - R @ Ta[:3, 3]
@@ -510,8 +511,6 @@ def _library_errors() -> tuple[type[Exception], ...]:
     """What the libraries :func:`densify` calls raise on input they cannot process: OpenCV's
     ``cv2.error``, open3d's ``RuntimeError`` (its C++ errors, through pybind11) and numpy's
     ``LinAlgError`` (degenerate poses). Programming errors (TypeError, KeyError, ...) are not among them."""
-    import cv2
-
     return cv2.error, RuntimeError, np.linalg.LinAlgError
 
 
@@ -544,8 +543,6 @@ def _registered_views(result: SfmResult, orbit_dir: Path) -> _Views:
 
 def _read_images(orbit_dir: Path, pairs: list[tuple[str, str]], views: _Views) -> dict[str, np.ndarray]:
     """BGR images of every view in ``pairs``, each checked to have the camera's size."""
-    import cv2
-
     imgs = {}
     for nm in sorted({n for p in pairs for n in p}):
         im = cv2.imread(str(orbit_dir / "images" / nm), cv2.IMREAD_COLOR)
@@ -558,8 +555,6 @@ def _read_images(orbit_dir: Path, pairs: list[tuple[str, str]], views: _Views) -
 def _stereo_depths(imgs: dict[str, np.ndarray], views: _Views, pairs: list[tuple[str, str]], zr: dict,
                    sgbm_opts: dict) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, str]]]:
     """Depth maps (view name, depth) of every pair that gives them, and the pairs used."""
-    import cv2
-
     depths: list[tuple[str, np.ndarray]] = []
     used = []
     for a, b in pairs:
@@ -595,7 +590,7 @@ def _volume_box(points: np.ndarray, centre: np.ndarray, radius: float, voxel: fl
 def _fuse(depths: list[tuple[str, np.ndarray]], imgs: dict[str, np.ndarray], views: _Views, zr: dict,
           origin: np.ndarray, side: float, resolution: int, sdf_trunc: float):
     """The depth maps integrated in an open3d UniformTSDFVolume (colours from the images)."""
-    import open3d as o3d
+    import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
 
     integration = o3d.pipelines.integration
     vol = integration.UniformTSDFVolume(length=side, resolution=resolution, sdf_trunc=sdf_trunc,
@@ -734,8 +729,6 @@ def evaluate_orbit(orbit_dir: str | Path, work_dir: str | Path, *, force: bool =
     Cached in ``work_dir/metrics.json`` (aligned clouds in ``clouds.npz`` and the surface in
     ``surface.ply`` beside it) and loaded when current. A failed step is a result, not an exception:
     ``ok`` is False and ``reason`` says why; the sparse metrics are kept when only densification failed."""
-    from .config import atomic_write_json
-
     orbit_dir, work_dir = Path(orbit_dir), Path(work_dir)
     info = json.loads((orbit_dir / "cameras.json").read_text())["info"]
     params = {"orbit": info, "version": ORBIT_STAGE_VERSION}
@@ -778,7 +771,7 @@ def evaluate_orbit(orbit_dir: str | Path, work_dir: str | Path, *, force: bool =
 
 
 def _save_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> None:
-    import open3d as o3d
+    import open3d as o3d  # lazy: slow to import (native libraries); only mesh steps need it
 
     mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(vertices, np.float64)),
                                      o3d.utility.Vector3iVector(np.asarray(triangles, np.int32)))
@@ -789,8 +782,6 @@ def _save_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> No
 
 def metrics_table(records: list[dict]):
     """One row per orbit: registration, pose errors, and accuracy / completeness / F-score per cloud."""
-    import pandas as pd
-
     rows = []
     for r in records:
         row = {"orbit": r["orbit"], "form": r["form"], "material": r["material"],
@@ -811,8 +802,6 @@ def metrics_table(records: list[dict]):
 
 def summary_table(records: list[dict]):
     """Per cloud (sparse, dense, surface): medians over the orbits whose poses agree with the truth."""
-    import pandas as pd
-
     good = [r for r in records if r["ok"]]
     rows = {}
     for cloud in ("sparse", "dense", "surface"):

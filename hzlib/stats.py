@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from scipy import stats
 
 
 def mean_ci(values: Sequence[float], *, level: float = 0.95, n_resamples: int = 2000,
@@ -11,8 +12,6 @@ def mean_ci(values: Sequence[float], *, level: float = 0.95, n_resamples: int = 
     """(mean, lower, upper): the mean of ``values`` (NaNs dropped) and its percentile-bootstrap
     interval at ``level``, seeded. Fewer than two values, or all equal, give a zero-width interval;
     no values give NaNs."""
-    from scipy import stats
-
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     v = np.asarray(values, dtype=np.float64).ravel()

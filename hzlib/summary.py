@@ -67,8 +67,8 @@ ROWS: tuple[Row, ...] = (
         "ch01_n_images", "ours are rendered 3D sculptures; the profile's corpus_scale scales the paper's counts",
         fmt=",d"),
     Row("Table 1", "images per class, in the paper's order", ", ".join(map(str, paper.TABLE1_COUNTS)),
-        "01_data_statistics", "ch01_class_counts", "the paper's ten rows as classes, with its counts (at corpus_scale 1); "
-        "how each row looks is ours"),
+        "01_data_statistics", "ch01_class_counts",
+        "the paper's ten rows as classes, with its counts (at corpus_scale 1); how each row looks is ours"),
     Row("(ours only)", "calibration: colour histogram + logistic regression, macro accuracy", NOT_REPORTED,
         "01_data_statistics", "ch01_colour_hist_macro_acc",
         "how far colour alone separates our classes; the paper gives no such bound", fmt=".3f"),
@@ -110,12 +110,14 @@ ROWS: tuple[Row, ...] = (
         "ch05_sweep", "the paper shows loss curves only: it states no splits, no score and not what its settings vary",
         ref_key="ch05_sweep_ref"),
     Row("Section 4", "image-to-text recall@10 (test split)", NOT_REPORTED, "05_clip_training", "ch05_i2t_r10",
-        "a small CLIP (CNN image tower, bag-of-words text tower) trained from scratch on CPU", ref_key="ch05_i2t_r10_ref"),
+        "a small CLIP (CNN image tower, bag-of-words text tower) trained from scratch on CPU",
+        ref_key="ch05_i2t_r10_ref"),
     Row("Section 4", "text-to-image recall@10 (test split)", NOT_REPORTED, "05_clip_training", "ch05_t2i_r10",
         "as above", ref_key="ch05_t2i_r10_ref"),
     Row(paper.HEADLINE_WHERE["accuracy"], "zero-shot accuracy, 10 classes (test split)", _ACCURACY, "05_clip_training",
         "ch05_zero_shot_acc", _ACC_NOTE, ref_key="ch05_zero_shot_acc_ref"),
-    Row(paper.HEADLINE_WHERE["accuracy"], "linear-probe macro-F1 on frozen image embeddings, standardised, C by inner CV (test split)", _ACCURACY,
+    Row(paper.HEADLINE_WHERE["accuracy"],
+        "linear-probe macro-F1 on frozen image embeddings, standardised, C by inner CV (test split)", _ACCURACY,
         "05_clip_training", "ch05_probe_acc", _ACC_NOTE, ref_key="ch05_probe_acc_ref"),
     Row(paper.HEADLINE_WHERE["accuracy"], "linear-probe macro-F1 on the multi-layer representation C (test split)",
         _ACCURACY, "05_clip_training", "ch05_probe_layers", _ACC_NOTE, ref_key="ch05_probe_layers_ref"),
@@ -151,7 +153,8 @@ EVAL_PROTOCOLS = {
     "loo": "(a) leave-one-out on the head only, our shortcut: the backbone was trained on every item",
     "kfold": "(b) stratified k-fold: no part of the model saw its test fold",
 }
-_REFERENCE = {"loo": ("clip_random", "CLIP at its random initialisation"), "kfold": ("pixels", "a linear probe on pixels")}
+_REFERENCE = {"loo": ("clip_random", "CLIP at its random initialisation"),
+              "kfold": ("pixels", "a linear probe on pixels")}
 _EVAL_QUANTITY = {
     "precision": ("mean precision over the 10 attributes", "macro over attributes"),
     "recall": ("mean recall over the 10 attributes", "macro over attributes"),
@@ -268,7 +271,7 @@ def _paste(row: Row, key: str, fmt: str) -> str:
     return f"{{glue:text}}`/book/chapters/{row.chapter}.ipynb::{key}:{fmt}`"
 
 
-def _plain(text: str) -> str:
+def glued_text(text: str) -> str:
     """A glued value's ``text/plain`` as shown: a string's repr loses its quotes."""
     t = text.strip()
     return t[1:-1] if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"" else t
@@ -280,7 +283,7 @@ def _recorded(record: dict, row: Row, key: str | None, fmt: str) -> str:
     v = record.get("chapters", {}).get(row.chapter, {}).get("glue", {}).get(key)
     if v is None:
         return "not recorded"
-    v = _plain(v)
+    v = glued_text(v)
     if fmt != "s":
         try:
             return format(float(v) if "f" in fmt or "g" in fmt or "%" in fmt else int(float(v)), fmt)
@@ -339,7 +342,8 @@ def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[s
         st = stamps.get(stem, {})
         profiles.add(st.get("profile", "unknown"))
         lines += [f"## {_title(nb, stem)}", "",
-                  f"From {{doc}}`the chapter </book/chapters/{stem}>`, run with profile **{st.get('profile', 'unknown')}**, "
+                  f"From {{doc}}`the chapter </book/chapters/{stem}>`, "
+                  f"run with profile **{st.get('profile', 'unknown')}**, "
                   f"finished {st.get('finished', 'at an unknown time')}, git commit "
                   f"`{st.get('commit', 'not recorded')}`.", "",
                   "| where in the paper | quantity | the paper reports | this study | read against | "
@@ -371,6 +375,7 @@ def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[s
         if claims:  # a claim leaves ``claims`` once a row measures it, so every one left is unmeasured
             lines += ["", "Claims of the paper that no chapter of this book measures yet:", "",
                       "| where in the paper | quantity | the paper reports | to be measured by |", "|---|---|---|---|"]
-            lines += [f"| {_cell(c.section)} | {_cell(c.quantity)} | {_cell(c.paper)} | `{c.chapter}` |" for c in claims]
+            lines += [f"| {_cell(c.section)} | {_cell(c.quantity)} | {_cell(c.paper)} | `{c.chapter}` |"
+                      for c in claims]
         lines.append("")
     return "\n".join(lines), {"rows": emitted, "skipped": skipped}

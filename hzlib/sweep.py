@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-import numpy as np
 import pandas as pd
 from torch import nn
 
@@ -76,7 +75,8 @@ def sweep(settings: Sequence[dict], *, make_model: Callable[[], nn.Module], trai
     curves, rows = [], []
     for i, s in enumerate(settings):
         cfg = base.replace(**s, log_every=1, checkpoint_every=0)
-        key = params_hash({"cfg": cfg.result_params(), "train": train_data.fingerprint(), "val": val_data.fingerprint()})
+        key = params_hash({"cfg": cfg.result_params(), "train": train_data.fingerprint(),
+                           "val": val_data.fingerprint()})
         run_dir = out_dir / f"s{i:02d}-{key}"
         res_path = run_dir / "result.json"
         if res_path.is_file():

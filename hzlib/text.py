@@ -36,6 +36,8 @@ word ``<c>``: the mean of the vectors of ``c`` (as a word, when in vocabulary), 
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import hashlib
 import json
@@ -45,12 +47,22 @@ import random
 import re
 import tempfile
 import time
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+import fasttext
+import jieba
 import numpy as np
+import opencc
+import pandas as pd
+from fasttext import FastText as F
+from sklearn.decomposition import PCA
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from . import paper
 
@@ -150,8 +162,6 @@ def split_clauses(text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def _converter():
-    import opencc
-
     return opencc.OpenCC("t2s")
 
 
@@ -200,8 +210,6 @@ def poetry_sentences(poetry_dir: str | os.PathLike, *, limit_chars: int | None =
 @functools.lru_cache(maxsize=1)
 def _tokenizer():
     """jieba's default dictionary, loaded once without its start-up messages."""
-    import jieba
-
     jieba.setLogLevel(logging.WARNING)
     tk = jieba.Tokenizer()
     tk.initialize()
@@ -265,9 +273,7 @@ def write_training_file(sentences: Iterable[str], path: str | os.PathLike, *, pr
     _tokenizer()  # load the dictionary before forking, so workers inherit it
     with open(path, "w", encoding="utf-8") as f:
         if processes > 1 and len(blocks) > 1:
-            import multiprocessing as mp
-
-            with mp.get_context("fork").Pool(processes) as pool:
+            with get_context("fork").Pool(processes) as pool:
                 results = pool.imap(_segment_block, blocks)
                 for lines in results:
                     n_sent, n_tok, n_chr = _write_lines(f, lines, n_sent, n_tok, n_chr)
@@ -346,9 +352,6 @@ def _zero_fresh_allocations() -> bool:
     uninitialised rows are always zero. Process-wide and harmless for Python's small objects; a no-op
     where glibc's ``mallopt`` is not available. Returns whether it was applied.
     """
-    import ctypes
-    import ctypes.util
-
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return bool(libc.mallopt(_M_MMAP_THRESHOLD, 32 * 1024))
@@ -364,8 +367,6 @@ def _train_unsupervised(input: str, **kw):
     ``args.seed`` for both (matrix initialisation and each thread's RNG). So we build the arguments
     the way the wrapper does and call the trainer ourselves.
     """
-    from fasttext import FastText as F
-
     unknown = set(kw) - set(F.unsupervised_default)
     if unknown:
         raise TypeError(f"unexpected FastText parameter(s): {', '.join(sorted(unknown))}")
@@ -394,8 +395,6 @@ def model_info(out_path: str | os.PathLike) -> dict:
 def load_model(out_path: str | os.PathLike):
     """Load a model saved by :func:`train_fasttext`, after checking its sha256 against the JSON
     beside it (so a truncated or corrupted file gives a ModelError naming it, not a crash in C++)."""
-    import fasttext
-
     out_path = Path(out_path)
     if not out_path.is_file():
         raise ModelError(f"FastText model {out_path} does not exist")
@@ -544,11 +543,6 @@ def fit_text_map(text_emb: np.ndarray, image_emb: np.ndarray, *, n_components: i
     paired rows: the image embeddings are standardised and reduced by PCA to ``n_components`` (the
     image space), and a ridge regression text -> image space is fitted on standardised text
     embeddings, its penalty chosen among ``alphas`` by efficient leave-one-out (``RidgeCV``)."""
-    from sklearn.decomposition import PCA
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     X, Y = np.asarray(text_emb, np.float64), np.asarray(image_emb, np.float64)
     if len(X) != len(Y):
         raise ValueError(f"text_emb ({len(X)}) and image_emb ({len(Y)}) differ in length")
@@ -567,8 +561,6 @@ def map_text_to_images(text_emb: np.ndarray, image_emb: np.ndarray, labels: Sequ
     the image space and the map. The held-out texts are then mapped, and each is compared by cosine
     with its own image and with the other held-out images. Nothing about a held-out pair is seen
     before it is scored."""
-    from sklearn.model_selection import StratifiedKFold
-
     X, Y, y = np.asarray(text_emb, np.float64), np.asarray(image_emb, np.float64), np.asarray(labels)
     if len(X) != len(Y) or len(X) != len(y):
         raise ValueError(f"text_emb ({len(X)}), image_emb ({len(Y)}) and labels ({len(y)}) differ in length")
@@ -605,8 +597,6 @@ def text_statistics(model, text: str) -> dict:
 
 def neighbours(model, words: Sequence[str], k: int = 6) -> "pd.DataFrame":
     """FastText's nearest neighbours (cosine) of each word, one row per (word, rank)."""
-    import pandas as pd
-
     rows = [{"word": w, "rank": r + 1, "neighbour": nb, "cosine": float(s)}
             for w in words for r, (s, nb) in enumerate(model.get_nearest_neighbors(w, k))]
     return pd.DataFrame(rows)
@@ -615,8 +605,6 @@ def neighbours(model, words: Sequence[str], k: int = 6) -> "pd.DataFrame":
 def eq4_against_fasttext(model, words: Sequence[str]) -> "pd.DataFrame":
     """Cosine between Eq 4's vector and FastText's own subword vector for each word (1.0 for a single
     character, where the two coincide)."""
-    import pandas as pd
-
     rows = []
     for w in words:
         a, b = eq4_word_vector(model, w), fasttext_word_vector(model, w)
@@ -630,14 +618,13 @@ def table2(df: "pd.DataFrame", model, mapping: Mapping, coords: np.ndarray, rows
     """The columns of the paper's Table 2 for the given row positions of ``df`` (its ``text`` column):
     the text, its 2-D position (``coords``), the out-of-fold similarity to its own image against the
     mean over the fold's other images, the rank of its image, the text's vocabulary size and length."""
-    import pandas as pd
-
     out = []
     for i in rows:
         st = text_statistics(model, df["text"].iloc[i])
         out.append({"id": df["id"].iloc[i], "class": df["label"].iloc[i], "text": df["text"].iloc[i],
                     "x": float(coords[i, 0]), "y": float(coords[i, 1]),
-                    "similarity_paired": float(mapping.paired[i]), "similarity_unpaired_mean": float(mapping.unpaired[i]),
+                    "similarity_paired": float(mapping.paired[i]),
+                    "similarity_unpaired_mean": float(mapping.unpaired[i]),
                     "image_rank": f"{int(mapping.rank[i])}/{int(mapping.fold_size[i])}",
                     "vocabulary": st["vocabulary"], "in_fasttext_vocabulary": st["in_fasttext_vocabulary"],
                     "length_characters": st["characters"]})
@@ -672,8 +659,6 @@ def paper_table2(model, pca, text_map: TextMap, image_emb: np.ndarray, df: "pd.D
     text with its best-matching image, with that image and the mean over the ``k`` best; *vocabulary*
     the distinct jieba words of the text (and how many FastText knows as whole words); *length* its
     汉字. ``ours`` sums a row up in one line."""
-    import pandas as pd
-
     rows = []
     images = text_map.images(image_emb)
     for r in paper.TABLE2:

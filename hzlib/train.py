@@ -17,10 +17,12 @@ hardware; updated at the end with the timing), ``metrics.jsonl`` (one line per s
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import math
 import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +30,17 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
 
 from .config import atomic_open, atomic_write_json, environment, hardware
-from .pairs import PairData, to_model_input
+from .corpus.manifest import read_manifest
+from .model import build_model, build_vocabulary, load_geometry, save_clip
+from .pairs import PairData, load_pairs, to_model_input
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "train", "steps_per_epoch", "batch_indices", "random_shift",
            "trim_padding", "read_metrics", "latest_checkpoint", "run_summary"]
@@ -150,8 +158,9 @@ def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     dy, dx = (torch.randint(0, 2 * pad + 1, (b, 1), device=x.device) for _ in range(2))
     rows = (dy + torch.arange(h, device=x.device))[:, None, :, None]
     cols = (dx + torch.arange(w, device=x.device))[:, None, None, :]
-    return padded[torch.arange(b, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None],
-                  rows, cols]
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    channels = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[batch, channels, rows, cols]
 
 
 def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
@@ -174,8 +183,6 @@ class TrainResult:
 
 
 def _dist_info() -> tuple[int, int, int]:
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
     return 0, 1, 0
@@ -204,15 +211,11 @@ def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
 
 
 def _rng_state() -> dict:
-    import random
-
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def _set_rng_state(s: dict) -> None:
-    import random
-
     torch.set_rng_state(s["torch"])
     np.random.set_state(s["numpy"])
     random.setstate(s["python"])
@@ -236,9 +239,6 @@ class Trainer:
 
     def __init__(self, model, data: PairData, cfg: TrainConfig, run_dir: str | os.PathLike | None = None, *,
                  resume: bool = True):
-        import torch.distributed as dist
-        from transformers import get_cosine_schedule_with_warmup
-
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
             use_cuda = cfg.device != "cpu" and torch.cuda.is_available()
             dist.init_process_group("nccl" if use_cuda else "gloo")
@@ -290,8 +290,6 @@ class Trainer:
 
         step_module = _Step(model, self.autocast_dtype, trim=not cfg.compile, shift=cfg.shift)
         if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             step_module = DDP(step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.step_fn = torch.compile(step_module) if cfg.compile else step_module
         if self.run_dir is not None and self.rank == 0:
@@ -334,8 +332,6 @@ class Trainer:
 
     def _barrier(self) -> None:
         if self.world > 1:
-            import torch.distributed as dist
-
             dist.barrier()
 
     def _load(self, path: Path) -> None:
@@ -365,17 +361,62 @@ class Trainer:
         e, j = divmod(step, self.spe)
         if e not in perm_cache:
             perm_cache.clear()
-            perm_cache[e] = torch.from_numpy(np.random.default_rng([self.cfg.seed, e]).permutation(len(self.data))).to(self.device)
+            perm = np.random.default_rng([self.cfg.seed, e]).permutation(len(self.data))
+            perm_cache[e] = torch.from_numpy(perm).to(self.device)
         per = self.cfg.batch_size // self.world
         start = j * self.cfg.batch_size + self.rank * per
         idx = perm_cache[e][start:start + per]
         return self.images[idx], self.tokens[idx], self.targets[idx], idx
 
+    def _train_step(self, params: list, perms: dict) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """One optimiser step on the next batch: its learning rate, loss and gradient norm (tensors, not
+        read back: the loss is checked for a finite value only every ``log_every`` steps)."""
+        cfg = self.cfg
+        lr = self.sched.get_last_lr()[0]
+        loss = self.step_fn(*self._batch(self.step, perms))
+        if not self.step % cfg.log_every and not torch.isfinite(loss):
+            raise FloatingPointError(f"{type(self.model).__name__}: loss {loss.item()} at step {self.step}")
+        loss.backward()
+        gn = (torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True) if cfg.grad_clip
+              else torch.zeros((), device=self.device))
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.scale is not None:
+            with torch.no_grad():
+                self.scale.clamp_(0, cfg.max_logit_scale)
+        self.step += 1
+        return lr, loss, gn
+
+    def _checkpoint_due(self):
+        """Whether the step just done is saved: with a run folder, the run's last step and every
+        ``checkpoint_every`` steps."""
+        cfg = self.cfg
+        return self.run_dir is not None and (
+            self.step == self.total or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0))
+
+    def _flush(self, buf: list[tuple], losses: list[float], log, bar) -> None:
+        """Read the buffered steps' values in one device sync: append their losses to ``losses``, write
+        them to the metrics log (when there is one) and show the last on the progress bar."""
+        if not buf:
+            return
+        vals = torch.stack([torch.stack([b[2], b[3], b[4]]) for b in buf]).float().cpu().tolist()  # one sync
+        for (s, lr, *_), (loss, scale, gn) in zip(buf, vals):
+            losses.append(loss)
+            if log:
+                rec = {"step": s, "epoch": s // self.spe, "loss": loss, "lr": lr, "grad_norm": gn}
+                if self.scale is not None:
+                    rec["tau"] = math.exp(-scale)
+                log.write(json.dumps(rec) + "\n")
+        if log:
+            log.flush()
+        self.last_loss = losses[-1]
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        buf.clear()
+
     def run(self, steps: int | None = None, on_step: Callable[[int], None] | None = None) -> TrainResult:
         """Train until the run's last step (or ``steps`` more). ``on_step(step)`` is called after each
         step (after any checkpoint of that step); an exception there stops the run as a crash would."""
-        from tqdm.auto import tqdm
-
         cfg = self.cfg
         end = self.total if steps is None else min(self.total, self.step + steps)
         start = self.step
@@ -388,47 +429,16 @@ class Trainer:
         bar = tqdm(total=self.total, initial=start, desc="CLIP training", unit="step", leave=False,
                    disable=not cfg.progress or self.rank != 0)
 
-        def flush():
-            if not buf:
-                return
-            vals = torch.stack([torch.stack([b[2], b[3], b[4]]) for b in buf]).float().cpu().tolist()  # one sync
-            for (s, lr, *_), (loss, scale, gn) in zip(buf, vals):
-                losses.append(loss)
-                if log:
-                    rec = {"step": s, "epoch": s // self.spe, "loss": loss, "lr": lr, "grad_norm": gn}
-                    if self.scale is not None:
-                        rec["tau"] = math.exp(-scale)
-                    log.write(json.dumps(rec) + "\n")
-            if log:
-                log.flush()
-            self.last_loss = losses[-1]
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-            buf.clear()
-
         t0 = time.perf_counter()
         try:
             while self.step < end:
-                lr = self.sched.get_last_lr()[0]
-                loss = self.step_fn(*self._batch(self.step, perms))
-                if not self.step % cfg.log_every and not torch.isfinite(loss):
-                    raise FloatingPointError(f"{type(self.model).__name__}: loss {loss.item()} at step {self.step}")
-                loss.backward()
-                gn = (torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip, foreach=True) if cfg.grad_clip
-                      else torch.zeros((), device=self.device))
-                self.opt.step()
-                self.sched.step()
-                self.opt.zero_grad(set_to_none=True)
-                if self.scale is not None:
-                    with torch.no_grad():
-                        self.scale.clamp_(0, cfg.max_logit_scale)
-                self.step += 1
+                lr, loss, gn = self._train_step(params, perms)
                 scale = self.scale.detach().clone() if self.scale is not None else no_scale
                 buf.append((self.step, lr, loss.detach(), scale, gn.detach()))
                 bar.update(1)
-                ckpt = self.run_dir is not None and (
-                    self.step == self.total or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0))
+                ckpt = self._checkpoint_due()
                 if len(buf) >= cfg.log_every or ckpt or self.step == end:
-                    flush()
+                    self._flush(buf, losses, log, bar)
                 if ckpt:
                     self._save()
                 if on_step is not None:
@@ -481,12 +491,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     Trains on the manifest rows whose ids are listed in ``--train-ids`` (one per line; default: all
     rows), with the vocabulary built from those rows' texts, and saves the model with
     :func:`hzlib.model.save_clip` into ``<out>/model`` (rank 0)."""
-    import argparse
-
-    from .corpus.manifest import read_manifest
-    from .model import build_model, build_vocabulary, load_geometry, save_clip
-    from .pairs import load_pairs
-
     ap = argparse.ArgumentParser(prog="python -m hzlib.train", description=main.__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", required=True, help="corpus folder holding manifest.csv")
     ap.add_argument("--out", required=True, help="run folder (checkpoints, metrics, run.json, model/)")
@@ -505,7 +509,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         ids = [s.strip() for s in Path(a.train_ids).read_text(encoding="utf-8").splitlines() if s.strip()]
         unknown = sorted(set(ids) - set(df["id"]))
         if unknown:
-            raise SystemExit(f"{a.train_ids}: {len(unknown)} id(s) not in {corpus / 'manifest.csv'}, e.g. {unknown[:3]}")
+            raise SystemExit(f"{a.train_ids}: {len(unknown)} id(s) not in {corpus / 'manifest.csv'}, "
+                             f"e.g. {unknown[:3]}")
         df = df[df["id"].isin(set(ids))].reset_index(drop=True)
     geometry = load_geometry(a.geometry)
     vocab = build_vocabulary(list(df["text"]))

@@ -36,7 +36,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from .reproduce import Layout, current_record
-from .summary import _plain
+from .summary import glued_text
 
 ALPHA = 0.05  # the significance level a p-value is read against
 
@@ -170,7 +170,7 @@ def parse_value(value, *, glued: bool = False) -> Parsed:
         return Parsed(str(value), ())
     if isinstance(value, (int, float)):
         return Parsed("#", (value,))
-    text = _plain(str(value)) if glued else str(value)
+    text = glued_text(str(value)) if glued else str(value)
     numbers = []
     for m in _NUMBER.finditer(text):
         s = m.group().replace(",", "").replace("\u2212", "-")
@@ -234,7 +234,7 @@ def _interval_index(values: dict[str, Parsed]) -> dict[str, tuple[str, tuple[flo
 def _show(value, glued: bool) -> str | None:
     if value is None:
         return None
-    return _plain(str(value)) if glued else json.dumps(value, ensure_ascii=False) if not isinstance(value, str) \
+    return glued_text(str(value)) if glued else json.dumps(value, ensure_ascii=False) if not isinstance(value, str) \
         else value
 
 

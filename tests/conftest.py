@@ -4,13 +4,17 @@ from pathlib import Path
 
 import pytest
 
+from hzlib.browser import browser_missing
+from hzlib.config import load_profile
+from hzlib.reproduce import reproduce
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
     # Two OpenMP threads on a shared 2-core machine can be 10x slower than one.
-    import torch
+    import torch  # here, not at the top: every test session loads this file, most tests need no torch
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -41,9 +45,6 @@ def smoke_book(tmp_path_factory):
     """Every chapter run on the smoke profile and the book built, once per session (minutes): the
     build test and the browser test share it. Yields ``(root, summary)``; the HTML is in
     ``root/_build/html``."""
-    from hzlib.config import load_profile
-    from hzlib.reproduce import reproduce
-
     root = project_copy(tmp_path_factory.mktemp("smoke_book"))
     return root, reproduce(load_profile("smoke"), root)
 
@@ -52,8 +53,6 @@ def smoke_book(tmp_path_factory):
 def headless_chromium():
     """Skips a browser test where Chromium, chromedriver or selenium is missing, but fails it in CI
     (``CI=true``): CI installs them (scripts/setup.sh), so a skip there would hide a broken set-up."""
-    from hzlib.browser import browser_missing
-
     why = browser_missing()
     if why and os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true but the browser test cannot run: {why}")

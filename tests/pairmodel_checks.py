@@ -7,8 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hzlib.baselines import _pretraining as P
-from hzlib.baselines import neural as N
+from hzlib.baselines import _pretraining as P, neural as N
 from hzlib.model import Vocabulary, load_geometry
 from hzlib.pairs import PairData, to_model_input
 from hzlib.train import TrainConfig, trim_padding

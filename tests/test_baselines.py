@@ -1,9 +1,11 @@
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from hzlib import evaluate as ev
-from hzlib.baselines import DescriptorProbe, PixelProbe, TextProbe, pixel_features
+from hzlib.baselines import DescriptorProbe, FactorProbe, PixelProbe, TextProbe, pixel_features
+from hzlib.evaluate import cross_validate, kfold_splits
 
 CLASSES = ["imperial", "garden", "folk"]
 
@@ -107,11 +109,6 @@ def test_arguments_are_checked():
 
 
 def test_factor_probe_reads_the_factors_it_is_given():
-    import pandas as pd
-
-    from hzlib.baselines import FactorProbe
-    from hzlib.evaluate import cross_validate, kfold_splits
-
     rng = np.random.default_rng(0)
     n = 120
     labels = np.arange(n) % 3

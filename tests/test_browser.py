@@ -104,7 +104,8 @@ def test_check_links_on_a_hand_made_tree(tmp_path):
     links["book/intro.html"] += ["chapters/02_missing.html", "chapters/01_a.html#figure-9", "../../../etc/passwd"]
     assert check_links(html, links) == [
         "book/intro.html: link 'chapters/02_missing.html' -> book/chapters/02_missing.html does not exist",
-        "book/intro.html: link 'chapters/01_a.html#figure-9' -> book/chapters/01_a.html has no element with id 'figure-9'",
+        "book/intro.html: link 'chapters/01_a.html#figure-9' -> book/chapters/01_a.html has no element "
+        "with id 'figure-9'",
         "book/intro.html: link '../../../etc/passwd' -> book/../../../etc/passwd does not exist",
     ]
 

@@ -4,14 +4,15 @@ import shutil
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
 from hzlib import assets
 from hzlib.config import load_profile
-from hzlib.corpus import build as B
-from hzlib.corpus import classes as C
+from hzlib.corpus import build as B, classes as C, render as R
 from hzlib.corpus.manifest import read_manifest, validate
+from hzlib.corpus.types import Camera
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_plan_is_independent_of_profile_workers(tiny, hanzi_dir):
 
 
 def test_orbit_has_images_true_cameras_and_a_watertight_mesh(tmp_path, tiny, hanzi_dir):
-    import open3d as o3d
+    import open3d as o3d  # here, not at the top: slow to import, and only this test needs it
 
     prof = replace(tiny, orbit_forms=("relief",), orbit_views=4, orbit_width=64, orbit_height=48)
     info = B.render_orbit(prof, 0, "relief", tmp_path, hanzi_dir)
@@ -126,9 +127,6 @@ def test_orbit_has_images_true_cameras_and_a_watertight_mesh(tmp_path, tiny, han
 def test_manifest_row_regenerates_the_image_exactly(corpus, hanzi_dir):
     """Meshes are not stored per image: the row's factors, geometry, look and camera must rebuild the
     very same picture (and so the mesh the picture shows)."""
-    from hzlib.corpus import render as R
-    from hzlib.corpus.types import Camera
-
     df = read_manifest(corpus / "manifest.csv")
     row = df.iloc[3].to_dict()
     sculpture, geometry = B.sculpture_for(row, hanzi_dir)
@@ -137,3 +135,26 @@ def test_manifest_row_regenerates_the_image_exactly(corpus, hanzi_dir):
     camera = Camera(np.array(cam["K"]), np.array(cam["world_to_cam"]), 48, 48)
     image = R.Renderer(sculpture, threads=1).render(camera, R.Look.from_dict(json.loads(row["look"]))).image
     np.testing.assert_array_equal(image, np.asarray(Image.open(corpus / row["image"])))
+
+
+def test_render_character_set(tmp_path, hanzi_dir):
+    prof = replace(load_profile("smoke"), image_size=32)
+    rows = B.render_character_set(prof, "真", tmp_path / "zhen", per_class=1, hanzi_dir=hanzi_dir)
+    assert len(rows) == 10 and set(rows["char"]) == {"真"} and set(rows["style"]) == {"strokes"}
+    assert rows["label"].nunique() == 10 and (rows["index"] >= B.CHARACTER_SET_OFFSET).all()
+    assert (rows["n_strokes"] == 10).all() and (rows["stroke_types"] == "横竖竖折横横横横撇点").all()
+    assert all((tmp_path / "zhen" / p).is_file() for p in rows["stroke_mask"])
+    again = B.render_character_set(prof, "真", tmp_path / "zhen", per_class=1, hanzi_dir=hanzi_dir)  # loaded
+    pd.testing.assert_frame_equal(rows, again)
+
+
+def test_plan_sample_is_the_corpus_plan_with_char_and_style_replaced(tiny, hanzi_dir):
+    spec = C.CLASSES[3]
+    row = B.plan_sample(tiny, spec, 7, hanzi_dir)
+    assert row in B.plan(tiny, hanzi_dir) and row["seed"] == tiny.seed
+    other = B.plan_sample(tiny, spec, 7, hanzi_dir, char="真", style="strokes", sample_id="x")
+    assert other["id"] == "x" and (other["char"], other["style"]) == ("真", "strokes")
+    assert {k: v for k, v in other.items() if k not in ("id", "char", "style")} == \
+        {k: v for k, v in row.items() if k not in ("id", "char", "style")}
+    with pytest.raises(ValueError, match="both or neither"):
+        B.plan_sample(tiny, spec, 7, hanzi_dir, char="真")

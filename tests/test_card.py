@@ -1,10 +1,12 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 from hzlib.corpus import card
-from hzlib.corpus.manifest import import_corpus
+from hzlib.corpus.manifest import import_corpus, write_manifest
 from hzlib.corpus.provenance import file_checksums
 
 
@@ -80,7 +82,8 @@ def test_image_ceiling_is_near_one_when_a_factor_determines_the_label():
     assert set(r["factors"]) == {*card.CEILING_CATEGORICAL, *card.CEILING_CONTINUOUS, *card.CEILING_OPTIONAL}
     assert not {"label", "region", "index", "id", "text"} & set(r["factors"])
     # a continuous factor on a tiny scale (standardised) works as well
-    df = _manifest(fog=lambda label, rng: 1e-4 * (pd.Series(label).map({"a": 0, "b": 5, "c": 10}) + rng.normal(size=len(label))))
+    df = _manifest(fog=lambda label, rng: 1e-4 * (pd.Series(label).map({"a": 0, "b": 5, "c": 10})
+                                                  + rng.normal(size=len(label))))
     assert card.image_ceiling(df, seed=0)["macro_accuracy"] > 0.95
 
 
@@ -133,16 +136,13 @@ def _meta():
 
 
 def test_write_card_recomputes_a_calibration_of_an_older_version(corpus):
-    import json
-
-    from hzlib.corpus.manifest import write_manifest
-
     root, df = corpus
     write_manifest(df, root / "manifest.csv")
     (root / "corpus.json").write_text(json.dumps(_meta()))
     (root / "calibration.json").write_text(json.dumps({"fingerprint": "x", "calibration": {"stale": True}}))
     _, cal = card.write_card(root, seed=0)
-    assert "image_ceiling_lr" in cal and json.loads((root / "calibration.json").read_text())["version"] == card.CALIBRATION_VERSION
+    assert "image_ceiling_lr" in cal
+    assert json.loads((root / "calibration.json").read_text())["version"] == card.CALIBRATION_VERSION
     _, again = card.write_card(root, seed=0)  # now cached
     assert again == cal
 

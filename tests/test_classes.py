@@ -2,10 +2,7 @@ import numpy as np
 import pytest
 
 from hzlib import paper
-from hzlib.corpus import classes as C
-from hzlib.corpus import describe as D
-from hzlib.corpus import glyphs as G
-from hzlib.corpus import render as R
+from hzlib.corpus import classes as C, describe as D, glyphs as G, render as R
 
 
 def test_ten_classes_with_the_papers_counts():
@@ -74,7 +71,8 @@ def test_classes_are_the_papers_table1_rows_in_order():
 
 def test_every_preferred_value_can_be_rendered_and_described():
     known = {"style": set(G.STYLES), "form": set(D.FORM), "material": set(R.MATERIALS) & set(D.MATERIAL),
-             "glyph_paint": (set(R.PAINTS) | {"none"}) & set(D.GLYPH_PAINT), "setting": set(R.SETTINGS) & set(D.SETTING)}
+             "glyph_paint": (set(R.PAINTS) | {"none"}) & set(D.GLYPH_PAINT),
+             "setting": set(R.SETTINGS) & set(D.SETTING)}
     for spec in C.CLASSES:
         for f in C.FACTORS:
             assert set(spec.prefs[f]) <= known[f], (spec.key, f, set(spec.prefs[f]) - known[f])

@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from hzlib import clip_eval as E
-from hzlib import model as M
+from hzlib import clip_eval as E, model as M
+from hzlib.corpus import classes as C
 from hzlib.evaluate import probe
 from hzlib.pairs import to_model_input
+from hzlib.stats import mean_ci
 from trainer_checks import MICRO, VOCAB, synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -25,8 +26,6 @@ def test_recall_at_k_on_a_hand_computed_case():
 
 
 def test_intervals_come_from_the_shared_bootstrap_helper():
-    from hzlib.stats import mean_ci
-
     assert not hasattr(E, "bootstrap_ci")  # one bootstrap helper in the project: hzlib.stats.mean_ci
     img = np.eye(4)[[0, 1, 2, 3, 0, 1, 2, 3]] + np.linspace(0, 0.1, 8)[:, None]
     txt = np.eye(4)[[0, 1, 2, 3, 1, 2, 3, 0]]
@@ -40,8 +39,6 @@ def test_intervals_come_from_the_shared_bootstrap_helper():
 
 
 def test_class_prompts_are_chinese_and_cover_every_class():
-    from hzlib.corpus import classes as C
-
     p = E.class_prompts()
     assert list(p) == list(C.KEYS)
     for spec in C.CLASSES:

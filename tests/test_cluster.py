@@ -1,16 +1,13 @@
-import re
+import json
 
-import matplotlib
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from sklearn.cluster import KMeans  # noqa: E402
-from sklearn.datasets import make_blobs  # noqa: E402
-
-from hzlib import cluster as K  # noqa: E402
+from hzlib import cluster as K
+from hzlib.assets import asset_dir
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +29,6 @@ def test_traced_kmeans_matches_sklearn_fit(blobs):
     assert trace.centres.shape == (trace.n_iter + 1, 3, 2) and trace.labels.shape == (trace.n_iter + 1, 300)
     assert np.all(np.diff(trace.inertia) <= 1e-9)
     assert trace.inertia[0] > trace.inertia[-1]  # the centres did move
-    from sklearn.metrics import adjusted_rand_score
-
     assert adjusted_rand_score(y, trace.final_labels) == 1.0
 
 
@@ -65,39 +60,6 @@ def test_figure5_pipeline():
     assert trace.converged and trace.final_labels.max() == 2
     sub = K.attention_features(img, cam, 0.7, max_points=50, seed=1)
     assert len(sub) == 50
-    fig = K.figure5(Z, trace, panels=6)
-    _assert_figure5_shows_the_trace(fig, Z, trace, panels=6)
-    plt.close(fig)
-
-
-def _assert_figure5_shows_the_trace(fig, Z, trace, panels):
-    """Each panel: every point coloured by its cluster at the panel's iteration, and each centre's path up
-    to it ending in a marker; the iterations from 0 to the last, at most ``panels`` of them."""
-    steps = [int(re.search(r"iteration (\d+)", ax.get_title()).group(1)) for ax in fig.axes]
-    assert steps[0] == 0 and steps[-1] == trace.n_iter and steps == sorted(set(steps)) and len(steps) <= panels
-    k = trace.centres.shape[1]
-    for ax, t in zip(fig.axes, steps):
-        points = ax.collections[0]
-        np.testing.assert_array_equal(points.get_offsets(), Z)
-        np.testing.assert_array_equal(points.get_array(), trace.labels[t])
-        assert ax.get_title().endswith(f"inertia {trace.inertia[t]:.0f}")
-        assert len(ax.lines) == 2 * k  # a path and a marker per centre
-        for j in range(k):
-            path, marker = ax.lines[2 * j], ax.lines[2 * j + 1]
-            np.testing.assert_allclose(np.c_[path.get_xdata(), path.get_ydata()], trace.centres[:t + 1, j])
-            np.testing.assert_allclose([marker.get_xdata()[0], marker.get_ydata()[0]], trace.centres[t, j])
-
-
-def test_figure5_panels_on_a_short_trace(blobs):
-    """Fewer iterations than panels: one panel per iteration, the last the final assignment."""
-    X, _ = blobs
-    trace = K.kmeans_trace(X, 3, init=X[[0, 100, 200]])
-    assert trace.n_iter + 1 < 8
-    fig = K.figure5(X, trace, panels=8)
-    assert len(fig.axes) == trace.n_iter + 1
-    _assert_figure5_shows_the_trace(fig, X, trace, panels=8)
-    np.testing.assert_array_equal(fig.axes[-1].collections[0].get_array(), trace.final_labels)
-    plt.close(fig)
 
 
 def _zhen_like():
@@ -183,31 +145,6 @@ def test_stroke_clusters_vs_components():
     assert set(K.ZHEN_COMPONENTS.values()) == {"十", "目", "八"} and len(K.ZHEN_COMPONENTS) == 10
 
 
-def _bar_heights(ax) -> dict[str, float]:
-    """Tick label -> height of the bar drawn over it (seaborn's zero-width legend patches left out)."""
-    ticks = {round(x): t.get_text() for x, t in zip(ax.get_xticks(), ax.get_xticklabels())}
-    return {ticks[round(p.get_x() + p.get_width() / 2)]: p.get_height() for p in ax.patches if p.get_width() > 0}
-
-
-def test_figure6_shows_the_map_on_the_strokes_and_the_shares():
-    sm, glyph = _zhen_like()
-    cam = np.random.default_rng(1).random((12, 12))
-    result = K.stroke_attention(cam, sm, "横竖横点", glyph)
-    fig = K.figure6(cam, sm, result)
-    strokes_ax, per_stroke_ax, per_type_ax = fig.axes
-    shown = strokes_ax.images[0].get_array()  # the map on the strokes only
-    np.testing.assert_array_equal(np.ma.getmaskarray(shown), sm <= 0)
-    np.testing.assert_array_equal(shown.data[sm > 0], cam[sm > 0])
-    numbers = {t.get_text(): t.get_position() for t in strokes_ax.texts}  # each stroke numbered at its centre
-    assert numbers == {str(r.stroke): pytest.approx((r.x * 12 - 0.5, r.y * 12 - 0.5))
-                       for r in result.per_stroke.itertuples()}
-    assert _bar_heights(per_stroke_ax) == pytest.approx(
-        {f"{r.stroke} {r.type}": r.share for r in result.per_stroke.itertuples()})
-    assert _bar_heights(per_type_ax) == pytest.approx(dict(zip(result.per_type["type"], result.per_type["share"])))
-    assert list(result.per_type["type"]) == ["横", "竖", "点"]
-    plt.close(fig)
-
-
 def test_corpus_clustering(blobs):
     X, y = blobs
     curve, table = K.corpus_clustering(X, y, ks=range(2, 6), normalise=False)
@@ -226,10 +163,6 @@ def test_corpus_clustering(blobs):
 
 def test_zhen_groupings_follow_the_stroke_order():
     """真 in the hanzi-writer data: 十 = 1-2, 目 = 3-7 (open at the bottom), 8 = the long 一, 八 = 9-10."""
-    import json
-
-    from hzlib.assets import asset_dir
-
     medians = json.loads((asset_dir("hanzi-writer-data") / "真.json").read_text(encoding="utf-8"))["medians"]
     assert len(medians) == 10
     y = [np.mean([p[1] for p in m]) for m in medians]  # y up in hanzi-writer's coordinates
@@ -284,18 +217,3 @@ def test_stroke_table_ratio():
     assert list(t["id"]) == ["x", "x"]  # the image without strokes contributes no rows
     np.testing.assert_allclose(t["area_share"], [1 / 3, 2 / 3])
     np.testing.assert_allclose(t["ratio"], [3.0, 0.0])
-
-
-def test_render_character_set(tmp_path):
-    from hzlib.config import load_profile
-
-    import dataclasses
-
-    prof = dataclasses.replace(load_profile("smoke"), image_size=32)
-    rows = K.render_character_set(prof, "真", tmp_path / "zhen", per_class=1)
-    assert len(rows) == 10 and set(rows["char"]) == {"真"} and set(rows["style"]) == {"strokes"}
-    assert rows["label"].nunique() == 10 and (rows["index"] >= K.CHARACTER_SET_OFFSET).all()
-    assert (rows["n_strokes"] == 10).all() and (rows["stroke_types"] == "横竖竖折横横横横撇点").all()
-    assert all((tmp_path / "zhen" / p).is_file() for p in rows["stroke_mask"])
-    again = K.render_character_set(prof, "真", tmp_path / "zhen", per_class=1)  # loaded, not re-rendered
-    pd.testing.assert_frame_equal(rows, again)

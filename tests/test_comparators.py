@@ -6,9 +6,8 @@ from dataclasses import dataclass, replace
 import pytest
 
 import hzlib.baselines  # noqa: F401  (registers the models)
-from hzlib.baselines import neural as N
-
 import pairmodel_checks as C
+from hzlib.baselines import neural as N
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

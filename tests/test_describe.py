@@ -147,7 +147,8 @@ def test_register_markers():
     n = 200
     first_person = {r: np.mean(["我" in t for t in texts(n, r, seed=2)]) for r in REGISTERS}
     assert first_person["visitor"] >= 0.9 and first_person["academic"] == 0 and first_person["expert"] == 0
-    judgement = ("到位", "得当", "得体", "妥帖", "恰当", "恰如其分", "功力", "功底", "完成度", "刀法", "交代", "品评", "上乘", "功夫", "用心", "利落")
+    judgement = ("到位", "得当", "得体", "妥帖", "恰当", "恰如其分", "功力", "功底", "完成度", "刀法", "交代",
+                 "品评", "上乘", "功夫", "用心", "利落")
     judged = {r: np.mean([any(w in t for w in judgement) for t in texts(n, r, seed=3)]) for r in REGISTERS}
     assert judged["expert"] >= 0.98 and judged["academic"] == 0
     catalogue = ("本件", "该作品", "此作品", "此件")

@@ -4,11 +4,10 @@ tests/test_comparators.py."""
 import pytest
 import torch
 
-from hzlib.train import trim_padding
+import pairmodel_checks as C
 from hzlib.baselines import neural as N
 from hzlib.baselines.dual_attention import STEPS, DualAttentionNetwork, ranking_loss
-
-import pairmodel_checks as C
+from hzlib.train import trim_padding
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

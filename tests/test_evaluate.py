@@ -1,7 +1,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import softmax
 from sklearn import metrics as skm
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV, Ridge
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from hzlib import evaluate as ev
 
@@ -202,8 +208,6 @@ def _blobs(n_per=8, K=3, d=4, seed=0):
 
 
 def test_loo_ridge_equals_refitting_n_times():
-    from sklearn.linear_model import Ridge
-
     X, y = _blobs()
     fast = ev.loo_ridge(X, y, n_classes=3, alpha=0.7)
     Y = np.eye(3)[y]
@@ -214,9 +218,6 @@ def test_loo_ridge_equals_refitting_n_times():
 
 @pytest.mark.parametrize("solver", ["newton-cg", "lbfgs"])
 def test_loo_logistic_warm_start_matches_cold_refits(solver):
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-
     X, y = _blobs(seed=1)
     fast = ev.loo_logistic(X, y, n_classes=3, C=0.5, tol=1e-8, solver=solver)
     with threadpool_limits(1):
@@ -256,16 +257,14 @@ def _features(n=120, d=6, K=3, seed=0):
 
 
 def test_head_proba_equals_a_scaled_logistic_regression_fitted_on_train_only():
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     X, y = _features()
     tr, te = np.arange(0, 120, 2), np.arange(1, 120, 2)
     P = ev.head_proba(X, y, tr, te, n_classes=4)  # a 4th class that never occurs gets probability 0
     C = ev.chosen_C(ev.fit_head(X[tr], y[tr]))
     assert C in ev.DEFAULT_CS
     sc = StandardScaler().fit(X[tr])
-    ref = LogisticRegression(C=C, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]).predict_proba(sc.transform(X[te]))
+    ref = LogisticRegression(C=C, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]) \
+        .predict_proba(sc.transform(X[te]))
     np.testing.assert_allclose(P[:, :3], ref, atol=1e-5)
     assert (P[:, 3] == 0).all()
     # the test rows' labels play no part (C is chosen on the training rows only)
@@ -273,7 +272,8 @@ def test_head_proba_equals_a_scaled_logistic_regression_fitted_on_train_only():
     garbled[te] = np.random.default_rng(0).permutation(garbled[te])
     np.testing.assert_allclose(ev.head_proba(X, garbled, tr, te, n_classes=4), P)
     # one C: that C, fixed (the former head)
-    ref1 = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]).predict_proba(sc.transform(X[te]))
+    ref1 = LogisticRegression(C=1.0, tol=1e-10, max_iter=5000).fit(sc.transform(X[tr]), y[tr]) \
+        .predict_proba(sc.transform(X[te]))
     np.testing.assert_allclose(ev.head_proba(X, y, tr, te, n_classes=3, Cs=[1.0]), ref1, atol=1e-5)
     with pytest.raises(ValueError, match="overlap"):
         ev.head_proba(X, y, tr, tr[:3], n_classes=3)
@@ -299,9 +299,6 @@ def test_kfold_protocol_trains_the_backbone_on_train_folds_only():
 
 
 def test_loo_protocol_standardises_chooses_C_then_leaves_one_out():
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
-
     X, y = _features(n=45)
     scaled = 100 * X + 7  # standardisation makes the scale irrelevant
     P, C = ev.loo_protocol(X, y, n_classes=3, return_C=True)
@@ -323,8 +320,6 @@ def test_loo_protocol_standardises_chooses_C_then_leaves_one_out():
 def test_sklearn_C_is_the_newton_codes_C():
     """loo_logistic_newton assumes scikit-learn minimises sum_i l_i + ||W||^2 / (2C) (intercepts free):
     the gradient of that objective vanishes at scikit-learn's fit."""
-    from sklearn.linear_model import LogisticRegression
-
     X, y = _features(n=90, d=5)
     for C in (0.01, 0.3, 5.0):
         clf = LogisticRegression(C=C, tol=1e-12, max_iter=10000, solver="newton-cg").fit(X, y)
@@ -347,7 +342,6 @@ def test_newton_step_loo_matches_exact_refits(n, d, K, C):
     assert np.abs(approx - exact).max() < 5e-3
     assert np.abs(approx - exact).mean() < 5e-4
     # and it is a leave-one-out: each item's own probability of its class drops against the full fit
-    from sklearn.linear_model import LogisticRegression
     full = LogisticRegression(C=C, tol=1e-8, solver="newton-cg").fit(X, y).predict_proba(X)
     own = np.arange(len(y)), y
     assert (approx[own] <= full[own] + 1e-9).all()
@@ -374,8 +368,6 @@ def _collinear(seed=0, n=300):
 
 
 def test_fit_head_chooses_heavy_regularisation_only_where_it_helps():
-    from sklearn.metrics import f1_score
-
     X, y, Xt, yt = _dense_weak(n_test=3000)
     head = ev.fit_head(X, y)
     assert ev.chosen_C(head) <= 0.01 and head.inner_folds_ == 3
@@ -405,8 +397,6 @@ def test_fit_head_reduces_inner_folds_for_small_classes_and_refuses_one_class():
 
 
 def test_standardised_probe_ignores_the_scale_of_a_feature():
-    from sklearn.linear_model import LogisticRegression
-
     X, y = _features(n=150, d=6)
     X = X / np.linalg.norm(X, axis=1, keepdims=True)  # unit-norm rows, as embeddings
     small = X.copy()
@@ -422,12 +412,11 @@ def test_standardised_probe_ignores_the_scale_of_a_feature():
 
 @pytest.mark.parametrize("K", [2, 4])
 def test_linear_weights_reproduce_the_pipeline_on_raw_features(K):
-    from scipy.special import softmax
-
     rng = np.random.default_rng(K)
     labels = np.array(["bronze", "jade", "stone", "wood"][:K])
     y = labels[np.repeat(np.arange(K), 30)]
-    X = 50 + 20 * rng.normal(size=(len(y), 7)) * rng.uniform(0.01, 10, 7) + np.eye(K, 7)[np.searchsorted(labels, y)] * 30
+    X = (50 + 20 * rng.normal(size=(len(y), 7)) * rng.uniform(0.01, 10, 7)
+         + np.eye(K, 7)[np.searchsorted(labels, y)] * 30)
     head = ev.fit_head(X, y)
     W, b = ev.linear_weights(head)
     assert W.shape == (K, 7) and b.shape == (K,)
@@ -444,8 +433,6 @@ def test_linear_weights_reproduce_the_pipeline_on_raw_features(K):
 
 
 def test_probe_scores_test_rows_only_with_sklearn_metrics_and_string_labels():
-    from sklearn.metrics import accuracy_score, f1_score
-
     rng = np.random.default_rng(0)
     names = np.array(["imperial", "literati", "folk", "modern"])
     y = names[np.repeat(np.arange(4), [240, 200, 160, 120])]

@@ -7,6 +7,7 @@ import manifold3d as mf
 import numpy as np
 import pytest
 
+from hzlib import assets
 from hzlib.corpus import glyphs as G
 from hzlib.corpus.types import STROKE_TYPES, Glyph
 
@@ -16,8 +17,6 @@ ZHEN_TYPES = ["横", "竖", "竖", "折", "横", "横", "横", "横", "撇", "�
 
 def _hanzi_dir() -> Path | None:
     """The unpacked hanzi-writer-data package, wherever the asset module keeps it (None if absent)."""
-    from hzlib import assets
-
     try:
         return Path(assets.asset_dir("hanzi-writer-data"))
     except Exception:  # not fetched through `hz assets fetch` (unverified): look in the cache itself

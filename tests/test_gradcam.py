@@ -1,14 +1,13 @@
-import matplotlib
+import json
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
+import torch
 
-from hzlib import gradcam as G  # noqa: E402
-from hzlib.model import Geometry, TowerGeometry, build_model  # noqa: E402
+from hzlib import gradcam as G
+from hzlib.evaluate import fit_head
+from hzlib.model import Geometry, TowerGeometry, build_model, build_vocabulary, load_geometry, save_clip
 
 
 def micro(kind: str) -> Geometry:
@@ -244,35 +243,12 @@ def test_focus_regions():
     assert r["heat"].sum() == pytest.approx(1 - 0.3 / cam.sum())
 
 
-def test_figure4_shows_each_image_its_focus_regions_and_its_overlay():
-    imgs = [np.random.default_rng(i).random((32, 32, 3)) for i in range(2)]
-    cams = [G.baseline_map("centre", (32, 32)), G.baseline_map("uniform", (32, 32)) * 0.5]
-    fig = G.figure4(imgs, cams, titles=["社会", "艺术"])
-    rows = np.array(fig.axes).reshape(2, 3)  # a row per example
-    for (plain, framed, heat), img, cam, title in zip(rows, imgs, cams, ["社会", "艺术"], strict=True):
-        for ax, want in ((plain, img), (framed, img), (heat, G.overlay(img, cam))):
-            assert len(ax.images) == 1
-            np.testing.assert_array_equal(ax.images[0].get_array(), want)
-        assert plain.get_ylabel() == title
-        # the focus regions framed: each box's corner, width and height (pixel edges at -0.5)
-        boxes = [(*p.get_xy(), p.get_width(), p.get_height()) for p in framed.patches]
-        regions = G.focus_regions(cam, 0.5).head(3)  # at most max_boxes=3
-        assert boxes == [(r.col0 - 0.5, r.row0 - 0.5, r.col1 - r.col0, r.row1 - r.row0) for r in regions.itertuples()]
-        assert not plain.patches and not heat.patches
-    assert len(rows[0, 1].patches) == 1  # the centre map: one region
-    plt.close(fig)
-
-
 def test_load_trained_clip_says_to_run_chapter_5(tmp_path):
     with pytest.raises(FileNotFoundError, match="run chapter 5"):
         G.load_trained_clip(tmp_path / "clip")
 
 
 def test_load_trained_clip_reads_model_and_splits(tmp_path):
-    import json
-
-    from hzlib.model import build_model, build_vocabulary, load_geometry, save_clip
-
     g = load_geometry("tiny")
     vocab = build_vocabulary(["石 雕 真", "铜 字"])
     save_clip(tmp_path / "clip" / "model", build_model(g, len(vocab), seed=0), vocab, g)
@@ -292,8 +268,6 @@ def test_load_trained_clip_reads_model_and_splits(tmp_path):
 
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_probe_scorer_matches_the_probe(clip, images, n_classes):
-    from hzlib.evaluate import fit_head
-
     scorer0 = G.ClassScores(clip, torch.randn(3, 16))
     with torch.no_grad():
         emb = scorer0.embed(images).numpy()

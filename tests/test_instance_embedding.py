@@ -5,12 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from hzlib.train import trim_padding
-from hzlib.baselines import neural as N
-from hzlib.baselines.instance_embedding import (INSTANCE_WEIGHT, RANK_MARGIN, RANK_WEIGHT,
-                                                hardest_negative_ranking_loss)
-
 import pairmodel_checks as C
+from hzlib.baselines import neural as N
+from hzlib.baselines.instance_embedding import INSTANCE_WEIGHT, RANK_MARGIN, RANK_WEIGHT, hardest_negative_ranking_loss
+from hzlib.train import trim_padding
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

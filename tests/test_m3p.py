@@ -7,12 +7,11 @@ import torch
 import torch.nn.functional as F
 
 import hzlib.baselines  # noqa: F401  (registers the models)
+import pairmodel_checks as C
 from hzlib.baselines import neural as N
-from hzlib.train import trim_padding
 from hzlib.baselines.m3p import IMAGE, TEXT
 from hzlib.pairs import to_model_input
-
-import pairmodel_checks as C
+from hzlib.train import trim_padding
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 KEY = "m3p"
@@ -89,7 +88,10 @@ def test_single_stream_by_hand(geometry):
         D = h.shape[-1]
         dh = D // heads
         q, k, v = (_ln(h, layer.norm1) @ a.in_proj_weight.T + a.in_proj_bias).chunk(3, -1)
-        split = (lambda z: z.reshape(B, -1, heads, dh).transpose(1, 2))
+
+        def split(z):
+            return z.reshape(B, -1, heads, dh).transpose(1, 2)
+
         s = (split(q) @ split(k).transpose(-1, -2) / math.sqrt(dh)).masked_fill(pad[:, None, None, :], float("-inf"))
         att = (s.softmax(-1) @ split(v)).transpose(1, 2).reshape(B, -1, D)
         h = h + att @ a.out_proj.weight.T + a.out_proj.bias

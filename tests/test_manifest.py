@@ -17,8 +17,16 @@ from PIL import Image
 
 from hzlib.corpus import manifest as mf
 from hzlib.corpus.manifest import (
-    OPTIONAL, REQUIRED, ImportRejected, ManifestError, Problem, class_counts, import_corpus,
-    read_manifest, validate, write_manifest,
+    OPTIONAL,
+    REQUIRED,
+    ImportRejected,
+    ManifestError,
+    Problem,
+    class_counts,
+    import_corpus,
+    read_manifest,
+    validate,
+    write_manifest,
 )
 
 CLASSES = ["religious", "secular"]

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import functools
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.ndimage import binary_dilation, binary_erosion
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
-from hzlib.corpus import glyphs as G
-from hzlib.corpus import mesh as M
+from hzlib import assets
+from hzlib.corpus import glyphs as G, mesh as M
 
 o3d = pytest.importorskip("open3d")
 
@@ -17,8 +21,6 @@ MAX_TRIANGLES = 30_000
 
 
 def _hanzi_dir() -> Path | None:
-    from hzlib import assets
-
     try:
         return Path(assets.asset_dir("hanzi-writer-data"))
     except Exception:
@@ -79,8 +81,6 @@ def triangles_cross(A: np.ndarray, B: np.ndarray) -> bool:
     """Whether two triangles properly intersect, decided in exact rational arithmetic on the stored
     float coordinates (an edge of one passing through the interior of the other, or coplanar
     triangles overlapping with positive area)."""
-    from fractions import Fraction
-
     n = np.abs(np.cross(A[1] - A[0], A[2] - A[0]))  # for the projection of coplanar triangles
     A, B = [[Fraction(float(x)) for x in p] for p in A], [[Fraction(float(x)) for x in p] for p in B]
     if all(_orient(B[0], B[1], B[2], p) == 0 for p in A):
@@ -111,9 +111,6 @@ def signed_volume(v: np.ndarray, t: np.ndarray) -> float:
 
 
 def n_components(t: np.ndarray, n_verts: int) -> int:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     e = np.concatenate([t[:, [0, 1]], t[:, [1, 2]]])
     adj = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n_verts, n_verts))
     used = np.unique(t)
@@ -138,14 +135,10 @@ def front_hits(s, mask: np.ndarray, res: int) -> np.ndarray:
 
 
 def erode(mask: np.ndarray, k: int) -> np.ndarray:
-    from scipy.ndimage import binary_erosion
-
     return binary_erosion(mask, iterations=k) if k else mask
 
 
 def dilate(mask: np.ndarray, k: int) -> np.ndarray:
-    from scipy.ndimage import binary_dilation
-
     return binary_dilation(mask, iterations=k)
 
 

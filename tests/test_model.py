@@ -8,7 +8,6 @@ import torch.nn.functional as F
 from hzlib import model as M
 from hzlib.model import Geometry, TowerGeometry
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -1,13 +1,15 @@
 """The trained models' shared interface: registry, seeded construction, the training loop, features."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from hzlib.train import TrainConfig, trim_padding
-from hzlib.baselines import neural as N
-from hzlib.model import Vocabulary, load_geometry
-
 import pairmodel_checks as C
+from hzlib import evaluate as E
+from hzlib.baselines import neural as N
+from hzlib.model import Vocabulary, build_vocabulary, load_geometry
+from hzlib.train import TrainConfig, trim_padding
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -16,7 +18,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def geometry(request):
     g = load_geometry(request.param)
     # a smaller copy keeps the tests fast; the interface does not depend on the size
-    from dataclasses import replace
     return replace(g, vision=replace(g.vision, image_size=32, layers=1), text=replace(g.text, layers=1),
                    context_length=16)
 
@@ -122,7 +123,6 @@ def test_train_and_embed_sees_only_training_items_and_resumes_from_its_cache(geo
     feats, record, model = N.train_and_embed("clip", train_idx=tr, **kw)
     assert feats.shape == (len(y), geometry.embed_dim)
     assert record["train_items"] == len(tr) and record["fit"]["steps"] == len(tr) // 8
-    from hzlib.model import build_vocabulary
     assert record["vocab_size"] == len(build_vocabulary(texts[:-1]))  # the held-out words are not in it
     assert record["vocab_size"] < len(build_vocabulary(texts))
 
@@ -153,8 +153,6 @@ def test_train_and_embed_checks_its_inputs(geometry):
 
 
 def test_run_protocol_trains_once_for_loo_and_once_per_fold(geometry):
-    from hzlib import evaluate as E
-
     images, texts, y = _corpus()
     splits = E.kfold_splits(y, 2, seed=0)
     kw = dict(images=images, texts=texts, label_ids=y, splits=splits, n_classes=3, geometry=geometry,

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 from scipy import stats
-from skimage import color as skcolor
+from skimage import color, color as skcolor
 
 from hzlib import normalize as N
+from hzlib.normalize import equalize_luminance, model_image, resize
 
 
 def test_resize_known_small_case_nearest():
@@ -100,8 +101,6 @@ def test_corpus_statistics_on_grey_values(tmp_path):
 
 
 def test_descriptors_of_files_match_in_one_or_two_processes(tmp_path):
-    from PIL import Image
-
     rng = np.random.default_rng(0)
     paths = []
     for i in range(5):
@@ -113,10 +112,6 @@ def test_descriptors_of_files_match_in_one_or_two_processes(tmp_path):
 
 
 def test_luminance_equalisation_flattens_lightness_and_keeps_hue():
-    from skimage import color
-
-    from hzlib.normalize import equalize_luminance
-
     rng = np.random.default_rng(0)
     # a reddish image whose lightness fills only a narrow band
     img = np.stack([0.5 + 0.1 * rng.random((32, 32)), 0.25 + 0.05 * rng.random((32, 32)), np.full((32, 32), 0.2)], -1)
@@ -130,8 +125,6 @@ def test_luminance_equalisation_flattens_lightness_and_keeps_hue():
 
 
 def test_model_image_modes():
-    from hzlib.normalize import model_image, resize
-
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
     np.testing.assert_allclose(model_image(img, 16, "rgb"), resize(img, 16) / 255)

@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
+from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -62,7 +64,8 @@ def test_first_cell_is_the_title(nb):
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_notebook_asks_for_the_project_kernel(nb):
     spec = json.loads(nb.read_text(encoding="utf-8"))["metadata"]["kernelspec"]
-    assert spec == {"display_name": "Python (hzlib)", "language": "python", "name": "hzlib"}  # scripts/setup.sh registers it
+    # scripts/setup.sh registers the kernel
+    assert spec == {"display_name": "Python (hzlib)", "language": "python", "name": "hzlib"}
 
 
 def _errors(executed) -> list:
@@ -74,8 +77,6 @@ def _errors(executed) -> list:
 def test_chapter_runs_standalone_with_papermill_and_a_profile_file(smoke_book, nb, tmp_path):
     """``papermill notebooks/NN_….ipynb out.ipynb -f profiles/smoke.yml`` in the study's folder, after
     the smoke run (a chapter reads what the chapters before it wrote)."""
-    import nbformat
-
     root, _ = smoke_book
     out = tmp_path / nb.name
     papermill = Path(sys.executable).with_name("papermill")
@@ -94,9 +95,6 @@ def test_chapter_runs_standalone_with_papermill_and_a_profile_file(smoke_book, n
 def test_chapter_runs_top_to_bottom_as_in_jupyter(smoke_book, nb):
     """As a reader runs it: the kernel starts in ``notebooks/``, nothing is injected, the reader has
     typed the smoke profile's values into the parameters cell."""
-    import nbformat
-    from nbclient import NotebookClient
-
     root, _ = smoke_book
     book = nbformat.read(root / "notebooks" / nb.name, as_version=4)
     params = [c for c in book.cells if "parameters" in c.metadata.get("tags", [])]

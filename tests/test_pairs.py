@@ -1,18 +1,16 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from hzlib import pairs as P
+from hzlib.normalize import NormalizeConfig, normalize, resize
 from trainer_checks import synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_image_cache_applies_eq1_3_and_is_reused(tmp_path, monkeypatch):
-    from PIL import Image
-
-    from hzlib.normalize import NormalizeConfig, normalize, resize
-
     rng = np.random.default_rng(0)
     paths = []
     for i in range(3):
@@ -25,8 +23,8 @@ def test_image_cache_applies_eq1_3_and_is_reused(tmp_path, monkeypatch):
     img = np.asarray(Image.open(paths[1]).convert("RGB"))
     eq = normalize(img, NormalizeConfig(size=16, colour="channels"))["equalized"]
     np.testing.assert_allclose(x[1].permute(1, 2, 0).numpy() / 255, eq, atol=0.5 / 255 + 1e-9)
-    calls, orig = [], P._normalized_u8
-    monkeypatch.setattr(P, "_normalized_u8", lambda a: calls.append(a) or orig(a))
+    calls, orig = [], P.model_image_u8
+    monkeypatch.setattr(P, "model_image_u8", lambda *a: calls.append(a) or orig(*a))
     assert torch.equal(P.image_cache(paths, 16, cache, mode="channels", progress=False), x) and calls == []
     assert P.image_cache(paths, 8, cache, mode="channels", progress=False).shape[-1] == 8 and len(calls) == 3
     rgb = P.image_cache(paths, 16, cache, mode="rgb", progress=False)  # another mode: rebuilt

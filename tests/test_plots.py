@@ -1,13 +1,16 @@
-"""Figure helpers of chapter 5: what each draws (the curves, bars and lines) on small tables."""
+"""Figure helpers: what each draws (the images, boxes, bars, curves and lines) on small inputs."""
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import make_blobs
 
-from hzlib import normalize as N, plots  # noqa: E402
+from hzlib import cluster as K, gradcam as G, normalize as N, plots
 
 
 def test_figure3_draws_every_setting_and_marks_the_best():
@@ -116,4 +119,91 @@ def test_figure1_draws_grey_stages_in_grey():
     ims = [ax.get_images()[0] for ax in fig.axes]
     assert [im.get_array().ndim for im in ims] == [3, 3, 2, 2]
     assert ims[2].get_cmap().name == ims[3].get_cmap().name == "gray" and ims[3].get_clim() == (0, 1)
+    plt.close(fig)
+
+
+def test_figure4_shows_each_image_its_focus_regions_and_its_overlay():
+    imgs = [np.random.default_rng(i).random((32, 32, 3)) for i in range(2)]
+    cams = [G.baseline_map("centre", (32, 32)), G.baseline_map("uniform", (32, 32)) * 0.5]
+    fig = plots.figure4(imgs, cams, titles=["社会", "艺术"])
+    rows = np.array(fig.axes).reshape(2, 3)  # a row per example
+    for (plain, framed, heat), img, cam, title in zip(rows, imgs, cams, ["社会", "艺术"], strict=True):
+        for ax, want in ((plain, img), (framed, img), (heat, G.overlay(img, cam))):
+            assert len(ax.images) == 1
+            np.testing.assert_array_equal(ax.images[0].get_array(), want)
+        assert plain.get_ylabel() == title
+        # the focus regions framed: each box's corner, width and height (pixel edges at -0.5)
+        boxes = [(*p.get_xy(), p.get_width(), p.get_height()) for p in framed.patches]
+        regions = G.focus_regions(cam, 0.5).head(3)  # at most max_boxes=3
+        assert boxes == [(r.col0 - 0.5, r.row0 - 0.5, r.col1 - r.col0, r.row1 - r.row0) for r in regions.itertuples()]
+        assert not plain.patches and not heat.patches
+    assert len(rows[0, 1].patches) == 1  # the centre map: one region
+    plt.close(fig)
+
+
+def _assert_figure5_shows_the_trace(fig, Z, trace, panels):
+    """Each panel: every point coloured by its cluster at the panel's iteration, and each centre's path up
+    to it ending in a marker; the iterations from 0 to the last, at most ``panels`` of them."""
+    steps = [int(re.search(r"iteration (\d+)", ax.get_title()).group(1)) for ax in fig.axes]
+    assert steps[0] == 0 and steps[-1] == trace.n_iter and steps == sorted(set(steps)) and len(steps) <= panels
+    k = trace.centres.shape[1]
+    for ax, t in zip(fig.axes, steps):
+        points = ax.collections[0]
+        np.testing.assert_array_equal(points.get_offsets(), Z)
+        np.testing.assert_array_equal(points.get_array(), trace.labels[t])
+        assert ax.get_title().endswith(f"inertia {trace.inertia[t]:.0f}")
+        assert len(ax.lines) == 2 * k  # a path and a marker per centre
+        for j in range(k):
+            path, marker = ax.lines[2 * j], ax.lines[2 * j + 1]
+            np.testing.assert_allclose(np.c_[path.get_xdata(), path.get_ydata()], trace.centres[:t + 1, j])
+            np.testing.assert_allclose([marker.get_xdata()[0], marker.get_ydata()[0]], trace.centres[t, j])
+
+
+def test_figure5_shows_the_trace_of_the_pipeline():
+    rng = np.random.default_rng(0)
+    cam = np.zeros((40, 40))
+    cam[5:15, 5:15], cam[25:35, 5:15], cam[10:30, 25:35] = 1.0, 0.9, 0.8
+    _, Z, trace = K.figure5_data(rng.random((40, 40, 3)), cam, quantile=0.7, k=3, seed=0)
+    fig = plots.figure5(Z, trace, panels=6)
+    _assert_figure5_shows_the_trace(fig, Z, trace, panels=6)
+    plt.close(fig)
+
+
+def test_figure5_panels_on_a_short_trace():
+    """Fewer iterations than panels: one panel per iteration, the last the final assignment."""
+    X, _ = make_blobs(n_samples=300, centers=[(-5, 0), (5, 0), (0, 8)], cluster_std=1.0, random_state=0)
+    trace = K.kmeans_trace(X, 3, init=X[[0, 100, 200]])
+    assert trace.n_iter + 1 < 8
+    fig = plots.figure5(X, trace, panels=8)
+    assert len(fig.axes) == trace.n_iter + 1
+    _assert_figure5_shows_the_trace(fig, X, trace, panels=8)
+    np.testing.assert_array_equal(fig.axes[-1].collections[0].get_array(), trace.final_labels)
+    plt.close(fig)
+
+
+def _bar_heights(ax) -> dict[str, float]:
+    """Tick label -> height of the bar drawn over it (seaborn's zero-width legend patches left out)."""
+    ticks = {round(x): t.get_text() for x, t in zip(ax.get_xticks(), ax.get_xticklabels())}
+    return {ticks[round(p.get_x() + p.get_width() / 2)]: p.get_height() for p in ax.patches if p.get_width() > 0}
+
+
+def test_figure6_shows_the_map_on_the_strokes_and_the_shares():
+    sm = np.zeros((12, 12), np.uint16)  # 4 strokes (横 竖 横 点) and glyph pixels of no known stroke
+    sm[1, 1:11], sm[2:10, 5], sm[6, 1:11], sm[10, 9] = 1, 2, 3, 4
+    glyph = sm > 0
+    glyph[11, 1:3] = True
+    cam = np.random.default_rng(1).random((12, 12))
+    result = K.stroke_attention(cam, sm, "横竖横点", glyph)
+    fig = plots.figure6(cam, sm, result)
+    strokes_ax, per_stroke_ax, per_type_ax = fig.axes
+    shown = strokes_ax.images[0].get_array()  # the map on the strokes only
+    np.testing.assert_array_equal(np.ma.getmaskarray(shown), sm <= 0)
+    np.testing.assert_array_equal(shown.data[sm > 0], cam[sm > 0])
+    numbers = {t.get_text(): t.get_position() for t in strokes_ax.texts}  # each stroke numbered at its centre
+    assert numbers == {str(r.stroke): pytest.approx((r.x * 12 - 0.5, r.y * 12 - 0.5))
+                       for r in result.per_stroke.itertuples()}
+    assert _bar_heights(per_stroke_ax) == pytest.approx(
+        {f"{r.stroke} {r.type}": r.share for r in result.per_stroke.itertuples()})
+    assert _bar_heights(per_type_ax) == pytest.approx(dict(zip(result.per_type["type"], result.per_type["share"])))
+    assert list(result.per_type["type"]) == ["横", "竖", "点"]
     plt.close(fig)

@@ -67,7 +67,8 @@ def test_itm_pairs_label_an_identical_text_aligned():
 
 def test_itm_loss_is_binary_cross_entropy():
     z, y = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([1.0, 0.0, 0.0])
-    by_hand = -(torch.log(torch.sigmoid(z[0])) + torch.log(1 - torch.sigmoid(z[1])) + torch.log(1 - torch.sigmoid(z[2]))) / 3
+    by_hand = -(torch.log(torch.sigmoid(z[0])) + torch.log(1 - torch.sigmoid(z[1]))
+                + torch.log(1 - torch.sigmoid(z[2]))) / 3
     torch.testing.assert_close(P.itm_loss(z, y), by_hand)
 
 

@@ -15,8 +15,7 @@ import torch
 from PIL import Image
 
 from hzlib.config import load_profile, params_hash
-from hzlib.corpus import build as B
-from hzlib.corpus import classes as C
+from hzlib.corpus import build as B, classes as C
 from hzlib.corpus.manifest import import_corpus
 from hzlib.corpus.provenance import CorpusError, check_imported, imported_changes, read_meta
 
@@ -131,7 +130,8 @@ def test_a_changed_imported_corpus_is_refused_naming_the_file(tmp_path, tiny):
     (out / "images" / "r0.png").unlink()
     manifest = out / "manifest.csv"
     text = manifest.read_text(encoding="utf-8")
-    manifest.write_text(text.replace("第0件", "第9件"), encoding="utf-8")  # an edit of the same size: the sha256 sees it
+    # an edit of the same size: the sha256 sees it
+    manifest.write_text(text.replace("第0件", "第9件"), encoding="utf-8")
     assert manifest.stat().st_size == len(text.encode())
     with pytest.raises(CorpusError) as err:
         B.build_corpus(replace(tiny, corpus=str(out)), out)

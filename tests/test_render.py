@@ -1,6 +1,8 @@
 """Tests of hzlib.corpus.render on hand-built steles (no dependency on the mesh module)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -83,8 +85,6 @@ def test_look_roundtrip_and_validation():
     look = R.Look(material="bronze", setting="temple", glyph_paint="gold", tint=(1.0, 0.9, 0.8), seed=7)
     d = look.to_dict()
     assert R.Look.from_dict(d) == look
-    import json
-
     assert R.Look.from_dict(json.loads(json.dumps(d))) == look
     with pytest.raises(ValueError):
         R.Look(material="plastic")

@@ -7,7 +7,17 @@ import nbformat
 import pytest
 
 from hzlib.config import load_profile
-from hzlib.reproduce import ChapterFailed, Layout, chapter_notebooks, reproduce, run_chapters
+from hzlib.reproduce import (
+    PLACEHOLDER_MARK,
+    ChapterFailed,
+    Layout,
+    chapter_notebooks,
+    prepare_book,
+    record_run,
+    reference_records,
+    reproduce,
+    run_chapters,
+)
 from hzlib.summary import ALL_ROWS, glued_values
 
 
@@ -64,8 +74,6 @@ def _toc_project(tmp_path: Path) -> Layout:
 
 
 def test_prepare_book_marks_chapters_not_run_and_removes_stale_placeholders(tmp_path):
-    from hzlib.reproduce import PLACEHOLDER_MARK, prepare_book
-
     lay = _toc_project(tmp_path)
     nbformat.write(nbformat.v4.new_notebook(), lay.chapters / "01_a.ipynb")
     (lay.chapters / ".01_a.json").write_text(json.dumps({"profile": "smoke", "seconds": 3.5}))
@@ -87,8 +95,6 @@ def test_prepare_book_marks_chapters_not_run_and_removes_stale_placeholders(tmp_
 
 
 def test_prepare_book_complete_when_every_chapter_ran_with_one_profile(tmp_path):
-    from hzlib.reproduce import prepare_book
-
     lay = _toc_project(tmp_path)
     (tmp_path / "book" / "generated").mkdir()
     (tmp_path / "book" / "generated" / "corpus_card.md").write_text("# Corpus card\n")
@@ -99,12 +105,11 @@ def test_prepare_book_complete_when_every_chapter_ran_with_one_profile(tmp_path)
 
 
 def test_record_run_keeps_stamps_glue_and_stage_summaries_and_refuses_mixed_profiles(tmp_path):
-    from hzlib.reproduce import prepare_book, record_run, reference_records
-
     lay = _toc_project(tmp_path)
     cell = nbformat.v4.new_code_cell("glue(...)")
     cell.outputs = [nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": "'0.5'"},
-                                           metadata={"scrapbook": {"name": "ch01_x", "mime_prefix": "application/papermill.record/"}})]
+                                           metadata={"scrapbook": {"name": "ch01_x",
+                                                                   "mime_prefix": "application/papermill.record/"}})]
     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), lay.chapters / "01_a.ipynb")
     (lay.chapters / ".01_a.json").write_text(json.dumps({"profile": "default", "seconds": 12.5, "commit": "c0ffee"}))
     stage = tmp_path / "artifacts" / "default" / "evaluation"

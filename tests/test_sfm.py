@@ -3,6 +3,7 @@ import json
 import shutil
 from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
@@ -72,8 +73,6 @@ def test_empty_cloud_and_crop():
 # ---------------------------------------------------------------------------------------- alignment
 
 def _rot(axis, deg):
-    import cv2
-
     return cv2.Rodrigues(np.asarray(axis, float) / np.linalg.norm(axis) * np.radians(deg))[0]
 
 
@@ -102,7 +101,7 @@ def test_align_to_truth_recovers_poses_of_a_transformed_copy(tmp_path):
         Tr[:3, 3] = -Tr[:3, :3] @ (s * R @ c + t)
         poses[f"{i:03d}.png"] = Tr
     (tmp_path / "cameras.json").write_text(json.dumps({"info": {}, "cameras": cams}))
-    import open3d as o3d
+    import open3d as o3d  # here, not at the top: slow to import, and only this test needs it
 
     mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(CUBE_V), o3d.utility.Vector3iVector(CUBE_T))
     o3d.io.write_triangle_mesh(str(tmp_path / "mesh.ply"), mesh)
@@ -166,8 +165,6 @@ def test_two_views_fail_gracefully(orbit, tmp_path):
 
 def test_unrelated_views_fail_gracefully(orbit, tmp_path):
     """Pure noise images share no features: no model, ok=False, no exception."""
-    import cv2
-
     bad = tmp_path / "bad"
     (bad / "images").mkdir(parents=True)
     shutil.copy(orbit / "cameras.json", bad / "cameras.json")

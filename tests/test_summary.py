@@ -11,8 +11,20 @@ import nbformat
 import pytest
 
 from hzlib import paper
-from hzlib.summary import ALL_ROWS, CHAPTER8_CLAIMS, CHAPTER8_ROWS, NOT_REPORTED, ROWS, Claim, Row, \
-    evaluation_versus, glued_keys, summary_markdown, versus_table
+from hzlib.reproduce import Layout, prepare_book
+from hzlib.summary import (
+    ALL_ROWS,
+    CHAPTER8_CLAIMS,
+    CHAPTER8_ROWS,
+    NOT_REPORTED,
+    ROWS,
+    Claim,
+    Row,
+    evaluation_versus,
+    glued_keys,
+    summary_markdown,
+    versus_table,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GLUE_CALL = re.compile(r"""\bglue\(\s*(f?)["']([^"']+)["']""")
@@ -114,7 +126,8 @@ def _executed(path: Path, values: dict) -> None:
     """An executed notebook whose outputs are what ``glue(key, value, display=False)`` writes."""
     cell = nbformat.v4.new_code_cell("glue(...)")
     cell.outputs = [nbformat.v4.new_output("display_data", data={"application/papermill.record/text/plain": repr(v)},
-                                           metadata={"scrapbook": {"name": k, "mime_prefix": "application/papermill.record/"}})
+                                           metadata={"scrapbook": {"name": k,
+                                                                   "mime_prefix": "application/papermill.record/"}})
                     for k, v in values.items()]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Chapter A"), cell])
     nb.metadata["language_info"] = {"name": "python"}
@@ -130,7 +143,8 @@ TEST_CLAIMS = (Claim("Abstract", "RMSE", str(paper.HEADLINE["rmse"]), "08_evalua
 
 
 def test_rows_are_pasted_only_from_chapters_that_ran(tmp_path):
-    _executed(tmp_path / "01_a.ipynb", {"ch01_n": 1234, "ch01_score": "0.617 [0.5, 0.7]", "ch01_score_ref": "chance 0.1"})
+    _executed(tmp_path / "01_a.ipynb",
+              {"ch01_n": 1234, "ch01_score": "0.617 [0.5, 0.7]", "ch01_score_ref": "chance 0.1"})
     text, info = summary_markdown(tmp_path, ["01_a", "02_b"], {"01_a": {"profile": "smoke", "commit": "deadbee"}},
                                   rows=TEST_ROWS, claims=TEST_CLAIMS)
     assert info["rows"] == ["ch01_n", "ch01_score"]
@@ -153,7 +167,8 @@ def test_a_stale_executed_notebook_is_reported_not_pasted(tmp_path):
 def test_mixed_profiles_are_flagged_above_the_tables(tmp_path):
     _executed(tmp_path / "01_a.ipynb", {"ch01_n": 1})
     _executed(tmp_path / "02_b.ipynb", {"ch02_other": "x"})
-    text, _ = summary_markdown(tmp_path, ["01_a", "02_b"], {"01_a": {"profile": "smoke"}, "02_b": {"profile": "default"}},
+    text, _ = summary_markdown(tmp_path, ["01_a", "02_b"],
+                               {"01_a": {"profile": "smoke"}, "02_b": {"profile": "default"}},
                                rows=(TEST_ROWS[0], TEST_ROWS[2]), claims=())
     assert text.index("different profiles (default, smoke)") < text.index("## Chapter A")
 
@@ -161,8 +176,6 @@ def test_mixed_profiles_are_flagged_above_the_tables(tmp_path):
 def test_the_summary_page_builds_without_warnings_and_shows_the_glued_values(tmp_path, monkeypatch):
     """jupyter-book -nW on a tiny book: one executed chapter, the generated summary page (cross-document
     glue) and a chapter that was not run (a placeholder page)."""
-    from hzlib.reproduce import Layout, prepare_book
-
     (tmp_path / "book" / "chapters").mkdir(parents=True)
     for name in ("intro.md", "references.md", "references.bib"):
         shutil.copy(ROOT / "book" / name, tmp_path / "book" / name)
@@ -174,7 +187,8 @@ def test_the_summary_page_builds_without_warnings_and_shows_the_glued_values(tmp
         "      - file: book/limitations\n      - file: book/generated/provenance\n      - file: book/references\n",
         encoding="utf-8")
     lay = Layout(tmp_path)
-    _executed(lay.chapters / "01_a.ipynb", {"ch01_n": 1234, "ch01_score": "0.617 [0.5, 0.7]", "ch01_score_ref": "chance 0.1"})
+    _executed(lay.chapters / "01_a.ipynb",
+              {"ch01_n": 1234, "ch01_score": "0.617 [0.5, 0.7]", "ch01_score_ref": "chance 0.1"})
     monkeypatch.setattr("hzlib.summary.ALL_ROWS", TEST_ROWS)
     monkeypatch.setattr("hzlib.summary.CHAPTER8_CLAIMS", TEST_CLAIMS)
     info = prepare_book(lay, log=lambda *_: None)

@@ -7,11 +7,10 @@ import pytest
 import torch
 
 import hzlib.baselines  # noqa: F401  (registers the models)
+import pairmodel_checks as C
 from hzlib.baselines import neural as N
 from hzlib.model import build_model
 from hzlib.pairs import to_model_input
-
-import pairmodel_checks as C
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 KEY = "supervised"

@@ -70,7 +70,8 @@ def test_eq4_on_real_tiny_model(tiny):
 def test_t2s_and_clauses():
     assert text.t2s("國學經典") == "国学经典"
     assert text.t2s("綺殿千尋起，離宮百雉餘。") == "绮殿千寻起，离宫百雉余。"
-    assert text.split_clauses("秦川雄帝宅，函谷壯皇居。冰□已鏤津 (注1)") == ["秦川雄帝宅", "函谷壯皇居", "冰已鏤津", "注"]
+    assert text.split_clauses("秦川雄帝宅，函谷壯皇居。冰□已鏤津 (注1)") == \
+        ["秦川雄帝宅", "函谷壯皇居", "冰已鏤津", "注"]
 
 
 def test_segment_known_sentence():

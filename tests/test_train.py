@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hzlib import model as M
-from hzlib import train as T
+from hzlib import model as M, train as T
 from trainer_checks import MICRO, VOCAB, cfg, micro_model, synthetic
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -10,8 +10,7 @@ import pytest
 from hzlib import config
 from hzlib.cli import main
 from hzlib.reproduce import Layout, chapter_env, chapter_environment, record_run
-from hzlib.verify import (TOLERANCES, Run, compare_runs, compare_value, load_run, parse_value, report,
-                          rule_for)
+from hzlib.verify import TOLERANCES, Run, compare_runs, compare_value, load_run, parse_value, report, rule_for
 
 
 def _run() -> Run:

@@ -7,13 +7,11 @@ import torch
 import torch.nn.functional as F
 
 import hzlib.baselines  # noqa: F401  (registers the models)
-from hzlib.baselines import _pretraining as P
-from hzlib.baselines import neural as N
-from hzlib.train import trim_padding
+import pairmodel_checks as C
+from hzlib.baselines import _pretraining as P, neural as N
 from hzlib.baselines.vilbert import CoAttention
 from hzlib.pairs import to_model_input
-
-import pairmodel_checks as C
+from hzlib.train import trim_padding
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 KEY = "vilbert"
@@ -68,7 +66,10 @@ def _co_attention_by_hand(blk, x, y, pad, heads):
     q, k, v = qx @ wq.T + bq, ky @ wk.T + bk, ky @ wv.T + bv
     B, Lq, D = q.shape
     dh = D // heads
-    split = (lambda z: z.reshape(B, -1, heads, dh).transpose(1, 2))
+
+    def split(z):
+        return z.reshape(B, -1, heads, dh).transpose(1, 2)
+
     scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(dh)
     scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
     out = (scores.softmax(-1) @ split(v)).transpose(1, 2).reshape(B, Lq, D)

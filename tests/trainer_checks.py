@@ -1,8 +1,7 @@
 """Shared pieces of the trainer's tests: a micro CLIP geometry and synthetic image-text pairs."""
 import torch
 
-from hzlib import model as M
-from hzlib import train as T
+from hzlib import model as M, train as T
 from hzlib.model import Geometry, TowerGeometry
 from hzlib.pairs import PairData
 

@@ -97,7 +97,8 @@ class InstanceEmbedding(PairModel):
     key = "item"
     title = "Image-Text Embedding Model"
     lr_scale = 2.0
-    follows = "Zheng, Zheng, Garrett, Yang, Xu & Shen 2020, Dual-path convolutional image-text embeddings with instance loss (ACM TOMM)"
+    follows = ("Zheng, Zheng, Garrett, Yang, Xu & Shen 2020, Dual-path convolutional image-text embeddings "
+               "with instance loss (ACM TOMM)")
 
     def __init__(self, spec: ModelSpec):
         super().__init__(spec)

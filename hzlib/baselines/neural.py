@@ -22,9 +22,13 @@ where.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Callable, NamedTuple, Sequence
 
@@ -32,8 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model import Geometry, Vocabulary, build_model, chance_level
-from ..pairs import PairData, to_model_input
+from ..config import atomic_write_json, params_hash
+from ..evaluate import kfold_protocol, loo_protocol
+from ..model import Geometry, Vocabulary, build_model, build_vocabulary, chance_level, init_token_embeddings
+from ..pairs import PairData, model_image_u8, to_model_input
 from ..train import TrainConfig, Trainer
 
 
@@ -230,10 +236,6 @@ EMBED_VERSION = 1  # bump when what train_and_embed computes changes, so cached 
 def _code_digest(key: str) -> str:
     """sha256 (16 hex) of the source of model ``key``'s module and of this one (the training loop):
     a cached run is reused only with the code that produced it."""
-    import hashlib
-    import inspect
-    import sys
-
     h = hashlib.sha256()
     for mod in dict.fromkeys((MODELS[key].__module__, __name__)):
         h.update(inspect.getsource(sys.modules[mod]).encode())
@@ -241,8 +243,6 @@ def _code_digest(key: str) -> str:
 
 
 def _digest(*arrays) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
@@ -266,9 +266,6 @@ def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], lab
     the image and text data, ``fasttext_id``) and reloaded instead of retrained: an interrupted chapter resumes
     from the last finished model.
     """
-    from ..config import atomic_write_json, params_hash
-    from ..model import build_vocabulary, init_token_embeddings
-
     tr = np.sort(np.asarray(train_idx, dtype=np.int64))
     y = np.asarray(label_ids, dtype=np.int64)
     texts = list(texts)
@@ -278,8 +275,10 @@ def train_and_embed(key: str, *, images: torch.Tensor, texts: Sequence[str], lab
         raise ValueError(f"train_idx must be distinct indices in 0..{len(y) - 1}")
     if key not in MODELS:
         raise KeyError(f"unknown model {key!r}; known: {sorted(MODELS)}")
-    tag = params_hash({"v": EMBED_VERSION, "key": key, "code": _code_digest(key), "geometry": {k: v for k, v in geometry.as_dict().items() if k != "source"},
-                       "cfg": cfg.as_dict(), "train": _digest(tr), "labels": _digest(y), "images": _digest(images.numpy()),
+    tag = params_hash({"v": EMBED_VERSION, "key": key, "code": _code_digest(key),
+                       "geometry": {k: v for k, v in geometry.as_dict().items() if k != "source"},
+                       "cfg": cfg.as_dict(), "train": _digest(tr), "labels": _digest(y),
+                       "images": _digest(images.numpy()),
                        "texts": _digest(np.array(texts, dtype=object).astype(str)), "n_classes": n_classes,
                        "fasttext": fasttext_id})
     shares = tuple(float(v) for v in np.bincount(y[tr], minlength=n_classes) / len(tr))
@@ -340,8 +339,6 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
 
     Also returns the training records (one per backbone), the last backbone trained (for "loo", the
     one trained on every item) and its features (:class:`ProtocolRun`)."""
-    from ..evaluate import kfold_protocol, loo_protocol
-
     y = np.asarray(label_ids, dtype=np.int64)
     common = dict(images=images, texts=texts, label_ids=y, n_classes=n_classes, geometry=geometry, cfg=cfg,
                   fasttext_model=fasttext_model, fasttext_id=fasttext_id, cache_dir=cache_dir, progress=progress)
@@ -367,12 +364,10 @@ def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size
     """The whole analysis of a batch of image paths, for :func:`hzlib.evaluate.time_analysis`: read,
     Eq 1-3 at ``size`` (:func:`hzlib.normalize.model_image` in ``mode``), encode with ``model``,
     classify with ``head`` (features -> probabilities)."""
-    from ..pairs import _normalized_u8
-
     model.to(device).eval()
 
     def analyse(paths: list) -> np.ndarray:
-        batch = torch.from_numpy(np.stack([_normalized_u8((str(p), size, mode)) for p in paths]))
+        batch = torch.from_numpy(np.stack([model_image_u8(p, size, mode) for p in paths]))
         return head(features(model, batch, batch_size=len(paths), device=device))
 
     return analyse
@@ -383,8 +378,6 @@ def cards_markdown(cards: Sequence[dict], *, cfg: TrainConfig, n_items: int, fol
     """Model cards in Markdown, one section per card of :func:`cards`: what the model follows and how
     we read it, its size, what it was trained on and with which budget, how it is evaluated, its
     results (``results``: model key -> {label: formatted value}) and what it is not."""
-    from html import escape
-
     out = []
     for c in cards:
         # escaped: the cards quote tokens such as <IMG> and <bos>, which HTML would take for tags
@@ -392,12 +385,13 @@ def cards_markdown(cards: Sequence[dict], *, cfg: TrainConfig, n_items: int, fol
                  f"- **Follows:** {escape(c['follows'], quote=False)}.",
                  f"- **Our reading:** {escape(c['interpretation'], quote=False)}",
                  f"- **Size:** {c['parameters']:,} parameters (vocabulary of 1,000 words).",
-                 f"- **Trained on:** the corpus's image–description pairs{' and their attribute labels' if c['uses labels'] else ''}: "
+                 "- **Trained on:** the corpus's image–description pairs"
+                 f"{' and their attribute labels' if c['uses labels'] else ''}: "
                  f"all {n_items:,} for protocol (a), the training folds of {folds} for protocol (b); from scratch, "
                  "with no pretrained weights.",
-                 f"- **Budget:** {_steps(cfg)} optimiser steps, batch {cfg.batch_size}, AdamW (lr {cfg.lr:g}, weight decay "
-                 f"{cfg.weight_decay:g}), linear warm-up over {cfg.warmup_steps} steps then cosine decay, gradient clipping at "
-                 f"{cfg.grad_clip:g}, seed {cfg.seed}; the same for every model.",
+                 f"- **Budget:** {_steps(cfg)} optimiser steps, batch {cfg.batch_size}, AdamW (lr {cfg.lr:g}, "
+                 f"weight decay {cfg.weight_decay:g}), linear warm-up over {cfg.warmup_steps} steps then cosine decay, "
+                 f"gradient clipping at {cfg.grad_clip:g}, seed {cfg.seed}; the same for every model.",
                  "- **Evaluated as:** its image feature (from the image alone) -> standardisation -> multinomial "
                  "logistic regression; Eq 12-17 with 95% bootstrap intervals."]
         if results and c["model"] in results:
@@ -418,4 +412,5 @@ def cards(keys: Sequence[str], spec: ModelSpec) -> list[dict]:
 
 
 __all__ = ["ModelSpec", "PairModel", "ClipPair", "MODELS", "register", "make_model", "FitResult",
-           "fit", "features", "train_and_embed", "run_protocol", "ProtocolRun", "PROTOCOLS", "analyser", "cards", "cards_markdown", "empty_text"]
+           "fit", "features", "train_and_embed", "run_protocol", "ProtocolRun", "PROTOCOLS", "analyser", "cards",
+           "cards_markdown", "empty_text"]

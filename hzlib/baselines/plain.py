@@ -15,6 +15,17 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
+from sklearn.decomposition import PCA
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ..config import map_files
+from ..corpus.card import factor_model
+from ..normalize import NormalizeConfig, normalize
+from ..text import segment
 
 
 class IndexedProbe:
@@ -82,8 +93,6 @@ class IndexedProbe:
 
 
 def _logistic(C: float, seed: int):
-    from sklearn.linear_model import LogisticRegression
-
     return LogisticRegression(C=C, max_iter=2000, random_state=seed)
 
 
@@ -106,10 +115,6 @@ class PixelProbe(IndexedProbe):
         self.C, self.pca = C, pca
 
     def make_pipeline(self):
-        from sklearn.decomposition import PCA
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         steps = [StandardScaler()]
         if self.pca is not None:
             steps.append(PCA(n_components=self.pca, random_state=self.seed))
@@ -137,9 +142,6 @@ class DescriptorProbe(IndexedProbe):
         self.C = C
 
     def make_pipeline(self):
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         return make_pipeline(StandardScaler(), _logistic(self.C, self.seed))
 
 
@@ -158,14 +160,10 @@ class FactorProbe(IndexedProbe):
         return self.inputs.iloc[idx]
 
     def make_pipeline(self):
-        from ..corpus.card import factor_model
-
         return factor_model(self.inputs)
 
 
 def _jieba_words(text: str) -> list[str]:
-    from ..text import segment
-
     return segment(text)
 
 
@@ -187,9 +185,6 @@ class TextProbe(IndexedProbe):
         self.analyzer, self.ngram_range, self.C = analyzer, tuple(ngram_range), C
 
     def make_pipeline(self):
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.pipeline import make_pipeline
-
         if self.analyzer == "word":
             vec = TfidfVectorizer(tokenizer=_jieba_words, token_pattern=None, lowercase=False,
                                   ngram_range=self.ngram_range, sublinear_tf=True)
@@ -200,10 +195,6 @@ class TextProbe(IndexedProbe):
 
 def _pixels(args) -> np.ndarray:
     path, size = args
-    from PIL import Image
-
-    from ..normalize import NormalizeConfig, normalize
-
     cfg = NormalizeConfig(size=size, colour="channels")
     return normalize(np.asarray(Image.open(path).convert("RGB")), cfg)["equalized"].ravel()
 
@@ -212,8 +203,6 @@ def pixel_features(paths: Sequence, *, size: int = 32, workers: int = 1) -> np.n
     """The Eq 1-3 normalised image (:func:`hzlib.normalize.normalize` at ``size`` x ``size``, Eq 2-3 on
     each RGB channel so that the colour stays, the equalised stage, values in [0, 1]) of each file,
     flattened: (n, size * size * 3) float32."""
-    from ..config import map_files
-
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
     rows = map_files(_pixels, [(str(p), size) for p in paths], workers=workers)

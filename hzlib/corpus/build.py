@@ -5,7 +5,9 @@ Layout (see data/README.md): images/, masks/, orbits/<name>/{images/, cameras.js
 rows/ (one JSON per finished sample: the resume checkpoint), manifest.csv, corpus.json, card.md.
 
 Every sample draws from its own generator ``default_rng([seed, index, stream])``, so a sample does not
-depend on the order, the number of workers, or on an interrupted earlier run.
+depend on the order, the number of workers, or on an interrupted earlier run. :func:`plan_sample` is
+the sampling plan of one sample; :func:`render_character_set` reuses it for chapter 7's set of one
+character in every class, outside the corpus.
 """
 from __future__ import annotations
 
@@ -22,11 +24,7 @@ from tqdm.auto import tqdm
 
 from .. import assets
 from ..config import Profile, atomic_write_json, environment, params_hash
-from . import classes as C
-from . import describe as D
-from . import glyphs as G
-from . import mesh as M
-from . import render as R
+from . import classes as C, describe as D, glyphs as G, mesh as M, render as R
 from .manifest import write_manifest
 from .provenance import GENERATED, IMPORTED, CorpusError, check_imported, read_meta
 
@@ -47,16 +45,31 @@ def sample_rng(seed: int, index: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, index, stream])
 
 
+def plan_sample(profile: Profile, spec: C.ClassSpec, index: int, hanzi_dir: Path, *, sample_id: str | None = None,
+                char: str | None = None, style: str | None = None) -> dict:
+    """The row of sample ``index`` of class ``spec``, as the corpus plans it: the class's factors drawn
+    from ``default_rng([seed, index, STREAM_FACTORS])`` (:func:`~hzlib.corpus.classes.sample_factors`
+    with the profile's overlap), then a glyph style that covers the drawn character. Given ``char`` and
+    ``style`` (both), those replace the drawn ones instead (:func:`render_character_set`). Keys: id
+    (``sample_id``, default ``hz{index:05d}``), index, label, region, period, movement, the factors, seed."""
+    if (char is None) != (style is None):
+        raise ValueError("char and style: give both or neither")
+    rng = sample_rng(profile.seed, index, STREAM_FACTORS)
+    f = C.sample_factors(spec, profile.overlap, rng)
+    if char is None:
+        f["style"] = _covering_style(f["style"], f["char"], spec, profile.overlap, rng, hanzi_dir)
+    else:
+        f.update(char=char, style=style)
+    return ({"id": sample_id or f"hz{index:05d}", "index": index, "label": spec.key, "region": spec.region,
+             "period": spec.period, "movement": spec.movement} | f | {"seed": profile.seed})
+
+
 def plan(profile: Profile, hanzi_dir: Path) -> list[dict]:
-    """One row per sample: id, label and every factor, drawn deterministically from the seed."""
+    """One row per sample (:func:`plan_sample`): id, label and every factor, drawn deterministically from the seed."""
     rows, index = [], 0
     for spec, n in zip(C.CLASSES, C.class_counts(profile.corpus_scale).values()):
         for _ in range(n):
-            rng = sample_rng(profile.seed, index, STREAM_FACTORS)
-            f = C.sample_factors(spec, profile.overlap, rng)
-            f["style"] = _covering_style(f["style"], f["char"], spec, profile.overlap, rng, hanzi_dir)
-            rows.append({"id": f"hz{index:05d}", "index": index, "label": spec.key, "region": spec.region,
-                         "period": spec.period, "movement": spec.movement} | f)
+            rows.append(plan_sample(profile, spec, index, hanzi_dir))
             index += 1
     return rows
 
@@ -217,7 +230,8 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
         shutil.rmtree(out)
     rows_dir = out / "rows"
     if rows_dir.exists():  # a started build: only resume it if it was started with the same parameters
-        started = json.loads((out / "build.json").read_text()).get("fingerprint") if (out / "build.json").exists() else None
+        build_json = out / "build.json"
+        started = json.loads(build_json.read_text()).get("fingerprint") if build_json.exists() else None
         if started != fingerprint:
             state = "a corpus" if meta_path.exists() else "a partial corpus"
             raise CorpusError(
@@ -229,13 +243,12 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
     atomic_write_json(out / "build.json", {"fingerprint": fingerprint, "params": params})
 
     rows = plan(profile, hanzi_dir)
-    for r in rows:
-        r["seed"] = profile.seed
     done = {p.stem: json.loads(p.read_text()) for p in rows_dir.glob("*.json")} if rows_dir.exists() else {}
     todo = [r for r in rows if r["id"] not in done]
     tasks = [(r, str(out), profile.image_size, str(hanzi_dir)) for r in todo]
     orbit_jobs = [(profile, k, form, str(out), str(hanzi_dir)) for k, form in enumerate(profile.orbit_forms)]
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="rendering corpus", unit="img", disable=not progress)
+    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="rendering corpus", unit="img",
+               disable=not progress)
     if profile.workers > 1 and len(tasks) + len(orbit_jobs) > 8:
         with get_context("spawn").Pool(profile.workers) as pool:
             pending = [pool.apply_async(_orbit_task, (job,)) for job in orbit_jobs]  # long jobs first
@@ -286,3 +299,51 @@ def use_existing(profile: Profile, root: Path, meta: dict | None = None) -> Path
             f"the profile names is never rebuilt: point `corpus` at the corpus you mean, or set it to \"\" to "
             f"generate into {profile.data_root}/{profile.profile}")
     return root
+
+
+# ------------------------------------------------------------ a rendered set of one character
+
+
+CHARACTER_SET_OFFSET = 900_000  # sample indices of extra renders, far beyond any corpus's rows
+
+
+def render_character_set(profile: Profile, char: str, out, per_class: int = 1, style: str = "strokes",
+                         hanzi_dir=None, workers: int = 1) -> pd.DataFrame:
+    """Render ``per_class`` sculptures of ``char`` for each of the 10 classes, none of them in the
+    corpus (so no model has trained on them), and return their rows (paths relative to ``out``): the
+    set of chapter 7's stroke analysis.
+
+    Each sample is planned exactly as the corpus plans one (:func:`plan_sample`, its class's factors
+    from ``default_rng([seed, index, 0])`` with the profile's overlap), with the character and the
+    glyph style set to ``char`` and ``style``, and rendered at the profile's ``image_size`` by
+    :func:`render_sample` (image, glyph mask, stroke-id mask). Indices start at
+    :data:`CHARACTER_SET_OFFSET`, so geometry, look and camera draws are new. A finished sample (its
+    ``rows/<id>.json``) is loaded, not re-rendered, unless the parameters changed."""
+    out = Path(out)
+    hanzi_dir = Path(hanzi_dir) if hanzi_dir else assets.asset_dir("hanzi-writer-data")
+    if not G.covers(style, char, hanzi_dir):
+        raise ValueError(f"style {style!r} has no glyph for {char!r}")
+    if per_class < 1:
+        raise ValueError(f"per_class: must be >= 1, got {per_class}")
+    params = {"char": char, "style": style, "per_class": per_class, "seed": profile.seed,
+              "overlap": profile.overlap, "image_size": profile.image_size, "format": CORPUS_FORMAT}
+    meta = out / "set.json"
+    if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("params") != params:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(meta, {"params": params})
+    rows = []
+    for c, spec in enumerate(C.CLASSES):
+        for j in range(per_class):
+            index = CHARACTER_SET_OFFSET + c * per_class + j
+            rows.append(plan_sample(profile, spec, index, hanzi_dir, char=char, style=style,
+                                    sample_id=f"u{ord(char):04x}_{index - CHARACTER_SET_OFFSET:03d}"))
+    done = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (out / "rows").glob("*.json")}
+    tasks = [(r, str(out), profile.image_size, str(hanzi_dir)) for r in rows if r["id"] not in done]
+    if workers > 1 and len(tasks) > 1:
+        with get_context("spawn").Pool(min(workers, len(tasks))) as pool:
+            recs = pool.map(_render_task, tasks, chunksize=1)
+    else:
+        recs = [_render_task(t) for t in tasks]
+    done.update({r["id"]: r for r in recs})
+    return pd.DataFrame([done[r["id"]] for r in rows])

@@ -145,7 +145,8 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
     p = meta["params"]
     cal = calib
     single = ", ".join(f"{k} {v['macro_accuracy']:.2f}" for k, v in cal["single_factor_lr"].items())
-    best_factor, best = max(((k, v["macro_accuracy"]) for k, v in cal["single_factor_lr"].items()), key=lambda kv: kv[1])
+    best_factor, best = max(((k, v["macro_accuracy"]) for k, v in cal["single_factor_lr"].items()),
+                            key=lambda kv: kv[1])
     colour = cal["colour_histogram_lr"]["macro_accuracy"]
     text = cal["bag_of_characters_lr"]["macro_accuracy"]
     colour_ok = "inside" if COLOUR_BAND[0] <= colour <= COLOUR_BAND[1] else "**outside**"
@@ -156,7 +157,8 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
     strokes = int((df["stroke_mask"].fillna("") != "").sum()) if "stroke_mask" in df else 0
     ceiling = cal.get("image_ceiling_lr", {"skipped": "this calibration predates it"})
     if "skipped" in ceiling:
-        ceiling_text = f"The image ceiling (a classifier on each image's true generating factors) is not computed: {ceiling['skipped']}."
+        ceiling_text = ("The image ceiling (a classifier on each image's true generating factors) is not computed: "
+                        f"{ceiling['skipped']}.")
     else:
         ceiling_text = (
             f"The image ceiling is a classifier given the true factors each image was rendered from "
@@ -203,7 +205,8 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         *([_row("true generating factors of the image + logistic regression: **the image ceiling**", ceiling)]
           if "skipped" not in ceiling else []),
         "",
-        f"Targets: the colour baseline's macro accuracy is {colour_ok} the band {COLOUR_BAND[0]:.2f}–{COLOUR_BAND[1]:.2f}; "
+        f"Targets: the colour baseline's macro accuracy is {colour_ok} the band "
+        f"{COLOUR_BAND[0]:.2f}–{COLOUR_BAND[1]:.2f}; "
         f"the text baseline's is {text_ok} {TEXT_CEILING:.2f}.",
         "",
         ceiling_text,
@@ -211,11 +214,12 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         f"One factor alone (macro accuracy, one-hot + logistic regression): {single}. {separable}",
         "",
         "## Ground truth per image",
-        f"- labels: class, region, period, art movement; factors: character, glyph style, form, material, paint, setting, "
-        f"lighting and camera (the manifest's columns);",
+        "- labels: class, region, period, art movement; factors: character, glyph style, form, material, paint, "
+        "setting, lighting and camera (the manifest's columns);",
         f"- glyph mask for every image; stroke-id mask with stroke types (横 竖 撇 点 折) for the {strokes} images "
         "in the stroke-outline style;",
-        f"- {len(meta.get('orbits', []))} orbit(s) of {p['orbit_views']} views at {p['orbit_width']}×{p['orbit_height']} "
+        f"- {len(meta.get('orbits', []))} orbit(s) of {p['orbit_views']} views at "
+        f"{p['orbit_width']}×{p['orbit_height']} "
         "with true cameras and the watertight mesh, for the Structure-from-Motion chapter;",
         "- three Chinese descriptions per image (expert review, visitor feedback, academic description); "
         "the paired `text` is one of them.",

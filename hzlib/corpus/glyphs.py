@@ -59,9 +59,11 @@ _T = "/usr/share/fonts/truetype"
 STYLES: dict[str, StyleSpec] = {
     s.key: s
     for s in [
-        StyleSpec("song", "fonts-arphic-uming", f"{_T}/arphic/uming.ttc", 0, "AR PL UMing (Ming/Song)", "文鼎明体", "宋体"),
+        StyleSpec("song", "fonts-arphic-uming", f"{_T}/arphic/uming.ttc", 0, "AR PL UMing (Ming/Song)",
+                  "文鼎明体", "宋体"),
         StyleSpec("kai", "fonts-arphic-ukai", f"{_T}/arphic/ukai.ttc", 0, "AR PL UKai (Kai)", "文鼎楷书", "楷书"),
-        StyleSpec("hei", "fonts-wqy-zenhei", f"{_T}/wqy/wqy-zenhei.ttc", 0, "WenQuanYi Zen Hei (sans)", "文泉驿正黑", "黑体"),
+        StyleSpec("hei", "fonts-wqy-zenhei", f"{_T}/wqy/wqy-zenhei.ttc", 0, "WenQuanYi Zen Hei (sans)",
+                  "文泉驿正黑", "黑体"),
         StyleSpec("fangsong", "fonts-cwtex-fs", f"{_T}/cwtex/cwfs.ttf", 0, "cwTeX FangSong", "cwTeX仿宋体", "仿宋"),
         StyleSpec("mincho", "fonts-ipafont-mincho", "/usr/share/fonts/opentype/ipafont-mincho/ipam.ttf", 0,
                   "IPA Mincho", "IPA明朝", "宋体"),
@@ -142,7 +144,7 @@ def load_glyph(char: str, style: str, hanzi_dir: str | Path | None = None) -> Gl
     spec = style_spec(style)
     if style == STROKES:
         return _load_strokes(char, _hanzi_root(hanzi_dir))
-    font = _font(spec)
+    _font(spec)  # raises MissingSourceError, naming the package, when the font is not installed
     outline = _outline(spec.path, spec.number, char)
     if not outline:
         what = "has no glyph" if outline is None else "has an empty glyph"

@@ -32,15 +32,17 @@ import tempfile
 import warnings
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import PIL
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from .. import __version__
 from ..config import atomic_open
 from .provenance import IMPORT_FORMAT, IMPORTED, META, file_checksums
 
@@ -295,120 +297,138 @@ def validate(manifest_csv: str | os.PathLike, image_dir: str | os.PathLike | Non
     ``image_dir`` too), and at least two samples per class (stratified cross-validation).
     """
     manifest = Path(manifest_csv)
-    root = Path(image_dir) if image_dir is not None else manifest.parent
-    problems: list[Problem] = []
-    src = str(manifest)
     if not manifest.is_file():
-        return [Problem(None, None, src, "manifest file not found")]
-
+        return [Problem(None, None, str(manifest), "manifest file not found")]
+    problems: list[Problem] = []
     header, records = _parse_csv(manifest, problems)
     if not header:
         return problems
-    for col in REQUIRED:
-        if col not in header:
-            problems.append(Problem(1, col, src, f"required column {col!r} is missing"))
-    seen = set()
-    for col in header:
-        if col in seen:
-            problems.append(Problem(1, col, src, f"column {col!r} appears more than once"))
-        seen.add(col)
-    if not records:
-        problems.append(Problem(None, None, src, "the manifest has no data rows"))
-
-    ids: dict[str, list[int]] = defaultdict(list)
-    label_rows: dict[str, list[int]] = defaultdict(list)
-    meshes: dict[str, set[Path]] = defaultdict(set)
-    image_checks: dict[tuple[Path, str], str | None] = {}  # rows may share a file: decode once
-    class_set = None if classes is None else [str(c) for c in classes]
-
-    def file_problem(row, col, value, kind, modes=None):
-        path, outside = resolve_inside(root, value, kind)
-        if outside:
-            problems.append(Problem(row, col, src, outside))
-            return
-        key = (path, kind)
-        if key not in image_checks:
-            image_checks[key] = _check_image(path, kind, modes, max_pixels)
-        if image_checks[key]:
-            problems.append(Problem(row, col, str(path), image_checks[key]))
-
-    progress = tqdm(records, desc="validate", unit="row", disable=len(records) < PROGRESS_MIN)
-    for row, fields in progress:
-        if len(fields) > len(header):
-            problems.append(Problem(row, None, src,
-                                    f"row has {len(fields)} fields, the header has {len(header)}"))
-        # a short row reads as empty trailing cells; of duplicate columns the first one counts
-        cell = {c: (fields[i] if i < len(fields) else "") for i, c in reversed(list(enumerate(header)))}
-
-        if "id" in header:
-            rid = cell["id"].strip()
-            if not rid:
-                problems.append(Problem(row, "id", src, "id is empty"))
-            elif not ID_PATTERN.fullmatch(rid):
-                problems.append(Problem(row, "id", src,
-                                        f"id {rid!r} has characters outside [A-Za-z0-9_-]"))
-            if rid:
-                ids[rid].append(row)
-        if "image" in header:
-            if not cell["image"].strip():
-                problems.append(Problem(row, "image", src, "image path is empty"))
-            else:
-                file_problem(row, "image", cell["image"].strip(), "image")
-        if "label" in header:
-            label = cell["label"].strip()
-            if not label:
-                problems.append(Problem(row, "label", src, "label is empty"))
-            else:
-                label_rows[label].append(row)
-                if class_set is not None and label not in class_set:
-                    problems.append(Problem(row, "label", src,
-                                            f"label {label!r} is not one of the classes {class_set}"))
-        if "text" in header and not cell["text"].strip():
-            problems.append(Problem(row, "text", src, "text (the Chinese description) is empty"))
-        if cell.get("register", "").strip() and cell["register"].strip() not in REGISTERS:
-            problems.append(Problem(row, "register", src,
-                                    f"register {cell['register']!r} is not one of {list(REGISTERS)}"))
-        if cell.get("glyph_mask", "").strip():
-            file_problem(row, "glyph_mask", cell["glyph_mask"].strip(), "glyph mask", _GLYPH_MASK_MODES)
-        if cell.get("stroke_mask", "").strip():
-            file_problem(row, "stroke_mask", cell["stroke_mask"].strip(), "stroke mask",
-                         _STROKE_MASK_MODES)
-        mesh = cell.get("mesh", "").strip()
-        path, outside = resolve_inside(root, mesh, "mesh") if mesh else (None, None)
-        if outside:
-            problems.append(Problem(row, "mesh", src, outside))
-        elif mesh:
-            name = Path(mesh)  # the import names the copy meshes/<stem>.ply after the cell, not the target
-            if name.suffix.lower() != ".ply":
-                problems.append(Problem(row, "mesh", str(path), "mesh must be a .ply file"))
-            elif not path.is_file():
-                problems.append(Problem(row, "mesh", str(path), "mesh file not found"))
-            meshes[name.stem].add(path)
-            if len(meshes[name.stem]) == 2:  # report a name clash in meshes/ once
-                problems.append(Problem(row, "mesh", str(path),
-                                        f"two different mesh files are named {name.stem}.ply"))
-
-    for rid, rows in ids.items():
-        for row in rows[1:]:
-            problems.append(Problem(row, "id", src,
-                                    f"duplicate id {rid!r} (rows {', '.join(map(str, rows))})"))
-    folded: dict[str, list[tuple[int, str]]] = defaultdict(list)  # images/<id>.png on a case-blind disk
-    for rid, rows in ids.items():
-        folded[rid.lower()].append((rows[0], rid))
-    for same in folded.values():
-        first_row, first = min(same)
-        for row, rid in sorted(same)[1:]:
-            problems.append(Problem(row, "id", src, f"id {rid!r} differs from row {first_row}'s {first!r} only in "
-                                                    "case: their images would be one file on macOS and Windows"))
-    for label in sorted(set(label_rows) | set(class_set or [])):
-        rows = label_rows.get(label, [])
-        if len(rows) < MIN_PER_CLASS:
-            where = f"row {rows[0]}" if rows else "no rows"
-            problems.append(Problem(rows[0] if rows else None, "label", src,
-                                    f"class {label!r} has {len(rows)} sample(s) ({where}); stratified "
-                                    f"cross-validation needs at least {MIN_PER_CLASS}"))
+    check = _ManifestCheck(Path(image_dir) if image_dir is not None else manifest.parent, str(manifest), header,
+                           None if classes is None else [str(c) for c in classes], max_pixels, problems)
+    check.columns(has_rows=bool(records))
+    for row, fields in tqdm(records, desc="validate", unit="row", disable=len(records) < PROGRESS_MIN):
+        check.row(row, fields)
+    check.across_rows()
     problems.sort(key=lambda p: (p.row is None, p.row or 0))  # stable: keeps check order per row
     return problems
+
+
+@dataclass
+class _ManifestCheck:
+    """The checks of :func:`validate`, appending to ``problems`` in the order the rows are read; what
+    spans rows (ids, labels, mesh names) is gathered row by row and checked by :meth:`across_rows`."""
+
+    root: Path
+    src: str
+    header: list[str]
+    class_set: list[str] | None
+    max_pixels: int
+    problems: list[Problem]
+    ids: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    label_rows: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    meshes: dict[str, set[Path]] = field(default_factory=lambda: defaultdict(set))
+    image_checks: dict[tuple[Path, str], str | None] = field(default_factory=dict)  # rows may share a file
+
+    def add(self, row, col, message, where=None) -> None:
+        self.problems.append(Problem(row, col, self.src if where is None else where, message))
+
+    def columns(self, has_rows: bool) -> None:
+        for col in REQUIRED:
+            if col not in self.header:
+                self.add(1, col, f"required column {col!r} is missing")
+        seen = set()
+        for col in self.header:
+            if col in seen:
+                self.add(1, col, f"column {col!r} appears more than once")
+            seen.add(col)
+        if not has_rows:
+            self.add(None, None, "the manifest has no data rows")
+
+    def file(self, row, col, value, kind, modes=None) -> None:
+        path, outside = resolve_inside(self.root, value, kind)
+        if outside:
+            self.add(row, col, outside)
+            return
+        key = (path, kind)
+        if key not in self.image_checks:  # decode a file once
+            self.image_checks[key] = _check_image(path, kind, modes, self.max_pixels)
+        if self.image_checks[key]:
+            self.add(row, col, self.image_checks[key], str(path))
+
+    def row(self, row: int, fields: list[str]) -> None:
+        if len(fields) > len(self.header):
+            self.add(row, None, f"row has {len(fields)} fields, the header has {len(self.header)}")
+        # a short row reads as empty trailing cells; of duplicate columns the first one counts
+        cell = {c: (fields[i] if i < len(fields) else "") for i, c in reversed(list(enumerate(self.header)))}
+        if "id" in self.header:
+            self.row_id(row, cell["id"].strip())
+        if "image" in self.header:
+            if not cell["image"].strip():
+                self.add(row, "image", "image path is empty")
+            else:
+                self.file(row, "image", cell["image"].strip(), "image")
+        if "label" in self.header:
+            self.row_label(row, cell["label"].strip())
+        if "text" in self.header and not cell["text"].strip():
+            self.add(row, "text", "text (the Chinese description) is empty")
+        if cell.get("register", "").strip() and cell["register"].strip() not in REGISTERS:
+            self.add(row, "register", f"register {cell['register']!r} is not one of {list(REGISTERS)}")
+        if cell.get("glyph_mask", "").strip():
+            self.file(row, "glyph_mask", cell["glyph_mask"].strip(), "glyph mask", _GLYPH_MASK_MODES)
+        if cell.get("stroke_mask", "").strip():
+            self.file(row, "stroke_mask", cell["stroke_mask"].strip(), "stroke mask", _STROKE_MASK_MODES)
+        if cell.get("mesh", "").strip():
+            self.row_mesh(row, cell["mesh"].strip())
+
+    def row_id(self, row: int, rid: str) -> None:
+        if not rid:
+            self.add(row, "id", "id is empty")
+        elif not ID_PATTERN.fullmatch(rid):
+            self.add(row, "id", f"id {rid!r} has characters outside [A-Za-z0-9_-]")
+        if rid:
+            self.ids[rid].append(row)
+
+    def row_label(self, row: int, label: str) -> None:
+        if not label:
+            self.add(row, "label", "label is empty")
+            return
+        self.label_rows[label].append(row)
+        if self.class_set is not None and label not in self.class_set:
+            self.add(row, "label", f"label {label!r} is not one of the classes {self.class_set}")
+
+    def row_mesh(self, row: int, mesh: str) -> None:
+        path, outside = resolve_inside(self.root, mesh, "mesh")
+        if outside:
+            self.add(row, "mesh", outside)
+            return
+        name = Path(mesh)  # the import names the copy meshes/<stem>.ply after the cell, not the target
+        if name.suffix.lower() != ".ply":
+            self.add(row, "mesh", "mesh must be a .ply file", str(path))
+        elif not path.is_file():
+            self.add(row, "mesh", "mesh file not found", str(path))
+        self.meshes[name.stem].add(path)
+        if len(self.meshes[name.stem]) == 2:  # report a name clash in meshes/ once
+            self.add(row, "mesh", f"two different mesh files are named {name.stem}.ply", str(path))
+
+    def across_rows(self) -> None:
+        for rid, rows in self.ids.items():
+            for row in rows[1:]:
+                self.add(row, "id", f"duplicate id {rid!r} (rows {', '.join(map(str, rows))})")
+        folded: dict[str, list[tuple[int, str]]] = defaultdict(list)  # images/<id>.png on a case-blind disk
+        for rid, rows in self.ids.items():
+            folded[rid.lower()].append((rows[0], rid))
+        for same in folded.values():
+            first_row, first = min(same)
+            for row, rid in sorted(same)[1:]:
+                self.add(row, "id", f"id {rid!r} differs from row {first_row}'s {first!r} only in case: their "
+                                    "images would be one file on macOS and Windows")
+        for label in sorted(set(self.label_rows) | set(self.class_set or [])):
+            rows = self.label_rows.get(label, [])
+            if len(rows) < MIN_PER_CLASS:
+                where = f"row {rows[0]}" if rows else "no rows"
+                self.add(rows[0] if rows else None, "label",
+                         f"class {label!r} has {len(rows)} sample(s) ({where}); stratified "
+                         f"cross-validation needs at least {MIN_PER_CLASS}")
 
 
 # --- declared classes ----------------------------------------------------------------------------
@@ -519,9 +539,6 @@ def _save_stroke_mask(src: Path, dst: Path, max_pixels: int) -> None:
 
 
 def _versions() -> dict[str, str]:
-    import PIL
-
-    from hzlib import __version__
     return {"hzlib": __version__, "python": platform.python_version(), "pandas": pd.__version__,
             "numpy": np.__version__, "pillow": PIL.__version__}
 
@@ -568,31 +585,7 @@ def import_corpus(manifest_csv: str | os.PathLike, image_dir: str | os.PathLike,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.import-", dir=out.parent))
     try:
-        (tmp / "images").mkdir()
-        if any(c in df.columns and df[c].ne("").any() for c in _MASK_TARGETS):
-            (tmp / "masks").mkdir()
-        saves = {"glyph_mask": _save_glyph_mask, "stroke_mask": _save_stroke_mask}
-        new_paths: dict[str, list[str]] = defaultdict(list)  # column -> rewritten paths
-        rows = tqdm(df.to_dict("records"), desc="import", unit="img", disable=len(df) < PROGRESS_MIN)
-        for rec in rows:
-            rid = rec["id"]
-            with open_image(_inside(root, rec["image"]), max_pixels) as im:
-                _to_rgb(im).save(tmp / "images" / f"{rid}.png")
-            new_paths["image"].append(f"images/{rid}.png")
-            for col, target in _MASK_TARGETS.items():
-                if col in rec:
-                    dst = target.format(id=rid) if rec[col] else ""
-                    if dst:
-                        saves[col](_inside(root, rec[col]), tmp / dst, max_pixels)
-                    new_paths[col].append(dst)
-        for col, paths in new_paths.items():
-            df[col] = paths
-        if "mesh" in df.columns and df["mesh"].ne("").any():
-            (tmp / "meshes").mkdir()
-            for src in sorted(set(df["mesh"]) - {""}):
-                shutil.copyfile(_inside(root, src), tmp / "meshes" / f"{Path(src).stem}.ply")
-            df["mesh"] = [f"meshes/{Path(m).stem}.ply" if m else "" for m in df["mesh"]]
-
+        _copy_files(df, root, tmp, max_pixels)
         write_manifest(df, tmp / "manifest.csv")
         _write_classes(declared, tmp / CLASSES_FILE)
         info = {
@@ -614,6 +607,35 @@ def import_corpus(manifest_csv: str | os.PathLike, image_dir: str | os.PathLike,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _copy_files(df: pd.DataFrame, root: Path, tmp: Path, max_pixels: int) -> None:
+    """Write the images (RGB PNG), masks and meshes that ``df`` names under ``root`` into the corpus
+    layout in ``tmp``, and point ``df``'s path columns at the copies."""
+    (tmp / "images").mkdir()
+    if any(c in df.columns and df[c].ne("").any() for c in _MASK_TARGETS):
+        (tmp / "masks").mkdir()
+    saves = {"glyph_mask": _save_glyph_mask, "stroke_mask": _save_stroke_mask}
+    new_paths: dict[str, list[str]] = defaultdict(list)  # column -> rewritten paths
+    rows = tqdm(df.to_dict("records"), desc="import", unit="img", disable=len(df) < PROGRESS_MIN)
+    for rec in rows:
+        rid = rec["id"]
+        with open_image(_inside(root, rec["image"]), max_pixels) as im:
+            _to_rgb(im).save(tmp / "images" / f"{rid}.png")
+        new_paths["image"].append(f"images/{rid}.png")
+        for col, target in _MASK_TARGETS.items():
+            if col in rec:
+                dst = target.format(id=rid) if rec[col] else ""
+                if dst:
+                    saves[col](_inside(root, rec[col]), tmp / dst, max_pixels)
+                new_paths[col].append(dst)
+    for col, paths in new_paths.items():
+        df[col] = paths
+    if "mesh" in df.columns and df["mesh"].ne("").any():
+        (tmp / "meshes").mkdir()
+        for src in sorted(set(df["mesh"]) - {""}):
+            shutil.copyfile(_inside(root, src), tmp / "meshes" / f"{Path(src).stem}.ply")
+        df["mesh"] = [f"meshes/{Path(m).stem}.ply" if m else "" for m in df["mesh"]]
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 import manifold3d as mf
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import distance_transform_edt
+from scipy.spatial import cKDTree
 
 from hzlib.corpus.glyphs import fill_mask, glyph_raster
 from hzlib.corpus.types import Glyph, Sculpture
@@ -206,8 +208,6 @@ def _unpinch(cs: mf.CrossSection, size: float) -> mf.CrossSection:
     2D decompose() misjudges what is connected. Joining the parts by a diamond ``size`` across
     (~1 mm) removes the contact; the glyph raster is unchanged at any useful resolution.
     """
-    from scipy.spatial import cKDTree
-
     polys = cs.to_polygons()
     if not polys:
         return cs
@@ -323,8 +323,6 @@ def _weld(solid: mf.Manifold, width: float, what: str) -> mf.Manifold:
     so rods and bridges miss it). The weld spans the touching vertices, widened by ``width`` in a and
     b but not along c (unless the contact is a single point), so nothing pokes out of the faces.
     """
-    from scipy.spatial import cKDTree
-
     parts = solid.decompose()
     if len(parts) == 1:
         return solid
@@ -344,7 +342,8 @@ def _weld(solid: mf.Manifold, width: float, what: str) -> mf.Manifold:
             raise RuntimeError(f"sculpture of {what} has a floating part {dist.min():.4f} m from the rest")
         lo, hi = touch.min(axis=0), touch.max(axis=0)
         pad = np.array([width, width, width if hi[2] - lo[2] < width else 0.0])
-        welds.append(_box(lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1], lo[2] - pad[2], hi[2] + pad[2]))
+        welds.append(_box(lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1],
+                          lo[2] - pad[2], hi[2] + pad[2]))
     out = mf.Manifold.batch_boolean([solid, *welds], mf.OpType.Add)
     if len(out.decompose()) != 1:
         raise RuntimeError(f"sculpture of {what} stays in {len(out.decompose())} pieces after welding")
@@ -409,8 +408,6 @@ def _rods(glyph: Glyph, cs: mf.CrossSection, S: float, width: float, floor: floa
 def _interior_point(piece: mf.CrossSection, mask: np.ndarray, px: float) -> tuple[tuple[float, float], float]:
     """The most interior point (a, b) of a piece, by distance transform of its mask (rows = b up),
     and its distance to the boundary; the vertex mean for a piece too small to have a pixel."""
-    from scipy.ndimage import distance_transform_edt
-
     if not mask.any():
         pts = np.concatenate(piece.to_polygons())
         return tuple(pts.mean(axis=0)), 0.0
@@ -526,7 +523,10 @@ def _bridges(region: mf.CrossSection, S: float, width: float, back: float, depth
     outer = region.bounds()
     frame_i = max(range(len(pieces)), key=lambda i: (pieces[i].bounds() == outer, pieces[i].area()))
     px = S / RASTER
-    to_mask = lambda q: fill_mask([c / S for c in q.to_polygons()], RASTER)[::-1]  # row 0 at b = 0
+
+    def to_mask(q):
+        return fill_mask([c / S for c in q.to_polygons()], RASTER)[::-1]  # row 0 at b = 0
+
     region_mask, frame_mask = to_mask(region), to_mask(pieces[frame_i])
     bars = []
     for i, island in enumerate(pieces):
