@@ -9,6 +9,7 @@ import pairmodel_checks as C
 from hzlib import evaluate as E
 from hzlib.baselines import neural as N
 from hzlib.model import Vocabulary, build_vocabulary, load_geometry
+from hzlib.pairs import to_model_input
 from hzlib.train import TrainConfig, trim_padding
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -196,3 +197,14 @@ def test_fit_trains_each_model_at_its_own_multiple_of_the_shared_learning_rate(g
     for key in ("clip", "item"):
         N.fit(N.make_model(key, C.spec(geometry)), d, C.labels_of(d), cfg, progress=False)
     assert seen == [1e-3, 1e-3 * N.make_model("item", C.spec(geometry)).lr_scale] and seen[1] == 2e-3
+
+
+def test_layer_features_are_clips_multi_layer_c_and_the_image_feature_elsewhere(geometry):
+    d = C.pairs()
+    clip = N.make_model("clip", C.spec(geometry)).eval()
+    got = N.features(clip, d.images[:6], layers=True)
+    with torch.no_grad():
+        want = clip.clip.encode_image_layers(to_model_input(d.images[:6])).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    dan = N.make_model("dan", C.spec(geometry)).eval()
+    np.testing.assert_array_equal(N.features(dan, d.images[:6], layers=True), N.features(dan, d.images[:6]))

@@ -93,6 +93,11 @@ class PairModel(nn.Module):
         elsewhere."""
         return self.spec.geometry.embed_dim
 
+    def layer_features(self, images) -> torch.Tensor:
+        """The paper's multi-layer representation C (section 4) where a model has one: features of several
+        layers, concatenated; by default its image feature."""
+        return self.image_features(images)
+
     def token_embedding(self) -> nn.Embedding | None:
         """The token-embedding table that FastText initialises (None: the model reads no text)."""
         return None
@@ -151,6 +156,9 @@ class ClipPair(PairModel):
 
     def image_features(self, images):
         return self.clip.encode_image(images)
+
+    def layer_features(self, images):
+        return self.clip.encode_image_layers(images)
 
     def token_embedding(self):
         return self.clip.text.token_embedding
@@ -222,10 +230,12 @@ def fit(model: PairModel, data: PairData, label_ids: Sequence[int], cfg: TrainCo
 
 @torch.no_grad()
 def features(model: PairModel, images_u8: torch.Tensor, *, batch_size: int = 256,
-             device: str = "cpu") -> np.ndarray:
-    """(n, D) float32 image features of a uint8 image cache, in eval mode, in batches."""
+             device: str = "cpu", layers: bool = False) -> np.ndarray:
+    """(n, D) float32 image features of a uint8 image cache, in eval mode, in batches; with ``layers``
+    the model's multi-layer representation C (:meth:`PairModel.layer_features`)."""
     model.to(device).eval()
-    out = [model.image_features(to_model_input(images_u8[i:i + batch_size].to(device))).float().cpu()
+    read = model.layer_features if layers else model.image_features
+    out = [read(to_model_input(images_u8[i:i + batch_size].to(device))).float().cpu()
            for i in range(0, len(images_u8), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, model.feature_dim), np.float32)
 
@@ -328,7 +338,7 @@ class ProtocolRun(NamedTuple):
 
 def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequence[str], label_ids: Sequence[int],
                  splits, n_classes: int, geometry: Geometry, cfg: TrainConfig, fasttext_model=None,
-                 fasttext_id: str = "", cache_dir=None, progress: bool = True) -> ProtocolRun:
+                 fasttext_id: str = "", cache_dir=None, progress: bool = True, layers: bool = False) -> ProtocolRun:
     """Class probabilities (n, n_classes) of model ``key`` for every item under ``protocol``:
 
     * ``"loo"``, protocol (a), our shortcut to leave-one-out (the paper's retrains the model in every
@@ -338,7 +348,9 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
       and a head fitted on train only (:func:`hzlib.evaluate.kfold_protocol`).
 
     Also returns the training records (one per backbone), the last backbone trained (for "loo", the
-    one trained on every item) and its features (:class:`ProtocolRun`)."""
+    one trained on every item) and its features (:class:`ProtocolRun`). With ``layers`` the heads read
+    each backbone's multi-layer representation C instead of its image feature (the same backbones:
+    with ``cache_dir`` they are reloaded, not retrained)."""
     y = np.asarray(label_ids, dtype=np.int64)
     common = dict(images=images, texts=texts, label_ids=y, n_classes=n_classes, geometry=geometry, cfg=cfg,
                   fasttext_model=fasttext_model, fasttext_id=fasttext_id, cache_dir=cache_dir, progress=progress)
@@ -346,6 +358,8 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
 
     def embed(train_idx):
         feats, record, model = train_and_embed(key, train_idx=train_idx, **common)
+        if layers:
+            feats = features(model, images, layers=True)
         records.append(record)
         last[:] = [model, feats]
         return feats
