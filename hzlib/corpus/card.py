@@ -198,10 +198,7 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         "`cue_prob` were set once so that these baselines land in the target bands: a property of the data, "
         "chosen before any model of the later chapters was trained.",
         "",
-        "| baseline | accuracy | macro accuracy (mean per-class recall) | macro-F1 |",
-        "|---|---|---|---|",
-        _row("colour histogram (8³ RGB) + logistic regression", cal["colour_histogram_lr"]),
-        _row("bag of characters of the paired description + logistic regression", cal["bag_of_characters_lr"]),
+        *_baseline_rows(cal),
         *([_row("true generating factors of the image + logistic regression: **the image ceiling**", ceiling)]
           if "skipped" not in ceiling else []),
         "",
@@ -235,6 +232,13 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         f"{meta['environment']['platform']} ({meta['environment']['cpu_count']} CPUs).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _baseline_rows(cal: dict) -> list[str]:
+    """The calibration table's header and its two fixed baselines (colour, text)."""
+    return ["| baseline | accuracy | macro accuracy (mean per-class recall) | macro-F1 |", "|---|---|---|---|",
+            _row("colour histogram (8³ RGB) + logistic regression", cal["colour_histogram_lr"]),
+            _row("bag of characters of the paired description + logistic regression", cal["bag_of_characters_lr"])]
 
 
 def _row(name: str, scores: dict) -> str:
@@ -285,10 +289,7 @@ def imported_card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         "## Calibration: how hard is the task?",
         "Five-fold stratified cross-validation with fixed hyperparameters.",
         "",
-        "| baseline | accuracy | macro accuracy (mean per-class recall) | macro-F1 |",
-        "|---|---|---|---|",
-        _row("colour histogram (8³ RGB) + logistic regression", calib["colour_histogram_lr"]),
-        _row("bag of characters of the paired description + logistic regression", calib["bag_of_characters_lr"]),
+        *_baseline_rows(calib),
         *[_row(f"`{k}` alone + logistic regression", v) for k, v in calib["single_factor_lr"].items()],
         "",
         f"The image ceiling is not computed: {ceiling.get('skipped', 'not computed')}.",
