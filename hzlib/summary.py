@@ -341,23 +341,8 @@ def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[s
             continue
         st = stamps.get(stem, {})
         profiles.add(st.get("profile", "unknown"))
-        lines += [f"## {_title(nb, stem)}", "",
-                  f"From {{doc}}`the chapter </book/chapters/{stem}>`, "
-                  f"run with profile **{st.get('profile', 'unknown')}**, "
-                  f"finished {st.get('finished', 'at an unknown time')}, git commit "
-                  f"`{st.get('commit', 'not recorded')}`.", "",
-                  "| where in the paper | quantity | the paper reports | this study | read against | "
-                  + "".join(f"reference run `{name}` | " for name in records) + "comparability |",
-                  "|---|---|---|---|---|" + "---|" * len(records) + "---|"]
-        for r in ok:
-            ref = _paste(r, r.ref_key, "s") if r.ref_key else ""
-            recorded = "".join(f"{_cell(_recorded(rec, r, r.key, r.fmt))}"
-                               + (f" (against {_cell(_recorded(rec, r, r.ref_key, 's'))})" if r.ref_key else "") + " | "
-                               for rec in records.values())
-            lines.append(f"| {_cell(r.section)} | {_cell(r.quantity)} | {_cell(r.paper)} | {_paste(r, r.key, r.fmt)} "
-                         f"| {ref} | {recorded}{_cell(r.note)} |")
-            emitted.append(r.key)
-        lines.append("")
+        lines += _chapter_table(nb, stem, st, ok, records)
+        emitted += [r.key for r in ok]
     if records:
         lines[head:head] = ["Columns headed *reference run* hold the values of committed runs "
                             "(`results/<profile>/record.json`, written by `hz record` from that run's executed "
@@ -370,12 +355,35 @@ def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[s
                             f"({', '.join(sorted(profiles))}): their numbers do not come from one run "
                             "(see {doc}`/book/generated/provenance`).", "```", ""]
     if skipped or claims:
-        lines += ["## Not measured in this build", ""]
-        lines += [f"- `{stem}`: {why}." for stem, why in skipped.items()]
-        if claims:  # a claim leaves ``claims`` once a row measures it, so every one left is unmeasured
-            lines += ["", "Claims of the paper that no chapter of this book measures yet:", "",
-                      "| where in the paper | quantity | the paper reports | to be measured by |", "|---|---|---|---|"]
-            lines += [f"| {_cell(c.section)} | {_cell(c.quantity)} | {_cell(c.paper)} | `{c.chapter}` |"
-                      for c in claims]
-        lines.append("")
+        lines += _not_measured(skipped, claims)
     return "\n".join(lines), {"rows": emitted, "skipped": skipped}
+
+
+def _chapter_table(nb: Path, stem: str, stamp: dict, rows: list[Row], records: dict[str, dict]) -> list[str]:
+    """One chapter's section: where its values come from, then a row per quantity (ours, the paper's,
+    the reference to read ours against, and each committed reference run's value)."""
+    lines = [f"## {_title(nb, stem)}", "",
+             f"From {{doc}}`the chapter </book/chapters/{stem}>`, "
+             f"run with profile **{stamp.get('profile', 'unknown')}**, "
+             f"finished {stamp.get('finished', 'at an unknown time')}, git commit "
+             f"`{stamp.get('commit', 'not recorded')}`.", "",
+             "| where in the paper | quantity | the paper reports | this study | read against | "
+             + "".join(f"reference run `{name}` | " for name in records) + "comparability |",
+             "|---|---|---|---|---|" + "---|" * len(records) + "---|"]
+    for r in rows:
+        ref = _paste(r, r.ref_key, "s") if r.ref_key else ""
+        recorded = "".join(f"{_cell(_recorded(rec, r, r.key, r.fmt))}"
+                           + (f" (against {_cell(_recorded(rec, r, r.ref_key, 's'))})" if r.ref_key else "") + " | "
+                           for rec in records.values())
+        lines.append(f"| {_cell(r.section)} | {_cell(r.quantity)} | {_cell(r.paper)} | {_paste(r, r.key, r.fmt)} "
+                     f"| {ref} | {recorded}{_cell(r.note)} |")
+    return lines + [""]
+
+
+def _not_measured(skipped: dict[str, str], claims: tuple[Claim, ...]) -> list[str]:
+    lines = ["## Not measured in this build", "", *(f"- `{stem}`: {why}." for stem, why in skipped.items())]
+    if claims:  # a claim leaves ``claims`` once a row measures it, so every one left is unmeasured
+        lines += ["", "Claims of the paper that no chapter of this book measures yet:", "",
+                  "| where in the paper | quantity | the paper reports | to be measured by |", "|---|---|---|---|"]
+        lines += [f"| {_cell(c.section)} | {_cell(c.quantity)} | {_cell(c.paper)} | `{c.chapter}` |" for c in claims]
+    return lines + [""]

@@ -154,18 +154,7 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
     separable = (f"No single factor separates the classes (the best, `{best_factor}`, reaches {best:.2f})."
                  if best < SEPARABLE else f"**Warning: `{best_factor}` alone reaches {best:.2f}: the classes are "
                  f"nearly separable by one factor.**")
-    strokes = int((df["stroke_mask"].fillna("") != "").sum()) if "stroke_mask" in df else 0
     ceiling = cal.get("image_ceiling_lr", {"skipped": "this calibration predates it"})
-    if "skipped" in ceiling:
-        ceiling_text = ("The image ceiling (a classifier on each image's true generating factors) is not computed: "
-                        f"{ceiling['skipped']}.")
-    else:
-        ceiling_text = (
-            f"The image ceiling is a classifier given the true factors each image was rendered from "
-            f"({', '.join(f'`{f}`' for f in ceiling['factors'])}; categorical ones one-hot, continuous ones "
-            "standardised) instead of its pixels: since the pixels add only class-independent noise to these factors, "
-            f"no image model can be expected to exceed its macro accuracy of {ceiling['macro_accuracy']:.2f} beyond "
-            "estimation error.")
     lines = [
         "# The corpus card",
         "",
@@ -206,10 +195,30 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         f"{COLOUR_BAND[0]:.2f}–{COLOUR_BAND[1]:.2f}; "
         f"the text baseline's is {text_ok} {TEXT_CEILING:.2f}.",
         "",
-        ceiling_text,
+        _ceiling_text(ceiling),
         "",
         f"One factor alone (macro accuracy, one-hot + logistic regression): {single}. {separable}",
         "",
+        *_ground_truth_and_sources(df, meta),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _ceiling_text(ceiling: dict) -> str:
+    if "skipped" in ceiling:
+        return ("The image ceiling (a classifier on each image's true generating factors) is not computed: "
+                f"{ceiling['skipped']}.")
+    return (f"The image ceiling is a classifier given the true factors each image was rendered from "
+            f"({', '.join(f'`{f}`' for f in ceiling['factors'])}; categorical ones one-hot, continuous ones "
+            "standardised) instead of its pixels: since the pixels add only class-independent noise to these "
+            f"factors, no image model can be expected to exceed its macro accuracy of {ceiling['macro_accuracy']:.2f} "
+            "beyond estimation error.")
+
+
+def _ground_truth_and_sources(df: pd.DataFrame, meta: dict) -> list[str]:
+    p = meta["params"]
+    strokes = int((df["stroke_mask"].fillna("") != "").sum()) if "stroke_mask" in df else 0
+    return [
         "## Ground truth per image",
         "- labels: class, region, period, art movement; factors: character, glyph style, form, material, paint, "
         "setting, lighting and camera (the manifest's columns);",
@@ -231,7 +240,6 @@ def card_markdown(df: pd.DataFrame, meta: dict, calib: dict) -> str:
         f"Build fingerprint `{meta['fingerprint']}`, built {meta['environment']['time_utc']} on "
         f"{meta['environment']['platform']} ({meta['environment']['cpu_count']} CPUs).",
     ]
-    return "\n".join(lines) + "\n"
 
 
 def _baseline_rows(cal: dict) -> list[str]:
