@@ -239,21 +239,45 @@ def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: in
 
     orbit_dir, work_dir = Path(orbit_dir), Path(work_dir)
     times: dict[str, float] = {}
+    views = _orbit_views(orbit_dir, images)
+    if isinstance(views, SfmResult):
+        return views
+    names, cams = views
+    n = len(names)
+    K = cams[names[0]]["K"]
+    img_dir, out_dir = _prepare_work_dir(orbit_dir, work_dir, names)
+    if affine is None:
+        affine = min(cams[names[0]]["width"], cams[names[0]]["height"]) < AFFINE_BELOW_PX
+    try:
+        recs = _colmap(pycolmap, work_dir / "database.db", img_dir, out_dir, K, times, threads=threads,
+                       max_features=max_features, affine=affine, refine_intrinsics=refine_intrinsics)
+    except (RuntimeError, ValueError) as e:  # pycolmap's errors on degenerate input
+        return _failed(f"pycolmap failed: {type(e).__name__}: {e}", n, times)
+    if not recs:
+        return _failed("no initial image pair found: no model was reconstructed", n, times)
+    return _largest_model(recs, n, times, out_dir, min_registered)
+
+
+def _orbit_views(orbit_dir: Path, images: list[str] | None) -> tuple[list[str], dict] | SfmResult:
+    """The views to reconstruct and their true cameras, or the failed result that says why not."""
     try:
         cams = load_orbit_cameras(orbit_dir / "cameras.json")
     except (OSError, KeyError, ValueError) as e:
-        return _failed(f"cannot read cameras.json: {e}", 0, times)
+        return _failed(f"cannot read cameras.json: {e}", 0, {})
     names = sorted(cams) if images is None else sorted(images)
     n = len(names)
     missing = [nm for nm in names if nm not in cams or not (orbit_dir / "images" / nm).is_file()]
     if missing:
-        return _failed(f"images without a file or a true camera: {missing[:5]}", n, times)
+        return _failed(f"images without a file or a true camera: {missing[:5]}", n, {})
     if n < 2:
-        return _failed(f"{n} image(s): SfM needs at least 2", n, times)
+        return _failed(f"{n} image(s): SfM needs at least 2", n, {})
     K = cams[names[0]]["K"]
     if any(not np.allclose(cams[nm]["K"], K) for nm in names):
-        return _failed("views have different intrinsics; a single shared camera is assumed", n, times)
+        return _failed("views have different intrinsics; a single shared camera is assumed", n, {})
+    return names, cams
 
+
+def _prepare_work_dir(orbit_dir: Path, work_dir: Path, names: list[str]) -> tuple[Path, Path]:
     if work_dir.exists():
         shutil.rmtree(work_dir)
     img_dir, out_dir = work_dir / "images", work_dir / "sparse"
@@ -261,43 +285,45 @@ def reconstruct(orbit_dir: str | Path, work_dir: str | Path, *, max_features: in
     out_dir.mkdir()
     for nm in names:
         shutil.copy2(orbit_dir / "images" / nm, img_dir / nm)
-    db = work_dir / "database.db"
+    return img_dir, out_dir
 
-    try:
-        t0 = time.perf_counter()
-        ro = pycolmap.ImageReaderOptions()
-        ro.camera_model = "PINHOLE"
-        ro.camera_params = ",".join(repr(float(x)) for x in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
-        eo = pycolmap.FeatureExtractionOptions()
-        eo.num_threads = threads
-        eo.sift.max_num_features = max_features
-        if affine is None:
-            affine = min(cams[names[0]]["width"], cams[names[0]]["height"]) < AFFINE_BELOW_PX
-        eo.sift.estimate_affine_shape = affine
-        eo.sift.domain_size_pooling = affine
-        pycolmap.extract_features(db, img_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=ro,
-                                  extraction_options=eo, device=pycolmap.Device.cpu)
-        times["features"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        mo = pycolmap.FeatureMatchingOptions()
-        mo.num_threads = 1  # with several threads RANSAC's draws depend on scheduling: not reproducible
-        pycolmap.match_exhaustive(db, matching_options=mo, device=pycolmap.Device.cpu)
-        times["matching"] = time.perf_counter() - t0
+def _colmap(pycolmap, db: Path, img_dir: Path, out_dir: Path, K: np.ndarray, times: dict, *, threads: int,
+            max_features: int, affine: bool, refine_intrinsics: bool) -> dict:
+    """Features, exhaustive matching and incremental mapping; each stage's seconds go into ``times``."""
+    t0 = time.perf_counter()
+    ro = pycolmap.ImageReaderOptions()
+    ro.camera_model = "PINHOLE"
+    ro.camera_params = ",".join(repr(float(x)) for x in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    eo = pycolmap.FeatureExtractionOptions()
+    eo.num_threads = threads
+    eo.sift.max_num_features = max_features
+    eo.sift.estimate_affine_shape = affine
+    eo.sift.domain_size_pooling = affine
+    pycolmap.extract_features(db, img_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=ro,
+                              extraction_options=eo, device=pycolmap.Device.cpu)
+    times["features"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        po = pycolmap.IncrementalPipelineOptions()
-        po.num_threads = 1  # likewise (bundle adjustment and registration order)
-        po.ba_refine_focal_length = refine_intrinsics
-        po.ba_refine_principal_point = False
-        po.ba_refine_extra_params = False
-        recs = pycolmap.incremental_mapping(db, img_dir, out_dir, options=po)
-        times["mapping"] = time.perf_counter() - t0
-    except Exception as e:  # pycolmap raises RuntimeError / ValueError on degenerate input
-        return _failed(f"pycolmap failed: {type(e).__name__}: {e}", n, times)
+    t0 = time.perf_counter()
+    mo = pycolmap.FeatureMatchingOptions()
+    mo.num_threads = 1  # with several threads RANSAC's draws depend on scheduling: not reproducible
+    pycolmap.match_exhaustive(db, matching_options=mo, device=pycolmap.Device.cpu)
+    times["matching"] = time.perf_counter() - t0
 
-    if not recs:
-        return _failed("no initial image pair found: no model was reconstructed", n, times)
+    t0 = time.perf_counter()
+    po = pycolmap.IncrementalPipelineOptions()
+    po.num_threads = 1  # likewise (bundle adjustment and registration order)
+    po.ba_refine_focal_length = refine_intrinsics
+    po.ba_refine_principal_point = False
+    po.ba_refine_extra_params = False
+    recs = pycolmap.incremental_mapping(db, img_dir, out_dir, options=po)
+    times["mapping"] = time.perf_counter() - t0
+    return recs
+
+
+def _largest_model(recs: dict, n: int, times: dict, out_dir: Path, min_registered: float) -> SfmResult:
+    """The model that registers the most views, as an :class:`SfmResult` (not ``ok`` when it registers
+    fewer than ``min_registered`` of the ``n`` views or has no points)."""
     key, rec = max(recs.items(), key=lambda kv: kv[1].num_reg_images())
     n_reg = rec.num_reg_images()
     poses = {}
