@@ -103,7 +103,8 @@ HIDDEN = ("timing", "meta")  # drifts of these kinds are listed only on request 
 RULES: tuple[tuple[str, str], ...] = (
     # not checked
     *((p, "meta") for p in ("environment", "environment/*", "*/environment/*", "geometry/source", "*/model_dir",
-                            "commit", "recorded", "*finished", "*fingerprint", "*torch_threads", "*cpu_count")),
+                            "commit", "recorded", "*finished", "*fingerprint", "*torch_threads", "*cpu_count",
+                            "*profile/force")),  # force: recompute rather than resume, the same numbers either way
     *((p, "timing") for p in ("*seconds*", "*_ms", "timing/*", "*/timing/*", "*/times/*", "*per_second*",
                               "*images/s", "train_ips")),
     *((p, "choice") for p in ("best_lr", "best_batch", "best_tau", "sweep/best/*", "*sweep_best/*", "*/chosen",

@@ -213,3 +213,8 @@ def test_environment_records_cpu_and_thread_pools():
     assert set(env["threads"]) == set(config.THREAD_VARS)
     assert any(p["internal_api"] == "openblas" for p in env["thread_pools"])
     json.dumps(env)
+
+
+def test_recomputing_with_force_is_not_a_drift():
+    assert rule_for("profile/force").name == "meta" and rule_for("final/config/profile/force").name == "meta"
+    assert rule_for("profile/seed").name == "exact"  # a real setting must match
