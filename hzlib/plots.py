@@ -55,7 +55,7 @@ def class_name(key: str) -> str:
 
 def example_grid(df: pd.DataFrame, root: Path, per_class: int = 6, seed: int = 0, title: str | None = None):
     """One row of example images per class."""
-    keys = [k for k in C.KEYS if k in set(df["label"])] or sorted(df["label"].unique())
+    keys = C.class_order(df["label"])
     fig, axes = plt.subplots(len(keys), per_class, figsize=(1.6 * per_class + 1.6, 1.6 * len(keys)), squeeze=False)
     rng = np.random.default_rng(seed)
     for r, key in enumerate(keys):
@@ -78,7 +78,7 @@ def example_grid(df: pd.DataFrame, root: Path, per_class: int = 6, seed: int = 0
 def factor_heatmaps(df: pd.DataFrame, factors=("style", "form", "material", "glyph_paint", "setting")):
     """Share of each factor value within each class (rows sum to 1)."""
     fig, axes = plt.subplots(1, len(factors), figsize=(4.2 * len(factors), 4.5), sharey=True)
-    order = [k for k in C.KEYS if k in set(df["label"])]
+    order = C.class_order(df["label"])
     for ax, f in zip(np.atleast_1d(axes), factors):
         tab = pd.crosstab(df["label"], df[f], normalize="index").reindex(order)
         sns.heatmap(tab, ax=ax, cmap="mako_r", vmin=0, vmax=1, cbar=False, annot=len(tab.columns) <= 8,
@@ -166,7 +166,7 @@ def ground_truth(df: pd.DataFrame, root: Path, n: int = 4, seed: int = 0):
 
 def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):
     """Figure 1 for one image per class: rows = classes, columns = the four stages."""
-    keys = [k for k in C.KEYS if k in set(df["label"])]
+    keys = C.class_order(df["label"])
     fig, axes = plt.subplots(len(keys), 4, figsize=(8, 2 * len(keys)), squeeze=False)
     for r, key in enumerate(keys):
         row = df[df["label"] == key].sample(1, random_state=seed).iloc[0]
@@ -281,7 +281,7 @@ def figure2(orbit_dir: Path, work_dir: Path, record: dict, view: str = "000.png"
 
 def text_map(coords: np.ndarray, labels, title: str = ""):
     """Descriptions in two dimensions, coloured by class (the reduction is the caller's)."""
-    order = [k for k in C.KEYS if k in set(labels)]
+    order = C.class_order(labels)
     data = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1],
                          "class": [class_name(k) for k in labels]})
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
@@ -317,7 +317,7 @@ def attention_by_class(summary: pd.DataFrame, metrics=("pointing", "energy"), me
     with their intervals (columns ``<metric>_lo``/``_hi``, as from
     :func:`hzlib.gradcam.class_summary` by label and method), one colour per method."""
     methods = list(methods) if methods is not None else list(dict.fromkeys(summary["method"]))
-    labels = [k for k in C.KEYS if k in set(summary["label"])] or sorted(summary["label"].unique())
+    labels = C.class_order(summary["label"])
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 0.35 * len(labels) + 1.6),
                              squeeze=False, sharey=True)
     colours = dict(zip(methods, sns.color_palette("tab10", len(methods))))
@@ -534,7 +534,7 @@ def figure7(table: pd.DataFrame, metrics=("precision", "recall", "f1", "accuracy
     ``paper_by_model`` (model -> metric -> the paper's mean for that model) as a black tick on the
     model's ``macro`` bar."""
     models = list(dict.fromkeys(table["model"]))
-    rows = [k for k in C.KEYS if k in set(table["class"])] + ["macro"]
+    rows = [k for k in C.class_order(table["class"]) if k != "macro"] + ["macro"]
     fig, axes = plt.subplots(len(metrics), 1, figsize=(max(9.0, 0.95 * len(rows) * max(1, len(models) / 4)),
                                                         2.3 * len(metrics) + 0.8), sharex=True, squeeze=False)
     colours = dict(zip(models, sns.color_palette("tab10", len(models))))

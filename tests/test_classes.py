@@ -76,3 +76,9 @@ def test_every_preferred_value_can_be_rendered_and_described():
     for spec in C.CLASSES:
         for f in C.FACTORS:
             assert set(spec.prefs[f]) <= known[f], (spec.key, f, set(spec.prefs[f]) - known[f])
+
+
+def test_class_order_puts_table1_first_then_declared_then_the_rest():
+    assert C.class_order(["urban", "tradition", "urban"]) == ["tradition", "urban"]
+    assert C.class_order(["b", "urban", "a", "z"], declared=["z", "b"]) == ["urban", "z", "b", "a"]
+    assert C.class_order([]) == []

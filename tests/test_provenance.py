@@ -17,7 +17,7 @@ from PIL import Image
 from hzlib.config import load_profile, params_hash
 from hzlib.corpus import build as B, classes as C
 from hzlib.corpus.manifest import import_corpus
-from hzlib.corpus.provenance import CorpusError, check_imported, imported_changes, read_meta
+from hzlib.corpus.provenance import CorpusError, check_imported, declared_classes, imported_changes, read_meta
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -192,3 +192,10 @@ def test_every_chapters_first_cell_leaves_an_imported_corpus_byte_for_byte(study
         assert snapshot(corpus) == before, f"{nb.name} wrote into the imported corpus"
     assert check_imported(corpus, full=True)["rows"] == 6
     assert not (study / "data" / "real" / "rows").exists()
+
+
+def test_declared_classes_are_read_from_an_imported_corpus_only(tmp_path):
+    corpus = real_corpus(tmp_path / "src", tmp_path / "c")
+    assert declared_classes(corpus) == list(LABELS)
+    assert declared_classes(tmp_path / "nothing here") == []
+    assert C.class_order(pd.read_csv(corpus / "manifest.csv")["label"], declared_classes(corpus)) == list(LABELS)

@@ -200,3 +200,12 @@ def sample_factors(spec: ClassSpec, overlap: float, rng: np.random.Generator) ->
 def _normalised(weights: dict[str, float], values: list[str]) -> np.ndarray:
     p = np.array([float(weights.get(v, 0.0)) for v in values])
     return p / p.sum()
+
+
+def class_order(labels, declared=()) -> list[str]:
+    """The classes that occur in ``labels``, in the study's order: the paper's Table 1 rows first (in
+    its order), then the classes an imported corpus declares (``declared``, in their order), then any
+    other label, sorted. An imported corpus may use none of the generator's classes."""
+    present = set(labels)
+    order = list(dict.fromkeys(k for k in (*KEYS, *declared) if k in present))
+    return order + sorted(present - set(order))

@@ -42,6 +42,12 @@ def read_meta(root: str | os.PathLike) -> dict | None:
     return meta
 
 
+def declared_classes(root: str | os.PathLike) -> list[str]:
+    """The class keys an imported corpus declares, in its order (``[]`` for a generated corpus)."""
+    meta = read_meta(root) or {}
+    return [c["key"] for c in meta.get("classes", [])] if meta.get("source") == IMPORTED else []
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
