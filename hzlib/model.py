@@ -474,16 +474,13 @@ class ClipModel(nn.Module):
 
     supervised = False
 
-    def __init__(self, geometry: Geometry, vocab_size: int, tau_init: float = CLIP_TAU_INIT,
-                 negatives: str = "batch"):
+    def __init__(self, geometry: Geometry, vocab_size: int, tau_init: float = CLIP_TAU_INIT):
         super().__init__()
         self.geometry = geometry
         self.visual = IMAGE_TOWERS[geometry.vision.kind](geometry)
         self.text = TEXT_TOWERS[geometry.text.kind](geometry, vocab_size)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / tau_init)))
-        if negatives not in NEGATIVES:
-            raise ValueError(f"negatives={negatives!r}: one of {NEGATIVES}")
-        self.negatives = negatives
+        self.negatives = "batch"  # one of NEGATIVES; the trainer sets its configuration's (TrainConfig.negatives)
 
     def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
         return self.visual(pixel_values)
@@ -510,7 +507,7 @@ class ClipModel(nn.Module):
 
 
 def build_model(geometry: Geometry, vocab_size: int, *, seed: int, tau_init: float = CLIP_TAU_INIT,
-                learn_tau: bool = True, negatives: str = "batch") -> ClipModel:
+                learn_tau: bool = True) -> ClipModel:
     """A randomly initialised :class:`ClipModel` of ``geometry``, its weights drawn from a generator
     seeded with ``seed`` (the global RNG is restored afterwards). ``learn_tau=False`` freezes the
     temperature at ``tau_init``."""
@@ -518,7 +515,7 @@ def build_model(geometry: Geometry, vocab_size: int, *, seed: int, tau_init: flo
         raise ValueError(f"vocab_size={vocab_size} leaves no room for words beside {SPECIALS}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = ClipModel(geometry, vocab_size, tau_init, negatives)
+        model = ClipModel(geometry, vocab_size, tau_init)
     model.logit_scale.requires_grad_(learn_tau)
     return model
 

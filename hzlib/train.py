@@ -39,7 +39,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from .config import atomic_open, atomic_write_json, environment, hardware
 from .corpus.manifest import read_manifest
-from .model import build_model, build_vocabulary, load_geometry, save_clip
+from .model import NEGATIVES, build_model, build_vocabulary, load_geometry, save_clip
 from .pairs import PairData, load_pairs, to_model_input
 
 __all__ = ["TrainConfig", "TrainResult", "Trainer", "train", "steps_per_epoch", "batch_indices", "random_shift",
@@ -86,7 +86,7 @@ class TrainConfig:
                   ("precision", self.precision in ("auto", "fp32", "bf16")),
                   ("device", self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")),
                   ("checkpoint_every", self.checkpoint_every >= 0), ("keep_checkpoints", self.keep_checkpoints >= 1),
-                  ("shift", self.shift >= 0), ("negatives", self.negatives in ("batch", "other_class")),
+                  ("shift", self.shift >= 0), ("negatives", self.negatives in NEGATIVES),
                   ("log_every", self.log_every >= 1)]
         bad = [name for name, ok in checks if not ok]
         if bad:

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from hzlib import model as M
 from hzlib.model import Geometry, TowerGeometry
+from hzlib.train import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -298,14 +299,15 @@ def test_other_class_negatives_leave_same_class_pairs_out():
 
 def test_other_class_model_needs_labels():
     g = M.load_geometry("cnn_tiny")
-    model = M.build_model(g, 50, seed=0, negatives="other_class")
+    model = M.build_model(g, 50, seed=0)
+    model.negatives = "other_class"  # as the trainer sets it from TrainConfig.negatives
     x = torch.zeros(2, 3, g.image_size, g.image_size)
     t = torch.ones(2, g.context_length, dtype=torch.long)
     with pytest.raises(ValueError, match="labels"):
         model.loss(x, t)
     assert torch.isfinite(model.loss(x, t, torch.tensor([0, 1])))
-    with pytest.raises(ValueError, match="negatives"):
-        M.build_model(g, 50, seed=0, negatives="hard")
+    with pytest.raises(ValueError, match="negatives='hard'"):
+        TrainConfig(negatives="hard")
 
 
 def test_chance_level_matches_the_mean_loss_of_uniform_logits_over_random_batches():
