@@ -632,15 +632,6 @@ def chance_level(batch: int, negatives: str = "batch", shares: Sequence[float] |
     return float(p @ (pmf @ np.log1p(k)))
 
 
-def chance_loss(labels: torch.Tensor | None, batch: int) -> float:
-    """The loss of an untrained model (all logits equal): ln B for in-batch negatives, and with
-    other-class negatives the mean of ln(1 + number of other-class pairs in the row)."""
-    if labels is None:
-        return math.log(batch)
-    other = (labels[:, None] != labels[None, :]).sum(dim=1)
-    return float(torch.log1p(other.double()).mean())
-
-
 def clip_loss_grad(logits: torch.Tensor) -> torch.Tensor:
     """The gradient of Eq 6 in closed form: dL/dlogits = (softmax_rows(logits) + softmax_cols(logits) - 2 I) / (2N).
 
