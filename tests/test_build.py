@@ -158,3 +158,15 @@ def test_plan_sample_is_the_corpus_plan_with_char_and_style_replaced(tiny, hanzi
         {k: v for k, v in row.items() if k not in ("id", "char", "style")}
     with pytest.raises(ValueError, match="both or neither"):
         B.plan_sample(tiny, spec, 7, hanzi_dir, char="真")
+
+
+def test_a_complete_corpus_is_read_without_the_renderer_assets(corpus, tiny, monkeypatch):
+    """A machine that only trains (the GPU run) gets the rendered corpus, not the fonts and stroke data."""
+    def missing(name):
+        raise assets.AssetError(f"{name} is not installed here")
+
+    monkeypatch.setattr(B.assets, "asset_dir", missing)
+    assert B.build_corpus(tiny, corpus, progress=False) == corpus
+    with pytest.raises(assets.AssetError):
+        B.build_corpus(tiny, corpus, force=True, progress=False)
+    assert (corpus / "manifest.csv").is_file()  # a rebuild that cannot start deletes nothing

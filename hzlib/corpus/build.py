@@ -220,12 +220,12 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
             f"{out} holds files that hz did not write (no corpus.json, no build.json), so no corpus is built into "
             f"it: import them with `hz corpus import MANIFEST IMAGES OUT` and name OUT in the profile's `corpus` "
             f"key, or move them away")
-    hanzi_dir = Path(hanzi_dir) if hanzi_dir else assets.asset_dir("hanzi-writer-data")
     params = corpus_params(profile)
     fingerprint = params_hash(params)
     meta_path = out / "corpus.json"
     if meta is not None and meta.get("fingerprint") == fingerprint and not force and (out / "manifest.csv").exists():
-        return out
+        return out  # complete: reading it needs none of the renderer's assets
+    hanzi_dir = Path(hanzi_dir) if hanzi_dir else assets.asset_dir("hanzi-writer-data")
     if force and out.exists():
         shutil.rmtree(out)
     rows_dir = out / "rows"
