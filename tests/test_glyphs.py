@@ -258,3 +258,63 @@ def test_raster_area_matches_cross_section(style, char):
         assert set(np.unique(r)) == set(range(len(g.strokes) + 1))
     else:
         assert set(np.unique(r)) == {-1, 0}
+
+
+# ------------------------------------------------------------------------------ the form shown
+
+
+def test_form_variants_from_cc_cedict():
+    assert G.form_variants("真") == ("眞",)
+    assert "靜" in G.form_variants("静") and "壽" in G.form_variants("寿")
+    assert "龙" in G.form_variants("龍") and "龍" in G.form_variants("龙")
+
+
+def test_a_font_that_draws_zhen_as_its_own_variant_is_caught():
+    need("kai")
+    need("song")
+    kai = G.form_similarity(G.load_glyph("真", "kai"), G.load_glyph("眞", "kai"))
+    song = G.form_similarity(G.load_glyph("真", "song"), G.load_glyph("眞", "song"))
+    assert kai >= G.SAME_GLYPH > 0.8 > song  # UKai's 真 is its 眞; UMing distinguishes them
+    assert G.form_shown("kai", "真") == "眞" and not G.shows_named_form("kai", "真")
+    for style in ("song", "hei"):  # the same form in two other typefaces
+        need(style)
+        assert G.form_shown(style, "真") == "真" and G.shows_named_form(style, "真")
+
+
+@pytest.mark.parametrize("style,char,shown", [
+    ("worn_mincho", "寿", "壽"), ("worn_mincho", "礼", "禮"), ("worn_mincho", "禅", "禪"),
+    ("worn_mincho", "真", "眞"), ("worn_mincho", "静", "靜"), ("kai", "真", "眞"), ("soseki", "静", "靜"),
+])
+def test_known_other_forms(style, char, shown):
+    """The pairs an OCR model read as another form (issue 17)."""
+    need(style)
+    assert G.form_shown(style, char, HANZI) == shown
+    assert not G.shows_named_form(style, char, HANZI)
+
+
+def test_forms_seen_are_needed_and_are_variants():
+    """Each pair decided by looking is one the score decides otherwise, and names a form of the char."""
+    for (style, char), shown in G.FORM_SEEN.items():
+        need(style)
+        assert shown == char or shown in G.form_variants(char)
+        scores = G.form_scores(style, char, None)
+        by_score = any(s >= G.SAME_GLYPH for s in scores.values())
+        assert by_score == (shown == char), (style, char, scores)
+
+
+def test_strokes_show_the_named_form():
+    need(G.STROKES)
+    assert G.shows_named_form(G.STROKES, "真", HANZI)
+
+
+def test_every_default_plan_pair_shows_the_named_form():
+    """Acceptance (issue 17, item 4): no default-corpus image shows another form of its character."""
+    from hzlib.config import load_profile
+    from hzlib.corpus import build as B
+
+    need(G.STROKES)
+    pairs = {(r["style"], r["char"]) for r in B.plan(load_profile("default"), HANZI)}
+    assert len(pairs) > 300
+    wrong = {p: G.form_shown(*p, HANZI) for p in pairs if G.form_shown(*p, HANZI) != p[1]}
+    assert not wrong
+    assert not pairs & {("kai", "真"), ("soseki", "静")}

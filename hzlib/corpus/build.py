@@ -49,7 +49,7 @@ def plan_sample(profile: Profile, spec: C.ClassSpec, index: int, hanzi_dir: Path
                 char: str | None = None, style: str | None = None) -> dict:
     """The row of sample ``index`` of class ``spec``, as the corpus plans it: the class's factors drawn
     from ``default_rng([seed, index, STREAM_FACTORS])`` (:func:`~hzlib.corpus.classes.sample_factors`
-    with the profile's overlap), then a glyph style that covers the drawn character. Given ``char`` and
+    with the profile's overlap), then a glyph style that draws the drawn character in its named form. Given ``char`` and
     ``style`` (both), those replace the drawn ones instead (:func:`render_character_set`). Keys: id
     (``sample_id``, default ``hz{index:05d}``), index, label, region, period, movement, the factors, seed."""
     if (char is None) != (style is None):
@@ -75,15 +75,16 @@ def plan(profile: Profile, hanzi_dir: Path) -> list[dict]:
 
 
 def _covering_style(style, char, spec, overlap, rng, hanzi_dir) -> str:
-    """Fonts do not all cover every character (Japanese fonts lack simplified forms): redraw the style
-    from the class distribution, then fall back to a style that covers it."""
+    """Fonts do not all cover every character (Japanese fonts lack simplified forms), and some draw
+    another form of it (:func:`~hzlib.corpus.glyphs.shows_named_form`: UKai draws 真 as 眞): redraw
+    the style from the class distribution, then fall back to a style that shows the named form."""
     dist = C.factor_distribution(spec, "style", overlap)
     for _ in range(20):
-        if G.covers(style, char, hanzi_dir):
+        if G.shows_named_form(style, char, hanzi_dir):
             return style
         style = str(rng.choice(list(dist), p=list(dist.values())))
     for s in FALLBACK_STYLES:
-        if G.covers(s, char, hanzi_dir):
+        if G.shows_named_form(s, char, hanzi_dir):
             return s
     raise ValueError(f"no glyph style covers the character {char!r}")
 

