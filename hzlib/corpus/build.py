@@ -31,7 +31,7 @@ from .provenance import GENERATED, IMPORTED, CorpusError, check_imported, read_m
 STREAM_FACTORS, STREAM_GEOMETRY, STREAM_LOOK, STREAM_TEXT = 0, 1, 2, 3
 ORBIT_MATERIALS = ("granite", "bronze", "marble", "sandstone", "wood", "jade")
 FALLBACK_STYLES = ("strokes", "kai", "song", "hei")
-CORPUS_FORMAT = 3  # bump when the layout or the generator changes, so older corpora are not taken as current
+CORPUS_FORMAT = 4  # bump when the layout or the generator changes, so older corpora are not taken as current
 
 
 def corpus_params(profile: Profile) -> dict:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from fontTools.pens.basePen import BasePen
 from fontTools.ttLib import TTFont
+from scipy import ndimage
 
 from hzlib.corpus.types import STROKE_TYPES, Glyph
 
@@ -532,8 +533,6 @@ def form_similarity(a: Glyph, b: Glyph) -> float:
 
 
 def _dilate(mask: np.ndarray, px: int) -> np.ndarray:
-    from scipy import ndimage
-
     return ndimage.binary_dilation(mask, iterations=px) if px else mask
 
 
