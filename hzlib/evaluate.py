@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -861,6 +861,22 @@ def paired_against(y, proba: dict, reference: str, others: Sequence[str], names:
                           **paired_comparison(y, proba[p, reference], proba[p, k], metric="f1", seed=seed)}
                          for p in protocols for k in others
                          if k != reference and (p, k) in proba and (p, reference) in proba])
+
+
+def evaluation_values(cis: pd.DataFrame, runs: Sequence[tuple[str, str]], names: Mapping[str, str],
+                      timing: pd.DataFrame, models: Sequence[str], device: str) -> dict[str, str]:
+    """What chapter 8 glues for the summary page (:data:`hzlib.summary.CHAPTER8_ROWS`):
+    ``ch08_<protocol>_<key>_<metric>`` (e.g. ``ch08_kfold_clip_f1``) for every (protocol, model key)
+    of ``runs`` and every metric of :data:`TABLE_METRICS`, the macro value with its interval; and
+    ``ch08_time_<key>_ms`` for every model of ``models``, the median at batch 1 with its IQR."""
+    ours = cis[cis["class"] == "macro"].set_index(["protocol", "model", "metric"])
+    out = {f"ch08_{p}_{key}_{m}": ours.loc[(p, names[key], m), "cell"] for p, key in runs
+           for m in TABLE_METRICS}
+    t1 = timing[timing["batch_size"] == 1].set_index("model")
+    for key in models:
+        t = t1.loc[names[key]]
+        out[f"ch08_time_{key}_ms"] = f"{t['median_ms']:.2f} [IQR {t['q1_ms']:.2f}, {t['q3_ms']:.2f}] on {device}"
+    return out
 
 
 def difference_text(row) -> str:

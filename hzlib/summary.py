@@ -252,21 +252,6 @@ def table3(cis: pd.DataFrame, timing: pd.DataFrame, models: Sequence[str], state
     return table
 
 
-def evaluation_values(cis: pd.DataFrame, runs: Sequence[tuple[str, str]], names: Mapping[str, str],
-                      timing: pd.DataFrame, models: Sequence[str], device: str) -> dict[str, str]:
-    """What chapter 8 glues for the summary page (:data:`CHAPTER8_ROWS`): ``ch08_<protocol>_<key>_<metric>``
-    (e.g. ``ch08_kfold_clip_f1``) for every (protocol, model key) of ``runs`` and every metric of
-    :data:`hzlib.evaluate.TABLE_METRICS`, the macro value with its interval; and
-    ``ch08_time_<key>_ms`` for every model of ``models``, the median at batch 1 with its IQR."""
-    ours = cis[cis["class"] == "macro"].set_index(["protocol", "model", "metric"])
-    out = {f"ch08_{p}_{key}_{m}": ours.loc[(p, names[key], m), "cell"] for p, key in runs
-           for m in ("precision", "recall", "f1", "accuracy", "top1_accuracy", "auc", "rmse", "mae")}
-    t1 = timing[timing["batch_size"] == 1].set_index("model")
-    for key in models:
-        t = t1.loc[names[key]]
-        out[f"ch08_time_{key}_ms"] = f"{t['median_ms']:.2f} [IQR {t['q1_ms']:.2f}, {t['q3_ms']:.2f}] on {device}"
-    return out
-
 _VERSUS = evaluation_versus()
 CHAPTER8_ROWS: tuple[Row, ...] = tuple(v.row for v in _VERSUS) + tuple(
     Row("(ours only)", f"top-1 accuracy over the 10 attributes, {_model_name('clip')}, {label}", NOT_REPORTED,
