@@ -18,8 +18,8 @@ from .pairs import to_model_input
 from .report import ci_text
 from .stats import mean_ci
 
-__all__ = ["retrieval_metrics", "zero_shot", "class_prompts", "unknown_share", "sweep_table", "sweep_values",
-           "classification_table", "summary_of_test_part"]
+__all__ = ["retrieval_metrics", "zero_shot", "class_prompts", "split_counts", "unknown_share", "sweep_table",
+           "sweep_values", "classification_table", "summary_of_test_part"]
 
 
 def retrieval_metrics(image_emb, text_emb, *, ks: Sequence[int] = (1, 5, 10), n_boot: int = 1000,
@@ -97,6 +97,15 @@ def test_scores(model, data, vocab, labels: Sequence[str], train_idx, test_idx, 
     for name, r in probes.items():
         out[f"probe macro-F1, {name}"] = cell(r["macro_f1"], r["macro_f1_ci_low"], r["macro_f1_ci_high"])
     return out
+
+
+def split_counts(labels: Sequence, split: dict[str, Sequence[int]]) -> pd.DataFrame:
+    """Items per class (columns, and ``total``) in each part of ``split`` (rows, in its order)."""
+    part = pd.Series(np.repeat(list(split), [len(v) for v in split.values()]),
+                     index=np.concatenate(list(split.values()))).sort_index()
+    counts = pd.crosstab(pd.Series(list(labels), name="label"), part).reindex(columns=list(split))
+    counts.loc["total"] = counts.sum()
+    return counts.T
 
 
 def unknown_share(tokens, vocab) -> float:

@@ -787,6 +787,14 @@ def _first_last(losses: Sequence[float]) -> tuple[float, float]:
     return float(np.mean(losses[:10])), float(np.mean(losses[-max(1, len(losses) // 10):]))
 
 
+def fold_counts(labels: Sequence, splits, classes: Sequence) -> pd.DataFrame:
+    """Items per class (columns, in ``classes`` order, and ``total``) in the test part of each fold."""
+    folds = pd.DataFrame({f"fold {f + 1}": pd.Series(np.asarray(labels)[te]).value_counts().reindex(classes)
+                          for f, (_, te) in enumerate(splits)})
+    folds.loc["total"] = folds.sum()
+    return folds.T
+
+
 def training_table(records: Sequence[dict], names: dict) -> pd.DataFrame:
     """One row per training run of chapter 8 (records of ``run_protocol`` with their ``protocol``):
     model name, protocol, training pairs, steps, seconds, images/s, the chance loss, the mean loss of

@@ -506,3 +506,10 @@ def test_macro_table_keeps_macro_rows_in_the_given_order():
     t = ev.macro_table(cis, ["A", "B", "missing"], ["kfold", "loo"])
     assert list(t.index) == [("kfold", "A"), ("kfold", "B"), ("loo", "A"), ("loo", "B")]
     assert t.loc[("loo", "A"), "f1"] == "loo-A-macro" and list(t.columns) == list(ev.TABLE_METRICS)
+
+
+def test_fold_counts_count_each_class_in_each_test_fold():
+    splits = ev.kfold_splits(["a"] * 4 + ["b"] * 6, 2, seed=0)
+    t = ev.fold_counts(["a"] * 4 + ["b"] * 6, splits, ["b", "a"])
+    assert list(t.columns) == ["b", "a", "total"] and list(t.index) == ["fold 1", "fold 2"]
+    assert list(t["total"]) == [5, 5] and list(t["a"]) == [2, 2]
