@@ -5,6 +5,7 @@ A notebook glues through :func:`glue_values` with the keys spelt out, in the not
 function that builds the values, so that a key read in the markdown can be found with grep."""
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 
 import pandas as pd
@@ -39,9 +40,12 @@ def glue_values(values: Mapping[str, object], *, digits: int | None = None) -> d
 def records_markdown(records, *, title: str, fields, text: str | None = None) -> str:
     """Markdown of one bullet per record (a mapping): its ``title`` in bold, then ``field: value`` for
     each of ``fields``, then the long ``text`` field, if any, as the bullet's own paragraph. For a
-    table whose cells would hold paragraphs (model cards, say)."""
+    table whose cells would hold paragraphs (model cards, say). Values are text: ``<`` and ``>`` are
+    escaped, so a ``<img>`` token in a description is not an HTML image."""
+    def esc(v):
+        return html.escape(" ".join(str(v).split()), quote=False)
     items = []
     for r in records:
-        head = f"- **{r[title]}**: " + "; ".join(f"{f}: {r[f]}" for f in fields)
-        items.append(head + (f"\n\n  {' '.join(str(r[text]).split())}" if text else ""))
+        head = f"- **{esc(r[title])}**: " + "; ".join(f"{f}: {esc(r[f])}" for f in fields)
+        items.append(head + (f"\n\n  {esc(r[text])}" if text else ""))
     return "\n".join(items) + "\n"

@@ -32,3 +32,5 @@ def test_records_markdown_puts_long_text_in_its_own_paragraph():
                                    "why": "a long\n   explanation"}],
                                  title="title", fields=["follows", "n"], text="why")
     assert md == "- **CLIP**: follows: Radford 2021; n: 3\n\n  a long explanation\n"
+    md = report.records_markdown([{"t": "V", "why": "a learned <img> token"}], title="t", fields=[], text="why")
+    assert "&lt;img&gt;" in md and "<img>" not in md  # text, not an HTML image
