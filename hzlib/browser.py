@@ -23,6 +23,7 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -214,8 +215,24 @@ Promise.race([Promise.all(imgs.map(settled)), new Promise(r => setTimeout(r, 200
       tables: scopes.reduce((n, s) => n + (s.matches('table') ? 1 : s.querySelectorAll('table').length), 0),
     };
   }
+  // code blocks wider than their column: clipped or scrolled sideways (a collapsed input measures 0)
+  const column = document.querySelector('main, [role=main], article') || document.body;
+  const right = column.getBoundingClientRect().right;
+  const wideCode = Array.from(column.querySelectorAll('div.cell_input pre, div.highlight pre'))
+    .filter(p => p.scrollWidth > p.clientWidth + 1 || p.getBoundingClientRect().right > right + 1)
+    .map(p => p.textContent.split('\n')[0].slice(0, 80));
+  // the first figure a cell drew, and how far below the top of its section's heading it starts
+  const top = el => el.getBoundingClientRect().top + window.scrollY;
+  const fig = Array.from(column.querySelectorAll('.cell_output img')).find(shown);
+  let firstFigure = null;
+  if (fig) {
+    const head = Array.from(column.querySelectorAll('h1, h2, h3')).filter(h => top(h) <= top(fig)).pop();
+    firstFigure = {heading: head ? head.textContent.replace(/[#¶]/g, '').trim() : '',
+                   offset: top(fig) - (head ? top(head) : 0), height: fig.getBoundingClientRect().height,
+                   screen: window.innerHeight};
+  }
   done({
-    title: document.title, ready: document.readyState,
+    title: document.title, ready: document.readyState, wide_code: wideCode, first_figure: firstFigure,
     main: !!document.querySelector('main, [role=main], article'),
     hrefs: Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href')),
     images: imgs.map(i => ({src: i.getAttribute('src'), shown: shown(i)})),
@@ -245,8 +262,31 @@ class BookReport:
     screenshot: Path | None = None
 
 
+# How much of a chapter's first figure its first screen of results must show (CSS pixels; all of a
+# shorter figure): a strip this high clears the theme's fixed header and tells the reader it is there.
+FIGURE_SHOWN_PX = 150
+
+
+def first_figure_problem(page: str, seen: dict | None) -> str | None:
+    """Whether a chapter shows its first figure above the fold of its first screen of results.
+
+    The first screen of results is the window-high screen that starts at the heading of the section
+    holding the chapter's first figure (the first displayed image in a cell's output), as a reader
+    sees it after jumping to that section. The figure's top must lie on that screen with at least
+    :data:`FIGURE_SHOWN_PX` of it (or all of it, if shorter) above the fold: plumbing code between the
+    heading and the figure pushes it down."""
+    if not seen:
+        return f"{page}: no figure in any cell's output"
+    need = min(FIGURE_SHOWN_PX, seen["height"])
+    if seen["offset"] + need > seen["screen"]:
+        return (f"{page}: the first figure (section {seen['heading']!r}) starts {seen['offset']:.0f} px below its "
+                f"heading, under the fold of a {seen['screen']} px screen")
+    return None
+
+
 def check_book(html_root: Path, files: list[str], *, expect: dict[str, list[str]] | None = None,
-               images_per_page: dict[str, int] | None = None, screenshot: Path | None = None) -> BookReport:
+               images_per_page: dict[str, int] | None = None, screenshot: Path | None = None,
+               figure_above_fold: Sequence[str] = ()) -> BookReport:
     """Load every page (``files`` as :func:`hzlib.reproduce.toc_files` gives them) of the build in
     ``html_root`` in headless Chromium and collect every problem a reader would meet, each naming its page:
 
@@ -257,7 +297,10 @@ def check_book(html_root: Path, files: list[str], *, expect: dict[str, list[str]
     * ``expect[file]`` lists caption labels (``"Figure 2"``, ``"Table 1"``) the page must show: a
       heading or caption with that label whose section or figure holds a displayed image (Figure) or
       a table (Table);
-    * ``images_per_page[file]``: the page must display at least that many images.
+    * ``images_per_page[file]``: the page must display at least that many images;
+    * a code block is wider than its column (clipped at the right edge, or scrolled sideways);
+    * a page of ``figure_above_fold`` does not show its first figure above the fold of its first screen
+      of results (:func:`first_figure_problem`).
 
     ``screenshot``: where to save a full-page PNG of :func:`summary_page`."""
     html_root = Path(html_root)
@@ -293,6 +336,9 @@ def check_book(html_root: Path, files: list[str], *, expect: dict[str, list[str]
                     p.append(f"{page}: no heading or caption {lab!r}")
                 elif not got["tables" if kind == "table" else "images"]:
                     p.append(f"{page}: {lab!r} is there but shows no {kind}")
+            p += [f"{page}: code block wider than its column: {line!r}" for line in seen["wide_code"]]
+            if f in figure_above_fold and (fold := first_figure_problem(page, seen["first_figure"])):
+                p.append(fold)
             links[page] = seen["hrefs"]
             if f == shot_of and screenshot is not None:
                 driver.execute_script("window.scrollTo(0, 0)")

@@ -423,3 +423,94 @@ def stroke_table(results: Sequence[StrokeAttention], ids: Sequence) -> pd.DataFr
     if not parts:
         return pd.DataFrame(columns=["id", *_STROKE_COLS, "area_share", "ratio"])
     return pd.concat(parts, ignore_index=True)
+
+
+# ---------------------------------------------------------------------- what chapter 7 reports
+
+
+def _figure5_row(image, cam, glyph, strokes, components, quantile, k, seed) -> dict:
+    if not cam.any():  # an all-zero map has no high-attention pixels
+        return {"in_glyph": np.nan, "on_strokes": 0, "iterations": 0, "ari": np.nan}
+    f, _, trace = figure5_data(image, cam, quantile, k, glyph_mask=glyph, stroke_mask=strokes, seed=seed)
+    on = f["stroke"].to_numpy() > 0
+    comp = f["stroke"][on].map(components)
+    ari = adjusted_rand_score(comp, trace.final_labels[on]) if comp.nunique() > 1 else np.nan
+    return {"in_glyph": f["in_glyph"].mean(), "on_strokes": int(on.sum()), "iterations": trace.n_iter, "ari": ari}
+
+
+def figure5_all(images: Sequence[np.ndarray], maps: Mapping[str, Sequence[np.ndarray]], glyphs: Sequence[np.ndarray],
+                strokes: Sequence[np.ndarray], ids: Sequence, *, components: Mapping[int, str] = ZHEN_COMPONENTS,
+                quantile: float = 0.8, k: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Figure 5's pipeline on every image, for the maps of each model (``maps``: model -> one map per
+    image): per row the model, the image's id, the share of high-attention pixels inside the glyph,
+    how many of them lie on a stroke, K-means' iterations, and the adjusted Rand index of the final
+    clusters against the ``components`` of the stroke pixels (NaN with fewer than two components; an
+    all-zero map gives NaN and 0)."""
+    return pd.DataFrame([{"model": name, "id": ids[i],
+                          **_figure5_row(images[i], cam, glyphs[i], strokes[i], components, quantile, k, seed)}
+                         for name, model_maps in maps.items() for i, cam in enumerate(model_maps)])
+
+
+def stroke_type_ratios(strokes: pd.DataFrame) -> pd.DataFrame:
+    """Per model, image and stroke type (rows of :func:`stroke_table` with a ``model`` column): the
+    summed attention and area shares, and ``ratio``, the type's share of the image's attention over
+    its share of the stroke area (1: attention in proportion to area)."""
+    sums = strokes.groupby(["model", "id", "type"], as_index=False)[["share", "area_share"]].sum()
+    sums["ratio"] = sums["share"] / sums.groupby(["model", "id"])["share"].transform("sum") / sums["area_share"]
+    return sums
+
+
+STROKE_FEATURES = {"position + attention": ("x", "y", "mean_attention"), "attention only": ("mean_attention",),
+                   "position only": ("x", "y")}
+
+
+def stroke_ari(results: Mapping[str, Sequence[StrokeAttention]], ids: Sequence, *,
+               groupings: Mapping[str, Mapping[int, str]] = ZHEN_GROUPINGS,
+               feature_sets: Mapping[str, Sequence[str]] = STROKE_FEATURES, seed: int = 0) -> pd.DataFrame:
+    """:func:`stroke_clusters_vs_components` for every model's results (model -> one per image), every
+    grouping of the strokes into components and every feature set: one row (model, id, grouping,
+    features, ari) each."""
+    return pd.DataFrame([{"model": name, "id": ids[i], "grouping": grouping, "features": fname,
+                          "ari": stroke_clusters_vs_components(r, comps, features=cols, seed=seed)["ari"]}
+                         for name, rs in results.items() for i, r in enumerate(rs)
+                         for grouping, comps in groupings.items() for fname, cols in feature_sets.items()])
+
+
+# the feature sets of :data:`STROKE_FEATURES` as chapter 7's glue keys name them
+STROKE_FEATURE_KEYS = {"position + attention": "position", "attention only": "attention", "position only": "geometry"}
+
+
+def stroke_ari_values(main: pd.DataFrame) -> dict:
+    """Chapter 7's glue keys of the stroke ARIs of the main grouping (``main``: :func:`stroke_ari`
+    summarised by ``hzlib.gradcam.class_summary``, indexed by features and model):
+    ``ari_<position|attention|geometry>_<trained|random>_<ari|lo|hi>``, e.g. ``ari_attention_trained_lo``."""
+    return {f"ari_{STROKE_FEATURE_KEYS[fname]}_{name.split()[0]}_{col.split('_')[-1]}": round(float(r[col]), 3)
+            for (fname, name), r in main.iterrows() for col in ("ari", "ari_lo", "ari_hi")}
+
+
+def clustering_runs(runs: Mapping[str, tuple], seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`corpus_clustering` for each run (name -> (embeddings, labels, ks)): the k curves in one
+    table and the comparison tables in another indexed by (model, choice), each with the run's name
+    in column ``model``."""
+    out = {name: corpus_clustering(X, y, ks=ks, seed=seed) for name, (X, y, ks) in runs.items()}
+    curves = pd.concat([c.assign(model=name) for name, (c, _) in out.items()], ignore_index=True)
+    tables = pd.concat([t.assign(model=name) for name, (_, t) in out.items()], ignore_index=True)
+    return curves, tables.set_index(["model", "choice"])
+
+
+# the runs of chapter 7's corpus K-means and the choices of k, as its glue keys name them
+KMEANS_RUN_KEYS = {"trained, all images": "trained_all", "random init, all images": "random_all",
+                   "trained, test split": "trained_test", "random init, test split": "random_test"}
+KMEANS_CHOICE_KEYS = {"k = classes": "k10", "silhouette-best k": "best"}
+
+
+def kmeans_values(table: pd.DataFrame) -> dict:
+    """Chapter 7's glue keys of :func:`clustering_runs`' table: ``km_<run>_<choice>_<ari|nmi|k>``
+    (run and choice from :data:`KMEANS_RUN_KEYS` and :data:`KMEANS_CHOICE_KEYS`, e.g.
+    ``km_trained_all_k10_ari``), ARI and NMI rounded to 3 decimals."""
+    def value(name, c, m):
+        v = table.loc[(name, c), m]
+        return int(v) if m == "k" else round(float(v), 3)
+    return {f"km_{run}_{choice}_{m}": value(name, c, m)
+            for name, run in KMEANS_RUN_KEYS.items() if name in table.index.get_level_values("model")
+            for c, choice in KMEANS_CHOICE_KEYS.items() for m in ("ari", "nmi", "k")}

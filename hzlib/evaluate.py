@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .config import hardware
+from .report import ci_column, ci_text
 from .stats import mean_ci
 
 METRICS = ("precision", "recall", "f1", "accuracy", "auc", "rmse", "mae")
@@ -772,3 +773,120 @@ def time_analysis(analyse: Callable[[list], object], paths: Sequence, *, batch_s
                      "median_ms": float(med), "q1_ms": float(q1), "q3_ms": float(q3), "iqr_ms": float(q3 - q1),
                      **hw})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------------------------------
+# What chapter 8 reports
+# --------------------------------------------------------------------------------------------------
+
+TABLE_METRICS = ("precision", "recall", "f1", "accuracy", "top1_accuracy", "auc", "rmse", "mae")
+
+
+def _first_last(losses: Sequence[float]) -> tuple[float, float]:
+    """The mean of the first 10 losses and of the last tenth."""
+    return float(np.mean(losses[:10])), float(np.mean(losses[-max(1, len(losses) // 10):]))
+
+
+def fold_counts(labels: Sequence, splits, classes: Sequence) -> pd.DataFrame:
+    """Items per class (columns, in ``classes`` order, and ``total``) in the test part of each fold."""
+    folds = pd.DataFrame({f"fold {f + 1}": pd.Series(np.asarray(labels)[te]).value_counts().reindex(classes)
+                          for f, (_, te) in enumerate(splits)})
+    folds.loc["total"] = folds.sum()
+    return folds.T
+
+
+def training_table(records: Sequence[dict], names: dict) -> pd.DataFrame:
+    """One row per training run of chapter 8 (records of ``run_protocol`` with their ``protocol``):
+    model name, protocol, training pairs, steps, seconds, images/s, the chance loss, the mean loss of
+    the first 10 steps and of the last tenth, and the last over the chance level."""
+    def row(r):
+        fit = r["fit"]
+        first, last = _first_last(fit["losses"])
+        return {"model": names[r["model"]], "protocol": r["protocol"], "training pairs": r["train_items"],
+                "steps": fit["steps"], "seconds": round(fit["seconds"], 1), "images/s": round(fit["images_per_second"]),
+                "chance loss": fit["chance"], "loss, first 10 steps": first, "loss, last tenth": last}
+    table = pd.DataFrame([row(r) for r in records])
+    table["last / chance"] = table["loss, last tenth"] / table["chance loss"].astype(float)
+    return table
+
+
+def loss_text(fit: dict) -> str:
+    """A run's loss as chapter 8 writes it: ``first → last (chance c)`` (:func:`_first_last`)."""
+    if not fit["chance"]:
+        return "no chance level"
+    first, last = _first_last(fit["losses"])
+    return f"{first:.3f} → {last:.3f} (chance {fit['chance']:.3f})"
+
+
+def macro_table(cis: pd.DataFrame, order: Sequence[str], protocols: Sequence[str]) -> pd.DataFrame:
+    """The macro rows of :func:`metric_cis`' long table (with ``protocol``, ``model`` and the ``cell``
+    of :func:`hzlib.report.ci_column`): one row per protocol and model (models in ``order``), one
+    column per metric of :data:`TABLE_METRICS`."""
+    macro = (cis[cis["class"] == "macro"].pivot(index=["protocol", "model"], columns="metric", values="cell")
+             .reindex(columns=list(TABLE_METRICS)))
+    return macro.reindex([(p, m) for p in protocols for m in order if (p, m) in macro.index])
+
+
+def metric_cis_of(y, proba: dict, names: dict, *, classes: Sequence, seed: int) -> pd.DataFrame:
+    """:func:`metric_cis` of every ``(protocol, key) -> probabilities`` of ``proba`` in one table, with
+    columns ``protocol``, ``model`` (``names[key]``) and ``cell`` (the value and its interval as text)."""
+    cis = pd.concat([metric_cis(y, P, classes=classes, seed=seed).assign(protocol=protocol, model=names[key])
+                     for (protocol, key), P in proba.items()], ignore_index=True)
+    cis["cell"] = ci_column(cis)
+    return cis
+
+
+def roc_by_model(y, proba: dict, cis: pd.DataFrame, protocol: str, keys: Sequence[str], names: dict, *,
+                 classes: Sequence) -> tuple[pd.DataFrame, dict]:
+    """Figure 8's inputs for one protocol: the ROC curves (:func:`roc_curves`) of every model of
+    ``keys`` run under it, and their macro AUCs from ``cis``, by model name."""
+    keys = [k for k in keys if (protocol, k) in proba]
+    curves = pd.concat([roc_curves(y, proba[protocol, k], classes=classes).assign(model=names[k]) for k in keys])
+    macro = cis[(cis["protocol"] == protocol) & (cis["class"] == "macro") & (cis["metric"] == "auc")]
+    return curves, macro.set_index("model")["value"].to_dict()
+
+
+def time_models(backbones: dict, features: dict, y, analyser: Callable, paths: Sequence, *, device,
+                seed: int) -> pd.DataFrame:
+    """Table 3's analysis time of each model (``backbones``: name -> backbone; ``features``: name ->
+    its features of every item): a head fitted on all the features (:func:`fit_head`), then
+    ``analyser(backbone, head.predict_proba)`` timed by :func:`time_analysis` at batch 1 and at one
+    batch of all ``paths``, after one warm-up call. One table, column ``model`` added."""
+    timings = []
+    for name in tqdm(list(backbones), desc="timing"):
+        head = fit_head(features[name], y, seed=seed)
+        t = time_analysis(analyser(backbones[name], head.predict_proba), paths, batch_sizes=(1, len(paths)),
+                          warmup=1, device=device)
+        timings.append(t.assign(model=name))
+    return pd.concat(timings, ignore_index=True)
+
+
+def paired_against(y, proba: dict, reference: str, others: Sequence[str], names: dict, protocols: Sequence[str], *,
+                   seed: int) -> pd.DataFrame:
+    """:func:`paired_comparison` of macro F1, ``reference`` (a) against each of ``others`` (b), under
+    every protocol where both ran: one row each, with ``protocol`` and ``other model`` (its name)."""
+    return pd.DataFrame([{"protocol": p, "other model": names[k],
+                          **paired_comparison(y, proba[p, reference], proba[p, k], metric="f1", seed=seed)}
+                         for p in protocols for k in others
+                         if k != reference and (p, k) in proba and (p, reference) in proba])
+
+
+def evaluation_values(cis: pd.DataFrame, runs: Sequence[tuple[str, str]], names: Mapping[str, str],
+                      timing: pd.DataFrame, models: Sequence[str], device: str) -> dict[str, str]:
+    """What chapter 8 glues for the summary page (:data:`hzlib.summary.CHAPTER8_ROWS`):
+    ``ch08_<protocol>_<key>_<metric>`` (e.g. ``ch08_kfold_clip_f1``) for every (protocol, model key)
+    of ``runs`` and every metric of :data:`TABLE_METRICS`, the macro value with its interval; and
+    ``ch08_time_<key>_ms`` for every model of ``models``, the median at batch 1 with its IQR."""
+    ours = cis[cis["class"] == "macro"].set_index(["protocol", "model", "metric"])
+    out = {f"ch08_{p}_{key}_{m}": ours.loc[(p, names[key], m), "cell"] for p, key in runs
+           for m in TABLE_METRICS}
+    t1 = timing[timing["batch_size"] == 1].set_index("model")
+    for key in models:
+        t = t1.loc[names[key]]
+        out[f"ch08_time_{key}_ms"] = f"{t['median_ms']:.2f} [IQR {t['q1_ms']:.2f}, {t['q3_ms']:.2f}] on {device}"
+    return out
+
+
+def difference_text(row) -> str:
+    """A paired difference (:func:`paired_comparison`'s row) as ``+0.012 [-0.020, +0.045]``."""
+    return ci_text(row["difference"], row["ci_low"], row["ci_high"], fmt="+.3f")

@@ -569,3 +569,48 @@ def load_chapter5(clip_dir, manifest: pd.DataFrame, corpus_dir, images_dir, *, m
     return Chapter5(model, init_model, vocab, geometry, info, train_idx,
                     split_positions(manifest["id"], splits["test"]), images, emb[0], emb[1], scorers[0][0],
                     scorers[1][0], scorers[0][1])
+
+
+# ---------------------------------------------------------------------- what chapter 6 reports
+
+
+def probe_accuracy(scorer: ClassScores, images: torch.Tensor, labels: Sequence, classes: Sequence) -> float:
+    """The share of ``images`` whose highest class score is their label."""
+    return float(np.mean(np.asarray(classes)[predict(scorer, images).argmax(1)] == np.asarray(labels)))
+
+
+def paired_against(results: pd.DataFrame, method: str = "Grad-CAM, trained",
+                   references: Sequence[str] = ("centre", "Grad-CAM, random init"),
+                   metrics: Sequence[str] = ("pointing", "energy"), seed: int = 0) -> pd.DataFrame:
+    """``method`` minus each reference map, paired over images (:func:`evaluate_maps`' rows, one per
+    image and method): the mean difference of each metric with its 95% bootstrap interval. Rows
+    (metric, trained minus), the reference named by its last words ("random init")."""
+    wide = results.pivot_table(index="id", columns="method", values=list(metrics))
+    rows = [mean_ci((wide[m][method] - wide[m][ref]).to_numpy(), seed=seed) for m in metrics for ref in references]
+    short = [ref.removeprefix("Grad-CAM, ") for ref in references]
+    return pd.DataFrame(rows, columns=["mean", "lo", "hi"],
+                        index=pd.MultiIndex.from_product([metrics, short], names=["metric", "trained minus"]))
+
+
+# glue key -> the method of :func:`class_summary`'s ``overall`` table it reports
+ATTENTION_KEYS = {"trained": "Grad-CAM, trained", "init": "Grad-CAM, random init", "centre": "centre",
+                  "uniform": "uniform", "random": "random"}
+
+
+def attention_values(overall: pd.DataFrame, paired: pd.DataFrame) -> dict:
+    """The values chapter 6 glues about where the maps fall, by key: ``gc_<metric>_<map>[_lo|_hi]``
+    (metric ``pointing`` or ``energy``; map a key of :data:`ATTENTION_KEYS`, e.g.
+    ``gc_pointing_trained_lo``), ``gc_<metric>_minus_<centre|random>_<mean|lo|hi>`` from
+    :func:`paired_against`, and the headline texts ``ch06_pointing_trained``, ``ch06_energy_trained``,
+    ``ch06_pointing_ref`` and ``ch06_energy_ref`` of the summary page."""
+    out = {f"gc_{m}_{key}{s}": round(float(overall.loc[method, m + s]), 3)
+           for key, method in ATTENTION_KEYS.items() for m in ("pointing", "energy") for s in ("", "_lo", "_hi")}
+    out |= {f"gc_{m}_minus_{ref.split()[0]}_{col}": round(float(r[col]), 3)
+            for (m, ref), r in paired.iterrows() for col in ("mean", "lo", "hi")}
+    tr = overall.loc["Grad-CAM, trained"]
+    for m in ("pointing", "energy"):
+        out[f"ch06_{m}_trained"] = f"{tr[m]:.3f} [{tr[m + '_lo']:.3f}, {tr[m + '_hi']:.3f}]"
+        out[f"ch06_{m}_ref"] = (f"centre Gaussian {overall.loc['centre', m]:.3f}; Grad-CAM of the random init "
+                                f"{overall.loc['Grad-CAM, random init', m]:.3f}; "
+                                f"uniform map {overall.loc['uniform', m]:.3f}")
+    return out

@@ -588,3 +588,13 @@ def figure8(curves: pd.DataFrame, aucs: dict | None = None, title: str = "", pap
     fig.suptitle(title or "Figure 8: ROC curves (one-vs-rest, macro-averaged over the 10 attributes)")
     fig.tight_layout()
     return fig
+
+
+def stroke_type_ratios(sums: pd.DataFrame, order: Sequence[str] = ("横", "竖", "撇", "点", "折")):
+    """Attention share over area share per stroke type (:func:`hzlib.cluster.stroke_type_ratios`),
+    bars per model with 95% CIs over images, and the line of attention in proportion to area."""
+    _use_cjk_font()
+    ax = sns.barplot(sums, x="type", y="ratio", hue="model", order=list(order), errorbar=("ci", 95))
+    ax.axhline(1, color="0.4", ls="--", lw=1)
+    ax.set(xlabel="笔画类型 stroke type", ylabel="attention share / area share")
+    return ax

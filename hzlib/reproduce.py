@@ -141,6 +141,7 @@ def _run_chapters(profile: Profile, layout: Layout, *, only, force, kernel, log)
                 f"chapter {nb.stem} failed at In [{e.exec_count}] ({e.ename}: {e.evalue}); "
                 f"the partly executed notebook is {tmp}"
             ) from None
+        hide_injected_parameters(tmp)
         tmp.replace(out)
         rec = {"chapter": nb.stem, "fingerprint": fp, "seconds": round(time.perf_counter() - t0, 1),
                "status": "ran", "profile": profile.profile, "commit": _git_commit(layout.root),
@@ -148,6 +149,17 @@ def _run_chapters(profile: Profile, layout: Layout, *, only, force, kernel, log)
         atomic_write_json(stamp, rec)
         records.append(rec)
     return records
+
+
+def hide_injected_parameters(notebook: Path) -> None:
+    """Tag the cell papermill injected (``injected-parameters``) ``hide-input``, as the notebooks tag
+    their own parameters cell: the book folds the profile's values away (a click shows them)."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            cell["metadata"]["tags"] = [*tags, "hide-input"]
+    atomic_write_text(notebook, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 PLACEHOLDER_MARK = "<!-- hz: placeholder for a chapter that has not been run -->"

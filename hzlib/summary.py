@@ -11,7 +11,7 @@ whose executed notebook holds every key of the row; the rest are listed as not i
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,6 +221,35 @@ def versus_table(values: Mapping[str, str]) -> pd.DataFrame:
     order = sorted(rows, key=lambda k: (paper.MODELS.index(k[0]), paper.METRICS.index(k[1])))
     table = pd.DataFrame([rows[k] for k in order]).set_index(["model", "metric"])
     return table.reindex(columns=["paper", "where", cols["loo"], cols["kfold"]]).fillna("")
+
+
+
+def stated_by_model(models: Sequence[str], names: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """The paper's results (:data:`hzlib.paper.RESULTS`) for the models of ``models``, by our name of
+    the model (``names``), then metric."""
+    stated: dict[str, dict[str, float]] = {}
+    for r in paper.RESULTS:
+        if r.model in models:
+            stated.setdefault(names[r.model], {})[r.metric] = r.value
+    return stated
+
+
+def table3(cis: pd.DataFrame, timing: pd.DataFrame, models: Sequence[str], stated: Mapping[str, dict],
+           protocols: Sequence[str]) -> pd.DataFrame:
+    """Table 3 beside ours: per model (by name), our macro RMSE and MAE under each protocol (the
+    ``cell`` of chapter 8's ``cis``), our analysis time per sculpture at batch 1 and in one batch
+    (``timing``: :func:`hzlib.evaluate.time_models`), and the paper's RMSE, MAE and time."""
+    macro = cis[cis["class"] == "macro"]
+    table = pd.DataFrame({(p, m): macro[(macro["protocol"] == p) & (macro["metric"] == m)].set_index("model")["cell"]
+                          for p in protocols for m in ("rmse", "mae")}).reindex(models)
+    batch = int(timing["batch_size"].max())
+    for bs in (1, batch):
+        t = timing[timing["batch_size"] == bs] if bs == 1 else timing[timing["batch_size"] > 1]
+        table[("time", f"ms per sculpture, batch {bs}")] = t.set_index("model")["median_ms"].reindex(models).round(2)
+    for m, label in (("rmse", "RMSE"), ("mae", "MAE"), ("time_ms", "analysis time (ms)")):
+        table[("paper, Table 3", label)] = [stated.get(n, {}).get(m, "not reported") for n in models]
+    table.columns = pd.MultiIndex.from_tuples(table.columns)
+    return table
 
 
 _VERSUS = evaluation_versus()

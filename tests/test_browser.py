@@ -90,6 +90,8 @@ def _tree(root: Path) -> Path:
         '<a href="https://example.org/">external</a> <a href="#intro">top</a>')), encoding="utf-8")
     (html / "book" / "chapters" / "01_a.html").write_text(_page("A", (
         '<h1>A, with Figure 2 and Table 1</h1>'
+        '<section id="results"><h2>Results</h2><div class="cell_input"><pre>x = 1</pre></div>'
+        '<div class="cell_output"><img src="../../_images/fig.png" alt="result"></div></section>'
         '<section id="table-1"><h2>Table 1: counts</h2><table><tr><td>1</td></tr></table></section>'
         '<section id="figure-2"><h2>Figure 2</h2><div style="height:4000px"></div>'
         '<img loading="lazy" src="../../_images/fig.png" alt="fig"></section>'
@@ -114,9 +116,13 @@ def test_browser_passes_a_good_tree_and_photographs_the_root_page(tmp_path, head
     html = _tree(tmp_path)
     files = toc_files(tmp_path)
     report = check_book(html, files, expect={"book/chapters/01_a": ["Figure 2", "Table 1"]},
-                        images_per_page={"book/chapters/01_a": 1}, screenshot=tmp_path / "shot.png")
+                        images_per_page={"book/chapters/01_a": 1}, screenshot=tmp_path / "shot.png",
+                        figure_above_fold=["book/chapters/01_a"])
     assert report.problems == []
-    assert report.pages["book/chapters/01_a.html"]["images"] == [{"src": "../../_images/fig.png", "shown": True}]
+    seen = report.pages["book/chapters/01_a.html"]
+    assert seen["images"] == [{"src": "../../_images/fig.png", "shown": True}] * 2
+    assert seen["wide_code"] == [] and seen["first_figure"]["heading"] == "Results"
+    assert 0 < seen["first_figure"]["offset"] < 200 and seen["first_figure"]["screen"] > 600
     with Image.open(report.screenshot) as im:  # the root page (no summary page), whole
         assert im.format == "PNG" and im.width >= 1000
 
@@ -125,21 +131,27 @@ def test_browser_names_the_page_and_the_src_or_href_of_what_is_broken(tmp_path, 
     html = _tree(tmp_path)
     page = html / "book" / "chapters" / "01_a.html"
     # one broken image, one broken link, a figure without its image; a toc page that was not built
-    page.write_text(page.read_text().replace('src="../../_images/fig.png"', 'src="../../_images/gone.png"')
-                    .replace('href="../intro.html"', 'href="../intro.html#nowhere"'))
+    page.write_text(page.read_text().replace('src="../../_images/fig.png" alt="fig"', 'src="../../_images/gone.png"')
+                    .replace('href="../intro.html"', 'href="../intro.html#nowhere"')
+                    # a code line that runs past its column, and plumbing that pushes the first figure down
+                    .replace("<pre>x = 1</pre>", f"<pre style='white-space: pre; overflow: hidden'>{'x' * 400}</pre>"
+                             "<div style='height: 1200px'></div>"))
     (tmp_path / "_toc.yml").write_text((tmp_path / "_toc.yml").read_text() + "  - file: book/chapters/02_b\n")
     report = check_book(html, toc_files(tmp_path), expect={"book/chapters/01_a": ["Figure 2", "Figure 3"]},
-                        images_per_page={"book/chapters/01_a": 1})
+                        images_per_page={"book/chapters/01_a": 2}, figure_above_fold=["book/chapters/01_a"])
     p = "book/chapters/01_a.html"
     problems = "\n".join(report.problems)
     assert f"{p}: image not displayed: src='../../_images/gone.png'" in report.problems
     assert f"{p}: link '../intro.html#nowhere' -> book/intro.html has no element with id 'nowhere'" in report.problems
-    assert f"{p}: 0 images displayed, expected at least 1" in report.problems
+    assert f"{p}: 1 images displayed, expected at least 2" in report.problems
+    assert f"{p}: code block wider than its column: {'x' * 80!r}" in report.problems
+    assert (f"{p}: the first figure (section 'Results') starts " in problems
+            and "px below its heading, under the fold of a " in problems), problems
     assert f"{p}: 'Figure 2' is there but shows no image" in report.problems
     assert f"{p}: no heading or caption 'Figure 3'" in report.problems  # "Figure 2" in the h1 does not count
     assert "book/chapters/02_b.html: the page listed in _toc.yml was not built" in report.problems
     assert f"{p}: browser error:" in problems and "gone.png" in problems  # the 404, from the console
-    assert len(report.problems) == 7, problems
+    assert len(report.problems) == 9, problems
 
 
 @pytest.mark.slow
@@ -147,8 +159,9 @@ def test_smoke_book_in_a_browser(headless_chromium, smoke_book):
     root, _ = smoke_book
     files = toc_files(root)
     shot = ARTEFACTS / "smoke_summary.png"
-    report = check_book(root / "_build" / "html", files, expect=PAPER_LABELS,
-                        images_per_page={f: 1 for f in files if f.startswith("book/chapters/")}, screenshot=shot)
+    chapters = [f for f in files if f.startswith("book/chapters/")]
+    report = check_book(root / "_build" / "html", files, expect=PAPER_LABELS, images_per_page={f: 1 for f in chapters},
+                        screenshot=shot, figure_above_fold=chapters)
     assert not report.problems, "the smoke book in Chromium:\n" + "\n".join(report.problems)
     assert len(report.pages) == len(files)
     print(f"screenshot of {summary_page(files)}: {report.screenshot}")

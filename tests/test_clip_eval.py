@@ -78,3 +78,18 @@ def test_test_scores_agree_with_the_functions_they_summarise():
                                                 f"{p['macro_f1_ci_high']:.3f}]")
     assert set(got) == {"image->text R@10", "text->image R@10", "zero-shot accuracy", "probe macro-F1, embedding",
                         "probe macro-F1, layers C"}
+
+
+def test_split_counts_count_each_class_in_each_part():
+    t = E.split_counts(["a", "a", "b", "b", "b"], {"train": [0, 2, 3], "test": [1, 4]})
+    assert list(t.index) == ["train", "test"]
+    assert t.loc["train", "a"] == 1 and t.loc["train", "b"] == 2 and t.loc["test", "total"] == 2
+
+
+def test_classification_table_leaves_blank_what_a_model_lacks():
+    r = {"macro_f1": 0.5, "macro_f1_ci_low": 0.4, "macro_f1_ci_high": 0.6, "accuracy": 0.7, "accuracy_ci_low": 0.6,
+         "accuracy_ci_high": 0.8}
+    t = E.classification_table({"m": {"accuracy": 0.3, "ci": (0.2, 0.4)}}, {"m": r, "hog": r},
+                               {"m": {"difference": 0.0, "ci_low": -0.1, "ci_high": 0.1}}, n_classes=10, majority=0.15)
+    assert t.loc["zero-shot accuracy", "m"] == "0.300 [0.200, 0.400]" and t.loc["zero-shot accuracy", "hog"] == ""
+    assert t.loc["probe minus HOG + colour (macro-F1)", "hog"] == "" and t["chance: uniform guess"].iloc[0] == 0.1

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
@@ -217,3 +218,18 @@ def test_stroke_table_ratio():
     assert list(t["id"]) == ["x", "x"]  # the image without strokes contributes no rows
     np.testing.assert_allclose(t["area_share"], [1 / 3, 2 / 3])
     np.testing.assert_allclose(t["ratio"], [3.0, 0.0])
+
+
+def test_stroke_type_ratios_compare_attention_with_area_per_image():
+    strokes = pd.DataFrame({"model": "m", "id": "a", "type": ["横", "横", "竖"], "share": [0.3, 0.3, 0.4],
+                            "area_share": [0.25, 0.25, 0.5]})
+    sums = K.stroke_type_ratios(strokes).set_index("type")
+    assert sums.loc["横", "ratio"] == pytest.approx(0.6 / 0.5) and sums.loc["竖", "ratio"] == pytest.approx(0.4 / 0.5)
+
+
+def test_kmeans_values_name_every_run_choice_and_score():
+    idx = pd.MultiIndex.from_product([["trained, all images", "random init, test split"],
+                                      ["k = classes", "silhouette-best k"]], names=["model", "choice"])
+    table = pd.DataFrame({"ari": 0.12345, "nmi": 0.5, "k": [10.0, 4.0, 10.0, 3.0]}, index=idx)
+    v = K.kmeans_values(table)
+    assert v["km_trained_all_k10_ari"] == 0.123 and v["km_random_test_best_k"] == 3 and len(v) == 12

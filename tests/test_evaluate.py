@@ -488,3 +488,28 @@ def test_paired_probe_difference_with_string_labels():
     other_split = ev.probe(weak, y, *ev.kfold_splits(y, 3, seed=0)[1], n_boot=10)
     with pytest.raises(ValueError, match="different test items"):
         ev.paired_probe_difference(None, A, other_split)
+
+
+def test_training_table_and_loss_text_read_first_and_last_losses():
+    fit = {"steps": 20, "seconds": 1.23, "images_per_second": 99.6, "chance": 2.0, "losses": [3.0] * 10 + [1.0] * 10}
+    t = ev.training_table([{"model": "clip", "protocol": "loo", "train_items": 50, "fit": fit}], {"clip": "CLIP"})
+    row = t.iloc[0]
+    assert (row["model"], row["loss, first 10 steps"], row["loss, last tenth"]) == ("CLIP", 3.0, 1.0)
+    assert row["last / chance"] == 0.5 and row["images/s"] == 100
+    assert ev.loss_text(fit) == "3.000 → 1.000 (chance 2.000)"
+    assert ev.loss_text({**fit, "chance": None}) == "no chance level"
+
+
+def test_macro_table_keeps_macro_rows_in_the_given_order():
+    cis = pd.DataFrame([{"class": c, "protocol": p, "model": m, "metric": "f1", "cell": f"{p}-{m}-{c}"}
+                        for c in ("macro", "a") for p in ("loo", "kfold") for m in ("B", "A")])
+    t = ev.macro_table(cis, ["A", "B", "missing"], ["kfold", "loo"])
+    assert list(t.index) == [("kfold", "A"), ("kfold", "B"), ("loo", "A"), ("loo", "B")]
+    assert t.loc[("loo", "A"), "f1"] == "loo-A-macro" and list(t.columns) == list(ev.TABLE_METRICS)
+
+
+def test_fold_counts_count_each_class_in_each_test_fold():
+    splits = ev.kfold_splits(["a"] * 4 + ["b"] * 6, 2, seed=0)
+    t = ev.fold_counts(["a"] * 4 + ["b"] * 6, splits, ["b", "a"])
+    assert list(t.columns) == ["b", "a", "total"] and list(t.index) == ["fold 1", "fold 2"]
+    assert list(t["total"]) == [5, 5] and list(t["a"]) == [2, 2]

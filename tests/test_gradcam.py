@@ -280,3 +280,17 @@ def test_probe_scorer_matches_the_probe(clip, images, n_classes):
     scores = G.predict(scorer, images)
     np.testing.assert_array_equal(np.asarray(classes)[scores.argmax(1)], clf.predict(emb))
     np.testing.assert_allclose(torch.softmax(torch.as_tensor(scores), 1).numpy(), clf.predict_proba(emb), atol=1e-4)
+
+
+def test_paired_against_is_the_mean_difference_over_the_same_images():
+    rows = [{"id": i, "method": m, "pointing": p, "energy": p / 2}
+            for i in range(20)
+            for m, p in (("Grad-CAM, trained", 1.0), ("centre", 0.25), ("Grad-CAM, random init", 0.5))]
+    paired = G.paired_against(pd.DataFrame(rows))
+    assert paired.loc[("pointing", "centre"), "mean"] == pytest.approx(0.75)
+    assert paired.loc[("energy", "random init"), "mean"] == pytest.approx(0.25)
+    overall = pd.DataFrame({f"{m}{s}": 0.5 for m in ("pointing", "energy") for s in ("", "_lo", "_hi")},
+                           index=list(G.ATTENTION_KEYS.values()))
+    values = G.attention_values(overall, paired)
+    assert values["gc_pointing_minus_centre_mean"] == 0.75 and values["gc_energy_init_hi"] == 0.5
+    assert values["ch06_pointing_trained"] == "0.500 [0.500, 0.500]"

@@ -104,3 +104,41 @@ def test_chapter_runs_top_to_bottom_as_in_jupyter(smoke_book, nb):
                    resources={"metadata": {"path": str(root / "notebooks")}}).execute()
     assert not _errors(book)
     assert not (root / "notebooks" / "data").exists() and not (root / "notebooks" / "artifacts").exists()
+
+
+MAX_CELL_LINES = 15  # a code cell is narrative plus a few calls; the parameters cell (literals) is exempt
+MAX_LOOP_LINES = 3  # a for/while loop or a comprehension, from its first line to its last
+
+
+def _code_cells(nb):
+    return [c for c in _cells(nb)
+            if c["cell_type"] == "code" and "parameters" not in c.get("metadata", {}).get("tags", [])]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_cells_are_short(nb):
+    lines = [len("".join(c["source"]).strip().splitlines()) for c in _code_cells(nb)]
+    long = {i: n for i, n in enumerate(lines) if n > MAX_CELL_LINES}
+    assert not long, f"{nb.name}: code cells (index: lines) longer than {MAX_CELL_LINES} lines: {long}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_loops_are_short(nb):
+    kinds = (ast.For, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    long = [(i, type(n).__name__, n.lineno) for i, c in enumerate(_code_cells(nb))
+            for n in ast.walk(ast.parse("".join(c["source"]))) if isinstance(n, kinds)
+            and n.end_lineno - n.lineno + 1 > MAX_LOOP_LINES]
+    assert not long, f"{nb.name}: loops longer than {MAX_LOOP_LINES} lines (cell, kind, line): {long}"
+
+
+def test_the_limits_catch_what_they_should(tmp_path):
+    """The two checks above fail on a long cell and on a long loop."""
+    body = "\n".join(f"x{i} = {i}" for i in range(MAX_CELL_LINES + 1))
+    loop = "for i in range(3):\n    a = i\n    b = i\n    c = i\n"
+    nb = tmp_path / "nb.ipynb"
+    nb.write_text(json.dumps({"cells": [{"cell_type": "code", "source": body, "metadata": {}},
+                                        {"cell_type": "code", "source": loop, "metadata": {}}]}), encoding="utf-8")
+    with pytest.raises(AssertionError, match="longer than 15 lines"):
+        test_code_cells_are_short(nb)
+    with pytest.raises(AssertionError, match="For"):
+        test_loops_are_short(nb)

@@ -131,3 +131,15 @@ def test_record_run_keeps_stamps_glue_and_stage_summaries_and_refuses_mixed_prof
     (tmp_path / "results" / "broken" / "record.json").write_text("{")
     with pytest.raises(ValueError, match="broken/record.json: not a readable run record"):
         prepare_book(lay, log=lambda *_: None)
+
+
+def test_the_injected_parameters_cell_is_folded_in_the_book(tmp_path):
+    from hzlib.reproduce import hide_injected_parameters
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("y = 2")])
+    nb.cells[1].metadata["tags"] = ["injected-parameters"]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    hide_injected_parameters(path)
+    back = nbformat.read(path, as_version=4)
+    assert back.cells[1].metadata["tags"] == ["injected-parameters", "hide-input"]
+    assert "tags" not in back.cells[0].metadata and back.cells[1].source == "y = 2"

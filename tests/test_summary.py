@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from hzlib import paper
@@ -27,7 +28,10 @@ from hzlib.summary import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-GLUE_CALL = re.compile(r"""\bglue\(\s*(f?)["']([^"']+)["']""")
+# A glued key: the first argument of glue(), or a key of the dict a notebook or an hzlib function gives
+# hzlib.report.glue_values (a dict key, "key": value, or an out[...] item)
+GLUE_CALL = re.compile(r"""(?:\bglue\(\s*|^\s*\{?\s*|[{,]\s*|\bout\[)(f?)["']"""
+                       r"""((?:ch\d\d|gc|km|ari|fig\d|zhen|fields|sweep)[^"'\s]*)["']\s*[]:,)]""", re.M)
 
 
 def _source_keys(notebook: Path) -> tuple[set[str], list[re.Pattern]]:
@@ -35,6 +39,8 @@ def _source_keys(notebook: Path) -> tuple[set[str], list[re.Pattern]]:
     an f-string (each ``{...}`` field stands for a lower-case identifier part)."""
     nb = json.loads(notebook.read_text(encoding="utf-8"))
     src = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    src += "\n".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "hzlib").glob("*.py"))
+                      if p.name not in ("summary.py", "paper.py"))  # where the rows name the keys they read
     found = GLUE_CALL.findall(src)
     templates = [re.compile("".join("[a-z0-9_]+" if part.startswith("{") else re.escape(part)
                                     for part in re.split(r"(\{[^}]*\})", key))) for f, key in found if f]
@@ -215,3 +221,18 @@ def test_a_reference_record_is_one_more_column_with_its_values_and_provenance(tm
     text, _ = summary_markdown(tmp_path, ["01_a"], {"01_a": {"profile": "smoke"}}, rows=TEST_ROWS[:1], claims=(),
                                records={"old": other})
     assert "not recorded" in text
+
+
+def test_evaluation_values_give_every_key_the_summary_page_reads():
+    from hzlib.evaluate import evaluation_values
+    from hzlib.summary import CHAPTER8_ROWS, stated_by_model
+    names = {"clip": "CLIP", "dan": "DAN"}
+    metrics = ("precision", "recall", "f1", "accuracy", "top1_accuracy", "auc", "rmse", "mae")
+    cis = pd.DataFrame([{"class": "macro", "protocol": p, "model": n, "metric": m, "cell": f"{p} {n} {m}"}
+                        for p in ("loo", "kfold") for n in names.values() for m in metrics])
+    timing = pd.DataFrame({"model": ["CLIP", "DAN"], "batch_size": 1, "median_ms": [1.0, 2.0], "q1_ms": 0.5,
+                           "q3_ms": 3.0})
+    v = evaluation_values(cis, [(p, k) for p in ("loo", "kfold") for k in names], names, timing, list(names), "cpu")
+    assert v["ch08_kfold_dan_f1"] == "kfold DAN f1" and v["ch08_time_clip_ms"] == "1.00 [IQR 0.50, 3.00] on cpu"
+    assert {r.key for r in CHAPTER8_ROWS if "_clip_" in r.key or "_dan_" in r.key} <= set(v)
+    assert stated_by_model(["clip"], names)["CLIP"]["f1"] == paper.result("clip", "f1").value
