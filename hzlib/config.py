@@ -65,7 +65,7 @@ class Profile:
     # training length in optimiser steps, optimiser, augmentation, sweep length.
     clip_geometry: str = "cnn_tiny"
     clip_input: str = "luma"
-    clip_steps: int = 300
+    clip_steps: int = 450
     clip_batch: int = 64
     clip_lr: float = 2e-3
     clip_warmup: int = 30
