@@ -32,6 +32,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .corpus.glyphs import ORDER_DIGITS
 from .corpus.types import STROKE_TYPES
+from .report import skipped
 
 # 真 in the hanzi-writer data (checked against its stroke medians): 1 横 and 2 竖 form 十; 3 竖, 4 横折 and
 # the three inner 横 5-7 form 目 (its box is left open at the bottom); 8 is the long 一 that closes 目 and
@@ -502,6 +503,35 @@ def clustering_runs(runs: Mapping[str, tuple], seed: int = 0) -> tuple[pd.DataFr
 KMEANS_RUN_KEYS = {"trained, all images": "trained_all", "random init, all images": "random_all",
                    "trained, test split": "trained_test", "random init, test split": "random_test"}
 KMEANS_CHOICE_KEYS = {"k = classes": "k10", "silhouette-best k": "best"}
+
+
+ZHEN_KEYS = (  # what chapter 7 glues about its rendered set of 真 (Figures 5 and 6, the information fields)
+    "zhen_n", "zhen_zero_maps", "fig5_iter", "fig5_converged", "fig5_in_glyph", "fig5_in_glyph_trained",
+    "fig5_ari_trained", "fig5_in_glyph_random", "fig5_ari_random", "ch07_fig5_ari", "ch07_fig5_ari_ref",
+    "ch07_zhen_n", "fig6_ratio_横", "fig6_ratio_竖", "fig6_ratio_点", "ch07_stroke_ratios", "ch07_stroke_ratios_ref",
+    *(f"ari_{f}_{m}_{v}" for f in ("attention", "position", "geometry") for m in ("random", "trained")
+      for v in ("ari", "lo", "hi")),
+    "ch07_strokes_ari_attention", "ch07_strokes_ari_attention_ref", "fields_zhen_share", "fields_zhen_base")
+
+
+def missing_zhen_set(root) -> str | None:
+    """None when chapter 7 can render its set of 真 for the corpus at ``root`` (a generated corpus), else
+    why not: the set is drawn by the generator in its own ten classes, with glyph and stroke masks, and
+    the classes and images of an imported corpus are the import's own."""
+    from .corpus.provenance import IMPORTED, read_meta
+
+    meta = read_meta(root)
+    if not meta or meta.get("source") != IMPORTED:
+        return None
+    return ("the set of 真 is rendered by the corpus generator, in the generator's ten classes and with its "
+            "glyph and stroke masks; an imported corpus has its own classes and photographs without stroke "
+            "ground truth, so Figures 5 and 6 and the information fields are not computed")
+
+
+def zhen_values_skipped(reason: str) -> dict:
+    """:data:`ZHEN_KEYS` for a corpus without the set of 真: the chapter's text reads "skipped", the
+    summary page's values (``ch07_*``) say why."""
+    return {k: skipped(reason) if k.startswith("ch07_") else "skipped" for k in ZHEN_KEYS}
 
 
 def kmeans_values(table: pd.DataFrame) -> dict:

@@ -72,7 +72,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .config import hardware
-from .report import ci_column, ci_text
+from .report import ci_column, ci_text, skipped
 from .stats import mean_ci
 
 METRICS = ("precision", "recall", "f1", "accuracy", "auc", "rmse", "mae")
@@ -869,6 +869,12 @@ def paired_against(y, proba: dict, reference: str, others: Sequence[str], names:
                           **paired_comparison(y, proba[p, reference], proba[p, k], metric="f1", seed=seed)}
                          for p in protocols for k in others
                          if k != reference and (p, k) in proba and (p, reference) in proba])
+
+
+def skipped_runs(keys: Sequence[str], reason: str, protocols: Sequence[str] = ("kfold",)) -> dict:
+    """The keys :func:`evaluation_values` would glue for runs this corpus cannot give (the image ceiling
+    of an imported corpus, which has no generating factors), each "skipped: <reason>"."""
+    return {f"ch08_{p}_{key}_{m}": skipped(reason) for p in protocols for key in keys for m in TABLE_METRICS}
 
 
 def evaluation_values(cis: pd.DataFrame, runs: Sequence[tuple[str, str]], names: Mapping[str, str],

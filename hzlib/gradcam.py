@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -50,6 +51,7 @@ from transformers.utils import logging as hf_logging
 from .evaluate import fit_head, linear_weights
 from .model import build_model, encode_images, load_clip
 from .pairs import corpus_images, to_model_input
+from .report import skipped
 from .stats import mean_ci
 
 BASELINES = ("uniform", "random", "centre")
@@ -595,6 +597,47 @@ def paired_against(results: pd.DataFrame, method: str = "Grad-CAM, trained",
 # glue key -> the method of :func:`class_summary`'s ``overall`` table it reports
 ATTENTION_KEYS = {"trained": "Grad-CAM, trained", "init": "Grad-CAM, random init", "centre": "centre",
                   "uniform": "uniform", "random": "random"}
+
+
+def glyph_masks(root: str | Path, rows: pd.DataFrame) -> list[np.ndarray] | str:
+    """The true glyph mask of every row (True on the glyph), or why the corpus has none (an imported
+    corpus carries no masks): the measures of where the maps fall are then skipped."""
+    from .corpus.card import missing_ground_truth  # the corpus package imports no torch
+
+    why = missing_ground_truth(rows, ["glyph_mask"], "The pointing game and the energy share")
+    if why:
+        return why
+    return [np.asarray(Image.open(Path(root) / p)) > 127 for p in rows["glyph_mask"]]
+
+
+def image_shapes(root: str | Path, paths: Iterable[str]) -> list[tuple[int, int]]:
+    """(height, width) of every image, read from its header: the size maps are shown at without masks."""
+    shapes = []
+    for p in paths:
+        with Image.open(Path(root) / p) as im:
+            shapes.append((im.height, im.width))
+    return shapes
+
+
+def attention_results(maps, init_maps, masks, test: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """:func:`evaluate_maps` of the trained model's maps (with the centre and uniform baselines) and of
+    the random initialisation's, one table with the method named."""
+    ids, labels = list(test["id"]), list(test["label"])
+    res = evaluate_maps(maps, masks, ids=ids, labels=labels, seed=seed)
+    res_init = evaluate_maps(init_maps, masks, ids=ids, labels=labels, baselines=())
+    res["method"] = res["method"].replace({"gradcam": "Grad-CAM, trained"})
+    res_init["method"] = "Grad-CAM, random init"
+    return pd.concat([res, res_init], ignore_index=True)
+
+
+def attention_values_skipped(reason: str) -> dict:
+    """The keys of :func:`attention_values` for a corpus without glyph masks: the chapter's text reads
+    "skipped", the summary page's headline values say why."""
+    out = {f"gc_{m}_{key}{s}": "skipped" for key in ATTENTION_KEYS for m in ("pointing", "energy")
+           for s in ("", "_lo", "_hi")}
+    out |= {f"gc_{m}_minus_{ref}_{col}": "skipped" for m in ("pointing", "energy") for ref in ("centre", "random")
+            for col in ("mean", "lo", "hi")}
+    return out | {f"ch06_{m}_{k}": skipped(reason) for m in ("pointing", "energy") for k in ("trained", "ref")}
 
 
 def attention_values(overall: pd.DataFrame, paired: pd.DataFrame) -> dict:

@@ -92,8 +92,8 @@ def factor_heatmaps(df: pd.DataFrame, factors=("style", "form", "material", "gly
 
 
 def text_lengths(df: pd.DataFrame):
-    """Length in characters of the descriptions, per register."""
-    cols = [c for c in df.columns if c.startswith("text_")]
+    """Length in characters of the descriptions, per register (the ``text`` column without registers)."""
+    cols = [c for c in df.columns if c.startswith("text_")] or ["text"]  # an imported corpus: one text
     long = pd.concat([pd.DataFrame({"register": c.removeprefix("text_"), "length": df[c].str.len()}) for c in cols])
     fig, ax = plt.subplots(figsize=(7, 3.2))
     sns.histplot(long, x="length", hue="register", element="step", stat="density", common_norm=False, ax=ax)
@@ -162,6 +162,13 @@ def ground_truth(df: pd.DataFrame, root: Path, n: int = 4, seed: int = 0):
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def sample_title(row) -> str:
+    """``id: char (label, material, form)`` for a generated sample; of an imported one, the factors it has."""
+    facts = [str(row[k]) for k in ("label", "material", "form") if str(row.get(k, "") or "").strip()]
+    char = str(row.get("char", "") or "").strip()
+    return f"{row['id']}{': ' + char if char else ''} ({', '.join(facts)})"
 
 
 def figure1_grid(df: pd.DataFrame, root: Path, cfg, seed: int = 0):

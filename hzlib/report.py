@@ -11,7 +11,22 @@ from collections.abc import Mapping
 import pandas as pd
 from myst_nb import glue
 
-__all__ = ["ci_text", "ci_column", "glue_values"]
+__all__ = ["ci_text", "ci_column", "glue_values", "skipped", "skip_note", "SKIPPED"]
+
+SKIPPED = "skipped: "  # a glued value that could not be computed on this corpus starts so
+
+
+def skipped(reason: str) -> str:
+    """The text glued in place of a value that this corpus cannot give (the summary page shows it)."""
+    return SKIPPED + reason
+
+
+def skip_note(reason: str, what: str = "") -> None:
+    """Show in the chapter, where the skipped output would be, what was skipped and why; returns None
+    (so that ``fig = plots.x(...) if why is None else skip_note(why)`` leaves no figure)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(f"**Skipped{': ' + what if what else ''}.** {reason}"))
 
 
 def ci_text(value: float, low: float, high: float, fmt: str = ".3f") -> str:
@@ -49,3 +64,26 @@ def records_markdown(records, *, title: str, fields, text: str | None = None) ->
         head = f"- **{esc(r[title])}**: " + "; ".join(f"{f}: {esc(r[f])}" for f in fields)
         items.append(head + (f"\n\n  {esc(r[text])}" if text else ""))
     return "\n".join(items) + "\n"
+
+
+def skip_cell_if(line: str, cell: str) -> None:
+    """The cell magic ``%%skip_if NAME``: run the cell unless the notebook's variable ``NAME`` holds a
+    reason (a non-empty str) why it cannot run on this corpus; a skipped cell runs nothing and shows
+    nothing (the chapter says once, with :func:`skip_note`, what the section skips and why). An error
+    of a cell that runs is raised, so papermill stops on it as on any cell's."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    name = line.strip()
+    if not name.isidentifier():
+        raise ValueError(f"%%skip_if takes one variable name, got {line!r}")
+    if name not in shell.user_ns:
+        raise NameError(f"%%skip_if {name}: no variable {name!r} in the notebook (set it before this cell)")
+    if shell.user_ns[name]:
+        return
+    shell.run_cell(cell, store_history=False).raise_error()
+
+
+def load_ipython_extension(shell) -> None:
+    """``%load_ext hzlib.report``: registers ``%%skip_if`` (:func:`skip_cell_if`)."""
+    shell.register_magic_function(skip_cell_if, magic_kind="cell", magic_name="skip_if")

@@ -806,6 +806,17 @@ def _save_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> No
     tmp.replace(path)
 
 
+def missing_orbits(orbits: list) -> str | None:
+    """None when the corpus has multi-view sequences (``orbits/<name>/`` with ``cameras.json``) to
+    reconstruct, else why this chapter has nothing to reconstruct."""
+    if orbits:
+        return None
+    return ("this corpus lists no image sequences (orbits/<name>/ with true cameras and mesh): Structure from "
+            "Motion and its comparison with the truth need several views of one sculpture, and an imported "
+            "corpus carries single photographs only (its `orbit` column is kept as a value, the sequences "
+            "are not imported)")
+
+
 def metrics_table(records: list[dict]):
     """One row per orbit: registration, pose errors, and accuracy / completeness / F-score per cloud."""
     rows = []

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import paper
+from .report import SKIPPED
 
 NOT_REPORTED = "not reported"
 PAGE = "summary"  # book/generated/summary.md
@@ -399,12 +400,14 @@ def _chapter_table(nb: Path, stem: str, stamp: dict, rows: list[Row], records: d
              "| where in the paper | quantity | the paper reports | this study | read against | "
              + "".join(f"reference run `{name}` | " for name in records) + "comparability |",
              "|---|---|---|---|---|" + "---|" * len(records) + "---|"]
-    for r in rows:
+    glued = {k: glued_text(v) for k, v in glued_values(nb).items()}
+    for r in rows:  # a value skipped on this corpus is glued as its reason, a text: pasted as text
+        fmt = "s" if glued.get(r.key, "").startswith(SKIPPED) else r.fmt
         ref = _paste(r, r.ref_key, "s") if r.ref_key else ""
         recorded = "".join(f"{_cell(_recorded(rec, r, r.key, r.fmt))}"
                            + (f" (against {_cell(_recorded(rec, r, r.ref_key, 's'))})" if r.ref_key else "") + " | "
                            for rec in records.values())
-        lines.append(f"| {_cell(r.section)} | {_cell(r.quantity)} | {_cell(r.paper)} | {_paste(r, r.key, r.fmt)} "
+        lines.append(f"| {_cell(r.section)} | {_cell(r.quantity)} | {_cell(r.paper)} | {_paste(r, r.key, fmt)} "
                      f"| {ref} | {recorded}{_cell(r.note)} |")
     return lines + [""]
 

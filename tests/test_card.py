@@ -168,3 +168,11 @@ def test_the_card_of_an_imported_corpus_is_written_outside_it(tmp_path):
     assert cal["bag_of_characters_lr"]["macro_accuracy"] == 1.0  # 青铜 vs 石刻 tells the classes apart
     assert "skipped" in cal["image_ceiling_lr"] and "image ceiling is not computed" in text
     assert card.write_card(root, seed=0)[0] is None  # no publish_dir: no card file at all
+
+
+def test_missing_ground_truth_names_what_is_missing_and_passes_partial_columns():
+    gen = pd.DataFrame({"glyph_mask": ["masks/a_glyph.png", "masks/b_glyph.png"], "stroke_mask": ["", "m.png"]})
+    assert card.missing_ground_truth(gen, ["glyph_mask", "stroke_mask"], "The figure") is None
+    imported = pd.DataFrame({"id": ["a", "b"], "glyph_mask": ["", " "]})
+    why = card.missing_ground_truth(imported, ["glyph_mask", "stroke_mask"], "The pointing game")
+    assert why.startswith("The pointing game cannot be computed") and "glyph_mask, stroke_mask" in why

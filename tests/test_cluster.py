@@ -233,3 +233,21 @@ def test_kmeans_values_name_every_run_choice_and_score():
     table = pd.DataFrame({"ari": 0.12345, "nmi": 0.5, "k": [10.0, 4.0, 10.0, 3.0]}, index=idx)
     v = K.kmeans_values(table)
     assert v["km_trained_all_k10_ari"] == 0.123 and v["km_random_test_best_k"] == 3 and len(v) == 12
+
+
+def test_an_imported_corpus_skips_the_set_of_zhen_and_glues_every_key_the_text_reads(tmp_path):
+    import re
+    from pathlib import Path
+
+    assert K.missing_zhen_set(tmp_path) is None  # no corpus.json: the generated corpus of a profile
+    (tmp_path / "corpus.json").write_text(json.dumps({"source": "generated"}), encoding="utf-8")
+    assert K.missing_zhen_set(tmp_path) is None
+    (tmp_path / "corpus.json").write_text(json.dumps({"source": "imported"}), encoding="utf-8")
+    why = K.missing_zhen_set(tmp_path)
+    assert "imported corpus" in why
+    nb = json.loads((Path(__file__).parent.parent / "notebooks" / "07_clustering.ipynb").read_text(encoding="utf-8"))
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    read = set(re.findall(r"\{glue:text\}`(\w+)`", text))
+    values = K.zhen_values_skipped(why)
+    assert read - set(values) and all(k.startswith("km_") for k in read - set(values))  # the rest: every corpus
+    assert values["ch07_fig5_ari"] == "skipped: " + why and values["fig5_iter"] == "skipped"

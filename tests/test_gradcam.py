@@ -294,3 +294,24 @@ def test_paired_against_is_the_mean_difference_over_the_same_images():
     values = G.attention_values(overall, paired)
     assert values["gc_pointing_minus_centre_mean"] == 0.75 and values["gc_energy_init_hi"] == 0.5
     assert values["ch06_pointing_trained"] == "0.500 [0.500, 0.500]"
+
+
+def test_an_imported_corpus_without_masks_gets_a_reason_and_every_glued_key(tmp_path):
+    from PIL import Image
+
+    rows = pd.DataFrame({"id": ["a"], "image": ["a.png"], "label": ["x"]})
+    Image.new("RGB", (12, 10)).save(tmp_path / "a.png")
+    why = G.glyph_masks(tmp_path, rows)
+    assert isinstance(why, str) and "glyph_mask" in why
+    assert G.image_shapes(tmp_path, rows["image"]) == [(10, 12)]
+    Image.new("L", (12, 10), 255).save(tmp_path / "m.png")
+    masks = G.glyph_masks(tmp_path, rows.assign(glyph_mask=["m.png"]))
+    assert masks[0].shape == (10, 12) and masks[0].all()
+    methods = list(G.ATTENTION_KEYS.values())  # the keys of attention_values on any numbers
+    overall = pd.DataFrame({c: 0.5 for m in ("pointing", "energy") for c in (m, m + "_lo", m + "_hi")},
+                           index=pd.Index(methods, name="method"))
+    paired = pd.DataFrame({"mean": 0.1, "lo": 0.0, "hi": 0.2}, index=pd.MultiIndex.from_tuples(
+        [(m, r) for m in ("pointing", "energy") for r in ("centre", "random init")]))
+    skipped = G.attention_values_skipped("no masks")
+    assert set(skipped) == set(G.attention_values(overall, paired))
+    assert skipped["ch06_pointing_trained"] == "skipped: no masks" and skipped["gc_pointing_trained"] == "skipped"

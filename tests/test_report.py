@@ -34,3 +34,20 @@ def test_records_markdown_puts_long_text_in_its_own_paragraph():
     assert md == "- **CLIP**: follows: Radford 2021; n: 3\n\n  a long explanation\n"
     md = report.records_markdown([{"t": "V", "why": "a learned <img> token"}], title="t", fields=[], text="why")
     assert "&lt;img&gt;" in md and "<img>" not in md  # text, not an HTML image
+
+
+def test_skip_if_runs_a_cell_only_without_a_reason_and_raises_its_errors():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from hzlib import report
+
+    shell = InteractiveShell.instance()
+    report.load_ipython_extension(shell)
+    shell.user_ns.update(why="no masks in this corpus", ok=None, ran=0)
+    shell.run_cell("%%skip_if why\nran = 1")
+    assert shell.user_ns["ran"] == 0
+    shell.run_cell("%%skip_if ok\nran = 2")
+    assert shell.user_ns["ran"] == 2
+    assert not shell.run_cell("%%skip_if ok\n1 / 0").success  # an error of a cell that runs is the cell's
+    assert not shell.run_cell("%%skip_if nowhere\nran = 3").success and shell.user_ns["ran"] == 2
+    assert report.skipped("no masks") == "skipped: no masks"

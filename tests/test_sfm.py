@@ -286,3 +286,8 @@ def test_wrong_poses_are_reported_not_trusted(orbit, tmp_path, monkeypatch):
     monkeypatch.setattr(sfm, "align_to_truth", shifted)
     rec = sfm.evaluate_orbit(orbit, tmp_path / "w")
     assert not rec["ok"] and "disagree with the true cameras" in rec["reason"]
+
+
+def test_a_corpus_without_orbits_says_so():
+    assert sfm.missing_orbits(["orbit_000"]) is None
+    assert "no image sequences" in sfm.missing_orbits([])

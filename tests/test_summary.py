@@ -236,3 +236,14 @@ def test_evaluation_values_give_every_key_the_summary_page_reads():
     assert v["ch08_kfold_dan_f1"] == "kfold DAN f1" and v["ch08_time_clip_ms"] == "1.00 [IQR 0.50, 3.00] on cpu"
     assert {r.key for r in CHAPTER8_ROWS if "_clip_" in r.key or "_dan_" in r.key} <= set(v)
     assert stated_by_model(["clip"], names)["CLIP"]["f1"] == paper.result("clip", "f1").value
+
+
+def test_a_value_skipped_on_this_corpus_is_pasted_as_its_reason(tmp_path):
+    """A chapter that cannot compute a value on an imported corpus glues "skipped: <reason>": the page
+    pastes it as text (a number's format spec on a text would fail the build)."""
+    _executed(tmp_path / "01_a.ipynb", {"ch01_n": "skipped: no masks in this corpus", "ch01_score": "0.5",
+                                         "ch01_score_ref": "chance 0.1"})
+    text, info = summary_markdown(tmp_path, ["01_a"], {}, rows=TEST_ROWS[:2], claims=())
+    assert info["rows"] == ["ch01_n", "ch01_score"]
+    assert "{glue:text}`/book/chapters/01_a.ipynb::ch01_n:s`" in text
+    assert "::ch01_n:,d`" not in text

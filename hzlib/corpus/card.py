@@ -76,6 +76,16 @@ def image_ceiling(df: pd.DataFrame, seed: int) -> dict:
     return _cv_scores(factor_model(X), X, df["label"].to_numpy(), seed) | {"factors": list(X.columns)}
 
 
+def missing_ground_truth(df: pd.DataFrame, columns, what: str) -> str | None:
+    """None when every row of ``df`` has the ``columns`` that ``what`` reads, else the reason (a
+    sentence) why it cannot be computed: an imported corpus carries no masks, strokes or factors."""
+    missing = [c for c in columns if c not in df or (df[c].fillna("").astype(str).str.strip() == "").all()]
+    if not missing:
+        return None
+    return (f"{what} cannot be computed: it needs the manifest column(s) {', '.join(missing)}, which this corpus lacks "
+            "(an imported corpus carries no generated ground truth)")
+
+
 def factor_table(df: pd.DataFrame) -> pd.DataFrame | str:
     """The generating factors of every row that :func:`image_ceiling` reads (categorical as strings,
     continuous as floats), or the reason why the manifest has none usable (an imported corpus)."""
