@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -58,3 +59,14 @@ def headless_chromium():
         pytest.fail(f"CI=true but the browser test cannot run: {why}")
     if why:
         pytest.skip(why)
+
+
+MAGICS = re.compile(r"%load_ext hzlib\.report|%%skip_if [A-Za-z_]\w*")  # the only IPython syntax a notebook may use
+
+
+def cell_python(cell) -> str:
+    """A code cell's source as Python: its magics (only :data:`MAGICS`) become comments, line numbers kept."""
+    lines = "".join(cell["source"]).splitlines()
+    magics = [line for line in lines if line.startswith("%")]
+    assert all(MAGICS.fullmatch(m) for m in magics), f"unexpected magic in {magics}"
+    return "\n".join("# " + line if line.startswith("%") else line for line in lines)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, project_copy
+from conftest import ROOT, cell_python, project_copy
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import gpu_check  # noqa: E402
@@ -87,7 +87,7 @@ def _third_party_imports() -> set[str]:
 
     for nb in sorted((ROOT / "notebooks").glob("0[5-8]_*.ipynb")):
         cells = json.loads(nb.read_text())["cells"]
-        visit(ast.parse("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")), "")
+        visit(ast.parse("\n".join(cell_python(c) for c in cells if c["cell_type"] == "code")), "")
     while todo:
         mod = todo.pop()
         path = ROOT / Path(*mod.split("."))

@@ -3,7 +3,6 @@ and values are the default profile's; no function or class definitions. Each cha
 with the papermill command of the README and top to bottom as Jupyter runs it (slow: minutes)."""
 import ast
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,8 @@ import nbformat
 import pytest
 import yaml
 from nbclient import NotebookClient
+
+from conftest import cell_python
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -47,22 +48,11 @@ def test_one_literal_parameters_cell_after_imports_matching_default_profile(nb):
     assert values == default
 
 
-MAGICS = re.compile(r"%load_ext hzlib\.report|%%skip_if [A-Za-z_]\w*")  # the only IPython syntax allowed
-
-
-def _python(cell) -> str:
-    """A code cell's source as Python: its magics (only :data:`MAGICS`) become comments, line numbers kept."""
-    lines = "".join(cell["source"]).splitlines()
-    magics = [line for line in lines if line.startswith("%")]
-    assert all(MAGICS.fullmatch(m) for m in magics), f"unexpected magic in {magics}"
-    return "\n".join("# " + line if line.startswith("%") else line for line in lines)
-
-
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_definitions_in_notebooks(nb):
     for c in _cells(nb):
         if c["cell_type"] == "code":
-            tree = ast.parse(_python(c))
+            tree = ast.parse(cell_python(c))
             defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
             assert not defs, f"{nb.name} defines {[getattr(d, 'name', 'lambda') for d in defs]}"
 
@@ -138,7 +128,7 @@ def test_code_cells_are_short(nb):
 def test_loops_are_short(nb):
     kinds = (ast.For, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
     long = [(i, type(n).__name__, n.lineno) for i, c in enumerate(_code_cells(nb))
-            for n in ast.walk(ast.parse(_python(c))) if isinstance(n, kinds)
+            for n in ast.walk(ast.parse(cell_python(c))) if isinstance(n, kinds)
             and n.end_lineno - n.lineno + 1 > MAX_LOOP_LINES]
     assert not long, f"{nb.name}: loops longer than {MAX_LOOP_LINES} lines (cell, kind, line): {long}"
 
