@@ -34,7 +34,6 @@ class M3P(PairModel):
     holds, not what its stream learnt."""
 
     key = "m3p"
-    lr_scale = 2.0  # on a fold's training loss: 0.738 x chance at the shared rate, 0.724 at twice it
     title = "M3 (read as M3P)"
     follows = ("Ni et al. 2021, M3P: Learning Universal Representations via Multitask Multilingual "
                "Multimodal Pre-training (CVPR)")
