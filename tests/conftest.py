@@ -34,7 +34,7 @@ def geometry():
 
 def project_copy(dst: Path) -> Path:
     """The book's sources (notebooks, profiles, pages, config) in ``dst``, without generated pages."""
-    for name in ("notebooks", "profiles", "book"):
+    for name in ("notebooks", "profiles", "book", "_static"):  # _static: the book's CSS (jupyter-book adds it)
         shutil.copytree(ROOT / name, dst / name, ignore=shutil.ignore_patterns("chapters", "generated", "_build"))
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, dst / name)

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import cell_python
 from hzlib.config import load_profile, params_hash
 from hzlib.corpus import build as B, classes as C
 from hzlib.corpus.manifest import import_corpus
@@ -153,7 +154,7 @@ def test_an_older_import_without_checksums_is_used_with_a_warning(tmp_path):
 
 def _first_cells(nb: Path) -> tuple[str, str, str]:
     """The imports, the parameters and the first cell after them (the corpus-loading call)."""
-    code = [c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code"]
+    code = [cell_python(c) for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code"]
     assert "build_corpus(prof, prof.data_dir()" in code[2], f"{nb.name}: the first cell loads the corpus"
     return code[0], code[1], code[2]
 
