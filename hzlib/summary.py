@@ -224,7 +224,6 @@ def versus_table(values: Mapping[str, str]) -> pd.DataFrame:
     return table.reindex(columns=["paper", "where", cols["loo"], cols["kfold"]]).fillna("")
 
 
-
 def stated_by_model(models: Sequence[str], names: Mapping[str, str]) -> dict[str, dict[str, float]]:
     """The paper's results (:data:`hzlib.paper.RESULTS`) for the models of ``models``, by our name of
     the model (``names``), then metric."""
@@ -243,10 +242,9 @@ def table3(cis: pd.DataFrame, timing: pd.DataFrame, models: Sequence[str], state
     macro = cis[cis["class"] == "macro"]
     table = pd.DataFrame({(p, m): macro[(macro["protocol"] == p) & (macro["metric"] == m)].set_index("model")["cell"]
                           for p in protocols for m in ("rmse", "mae")}).reindex(models)
-    batch = int(timing["batch_size"].max())
-    for bs in (1, batch):
-        t = timing[timing["batch_size"] == bs] if bs == 1 else timing[timing["batch_size"] > 1]
-        table[("time", f"ms per sculpture, batch {bs}")] = t.set_index("model")["median_ms"].reindex(models).round(2)
+    one, batched = timing[timing["batch_size"] == 1], timing[timing["batch_size"] > 1]
+    for label, t in (("batch 1", one), (f"batch {int(timing['batch_size'].max())}", batched)):
+        table[("time", f"ms per sculpture, {label}")] = t.set_index("model")["median_ms"].reindex(models).round(2)
     for m, label in (("rmse", "RMSE"), ("mae", "MAE"), ("time_ms", "analysis time (ms)")):
         table[("paper, Table 3", label)] = [stated.get(n, {}).get(m, "not reported") for n in models]
     table.columns = pd.MultiIndex.from_tuples(table.columns)
@@ -361,8 +359,8 @@ def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[s
             continue
         if not chapter_rows:
             continue
-        have = glued_keys(nb)
-        ok = [r for r in chapter_rows if r.key in have and (r.ref_key is None or r.ref_key in have)]
+        glued = glued_values(nb)
+        ok = [r for r in chapter_rows if r.key in glued and (r.ref_key is None or r.ref_key in glued)]
         stale = [r.key for r in chapter_rows if r not in ok]
         if stale:  # an executed copy from an older notebook: say so rather than fail the build
             skipped[stem] = (f"ran, but its executed notebook lacks {', '.join(stale)}; rerun it "
@@ -371,7 +369,7 @@ def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[s
             continue
         st = stamps.get(stem, {})
         profiles.add(st.get("profile", "unknown"))
-        lines += _chapter_table(nb, stem, st, ok, records)
+        lines += _chapter_table(nb, stem, st, ok, records, glued)
         emitted += [r.key for r in ok]
     if records:
         lines[head:head] = ["Columns headed *reference run* hold the values of committed runs "
@@ -389,9 +387,11 @@ def summary_markdown(chapters_dir: Path, toc_chapters: list[str], stamps: dict[s
     return "\n".join(lines), {"rows": emitted, "skipped": skipped}
 
 
-def _chapter_table(nb: Path, stem: str, stamp: dict, rows: list[Row], records: dict[str, dict]) -> list[str]:
+def _chapter_table(nb: Path, stem: str, stamp: dict, rows: list[Row], records: dict[str, dict],
+                   glued: Mapping[str, str]) -> list[str]:
     """One chapter's section: where its values come from, then a row per quantity (ours, the paper's,
-    the reference to read ours against, and each committed reference run's value)."""
+    the reference to read ours against, and each committed reference run's value); ``glued``: the
+    chapter's glued values (:func:`glued_values`)."""
     lines = [f"## {_title(nb, stem)}", "",
              f"From {{doc}}`the chapter </book/chapters/{stem}>`, "
              f"run with profile **{stamp.get('profile', 'unknown')}**, "
@@ -400,9 +400,8 @@ def _chapter_table(nb: Path, stem: str, stamp: dict, rows: list[Row], records: d
              "| where in the paper | quantity | the paper reports | this study | read against | "
              + "".join(f"reference run `{name}` | " for name in records) + "comparability |",
              "|---|---|---|---|---|" + "---|" * len(records) + "---|"]
-    glued = {k: glued_text(v) for k, v in glued_values(nb).items()}
     for r in rows:  # a value skipped on this corpus is glued as its reason, a text: pasted as text
-        fmt = "s" if glued.get(r.key, "").startswith(SKIPPED) else r.fmt
+        fmt = "s" if glued_text(glued.get(r.key, "")).startswith(SKIPPED) else r.fmt
         ref = _paste(r, r.ref_key, "s") if r.ref_key else ""
         recorded = "".join(f"{_cell(_recorded(rec, r, r.key, r.fmt))}"
                            + (f" (against {_cell(_recorded(rec, r, r.ref_key, 's'))})" if r.ref_key else "") + " | "
