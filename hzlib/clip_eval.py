@@ -90,12 +90,11 @@ def test_scores(model, data, vocab, labels: Sequence[str], train_idx, test_idx, 
     zs = zero_shot(model, vocab, img[te], list(y[te]), prompts, context_length=model.geometry.context_length, seed=seed)
     layers = encode_image_layers(model, data.images, to_input=to_model_input).numpy()
     probes = {name: probe(X, y, train_idx, te, seed=seed) for name, X in (("embedding", img), ("layers C", layers))}
-    cell = ci_text
-    out = {f"{d} R@10": cell(*retr.loc[(d, 10), ["recall", "ci_low", "ci_high"]])
+    out = {f"{d} R@10": ci_text(*retr.loc[(d, 10), ["recall", "ci_low", "ci_high"]])
            for d in ("image->text", "text->image")}
-    out["zero-shot accuracy"] = cell(zs["accuracy"], *zs["ci"])
+    out["zero-shot accuracy"] = ci_text(zs["accuracy"], *zs["ci"])
     for name, r in probes.items():
-        out[f"probe macro-F1, {name}"] = cell(r["macro_f1"], r["macro_f1_ci_low"], r["macro_f1_ci_high"])
+        out[f"probe macro-F1, {name}"] = ci_text(r["macro_f1"], r["macro_f1_ci_low"], r["macro_f1_ci_high"])
     return out
 
 
@@ -111,8 +110,7 @@ def split_counts(labels: Sequence, split: dict[str, Sequence[int]]) -> pd.DataFr
 def unknown_share(tokens, vocab) -> float:
     """The share of the words in ``tokens`` (ids from ``vocab.encode``) that the vocabulary does not
     know: ``<unk>`` among the word tokens (every id above ``<eos>``, and ``<unk>``)."""
-    t = tokens
-    return float((t == vocab.unk_id).sum() / ((t > vocab.eos_id) | (t == vocab.unk_id)).sum())
+    return float((tokens == vocab.unk_id).sum() / ((tokens > vocab.eos_id) | (tokens == vocab.unk_id)).sum())
 
 
 SWEEP_COLUMNS = ["setting", "lr", "batch_size", "learn_tau", "max_steps", "warmup_steps", "final_loss", "loss_drop",

@@ -31,6 +31,7 @@ from sklearn.metrics import (
 from sklearn.preprocessing import StandardScaler
 
 from .corpus.glyphs import ORDER_DIGITS
+from .corpus.provenance import IMPORTED, read_meta
 from .corpus.types import STROKE_TYPES
 from .report import skipped
 
@@ -518,8 +519,6 @@ def missing_zhen_set(root) -> str | None:
     """None when chapter 7 can render its set of 真 for the corpus at ``root`` (a generated corpus), else
     why not: the set is drawn by the generator in its own ten classes, with glyph and stroke masks, and
     the classes and images of an imported corpus are the import's own."""
-    from .corpus.provenance import IMPORTED, read_meta
-
     meta = read_meta(root)
     if not meta or meta.get("source") != IMPORTED:
         return None

@@ -48,10 +48,11 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from skimage import measure
 from transformers.utils import logging as hf_logging
 
+from .corpus.card import missing_ground_truth
 from .evaluate import fit_head, linear_weights
 from .model import build_model, encode_images, load_clip
 from .pairs import corpus_images, to_model_input
-from .report import skipped
+from .report import ci_text, skipped
 from .stats import mean_ci
 
 BASELINES = ("uniform", "random", "centre")
@@ -602,8 +603,6 @@ ATTENTION_KEYS = {"trained": "Grad-CAM, trained", "init": "Grad-CAM, random init
 def glyph_masks(root: str | Path, rows: pd.DataFrame) -> list[np.ndarray] | str:
     """The true glyph mask of every row (True on the glyph), or why the corpus has none (an imported
     corpus carries no masks): the measures of where the maps fall are then skipped."""
-    from .corpus.card import missing_ground_truth  # the corpus package imports no torch
-
     why = missing_ground_truth(rows, ["glyph_mask"], "The pointing game and the energy share")
     if why:
         return why
@@ -652,7 +651,7 @@ def attention_values(overall: pd.DataFrame, paired: pd.DataFrame) -> dict:
             for (m, ref), r in paired.iterrows() for col in ("mean", "lo", "hi")}
     tr = overall.loc["Grad-CAM, trained"]
     for m in ("pointing", "energy"):
-        out[f"ch06_{m}_trained"] = f"{tr[m]:.3f} [{tr[m + '_lo']:.3f}, {tr[m + '_hi']:.3f}]"
+        out[f"ch06_{m}_trained"] = ci_text(tr[m], tr[m + "_lo"], tr[m + "_hi"])
         out[f"ch06_{m}_ref"] = (f"centre Gaussian {overall.loc['centre', m]:.3f}; Grad-CAM of the random init "
                                 f"{overall.loc['Grad-CAM, random init', m]:.3f}; "
                                 f"uniform map {overall.loc['uniform', m]:.3f}")

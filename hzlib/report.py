@@ -9,6 +9,8 @@ import html
 from collections.abc import Mapping
 
 import pandas as pd
+from IPython import get_ipython
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 __all__ = ["ci_text", "ci_column", "glue_values", "skipped", "skip_note", "SKIPPED"]
@@ -24,8 +26,6 @@ def skipped(reason: str) -> str:
 def skip_note(reason: str, what: str = "") -> None:
     """Show in the chapter, where the skipped output would be, what was skipped and why; returns None
     (so that ``fig = plots.x(...) if why is None else skip_note(why)`` leaves no figure)."""
-    from IPython.display import Markdown, display
-
     display(Markdown(f"**Skipped{': ' + what if what else ''}.** {reason}"))
 
 
@@ -71,8 +71,6 @@ def skip_cell_if(line: str, cell: str) -> None:
     reason (a non-empty str) why it cannot run on this corpus; a skipped cell runs nothing and shows
     nothing (the chapter says once, with :func:`skip_note`, what the section skips and why). An error
     of a cell that runs is raised, so papermill stops on it as on any cell's."""
-    from IPython import get_ipython
-
     shell = get_ipython()
     name = line.strip()
     if not name.isidentifier():

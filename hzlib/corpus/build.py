@@ -86,7 +86,7 @@ def _covering_style(style, char, spec, overlap, rng, hanzi_dir) -> str:
     for s in FALLBACK_STYLES:
         if G.shows_named_form(s, char, hanzi_dir):
             return s
-    raise ValueError(f"no glyph style covers the character {char!r}")
+    raise ValueError(f"no glyph style draws the character {char!r} in its named form")
 
 
 def make_look(row: dict, rng: np.random.Generator) -> R.Look:
