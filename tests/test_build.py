@@ -166,6 +166,8 @@ def test_a_complete_corpus_is_read_without_the_renderer_assets(corpus, tiny, mon
         raise assets.AssetError(f"{name} is not installed here")
 
     monkeypatch.setattr(B.assets, "asset_dir", missing)
+    assert B.corpus_ready(tiny, corpus) and not B.corpus_ready(replace(tiny, overlap=0.5), corpus)
+    assert not B.corpus_ready(tiny, corpus.parent / "absent")
     assert B.build_corpus(tiny, corpus, progress=False) == corpus
     with pytest.raises(assets.AssetError):
         B.build_corpus(tiny, corpus, force=True, progress=False)

@@ -202,6 +202,21 @@ def _orbit_task(args):
     return render_orbit(profile, k, form, Path(out), Path(hanzi_dir))
 
 
+def _is_built(meta: dict | None, fingerprint: str, out: Path) -> bool:
+    """A finished generated corpus of this fingerprint: its corpus.json says so and its manifest is there."""
+    return meta is not None and meta.get("fingerprint") == fingerprint and (out / "manifest.csv").exists()
+
+
+def corpus_ready(profile: Profile, out: Path) -> bool:
+    """Whether ``out`` holds a corpus that :func:`build_corpus` would read as it is (without ``force``):
+    an imported one, or the profile's generated one, finished. Reading it needs none of the
+    renderer's assets."""
+    out = Path(out)
+    meta = read_meta(out)
+    return meta is not None and (meta["source"] == IMPORTED
+                                 or _is_built(meta, params_hash(corpus_params(profile)), out))
+
+
 def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir: Path | None = None,
                  progress: bool = True) -> Path:
     """Build (or resume, or load) the corpus of ``profile`` into ``out``; returns ``out``.
@@ -224,7 +239,7 @@ def build_corpus(profile: Profile, out: Path, *, force: bool = False, hanzi_dir:
     params = corpus_params(profile)
     fingerprint = params_hash(params)
     meta_path = out / "corpus.json"
-    if meta is not None and meta.get("fingerprint") == fingerprint and not force and (out / "manifest.csv").exists():
+    if not force and _is_built(meta, fingerprint, out):
         return out  # complete: reading it needs none of the renderer's assets
     hanzi_dir = Path(hanzi_dir) if hanzi_dir else assets.asset_dir("hanzi-writer-data")
     if force and out.exists():
