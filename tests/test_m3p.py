@@ -84,19 +84,19 @@ def test_single_stream_by_hand(geometry):
         pad = torch.cat([no[:, :1], t == 0, no[:, 1:]], 1)
 
         layer = m.layers[0]
-        a, heads = layer.self_attn, geometry.text.heads
+        a, heads = layer.attn, geometry.text.heads
         D = h.shape[-1]
         dh = D // heads
-        q, k, v = (_ln(h, layer.norm1) @ a.in_proj_weight.T + a.in_proj_bias).chunk(3, -1)
+        q, k, v = (_ln(h, layer.norm1) @ a.qkv.weight.T + a.qkv.bias).chunk(3, -1)
 
         def split(z):
             return z.reshape(B, -1, heads, dh).transpose(1, 2)
 
         s = (split(q) @ split(k).transpose(-1, -2) / math.sqrt(dh)).masked_fill(pad[:, None, None, :], float("-inf"))
         att = (s.softmax(-1) @ split(v)).transpose(1, 2).reshape(B, -1, D)
-        h = h + att @ a.out_proj.weight.T + a.out_proj.bias
-        ff = F.gelu(_ln(h, layer.norm2) @ layer.linear1.weight.T + layer.linear1.bias)
-        h = h + ff @ layer.linear2.weight.T + layer.linear2.bias
+        h = h + att @ a.out.weight.T + a.out.bias
+        ff = F.gelu(_ln(h, layer.norm2) @ layer.ff[0].weight.T + layer.ff[0].bias)
+        h = h + ff @ layer.ff[2].weight.T + layer.ff[2].bias
         by_hand = _ln(h, m.norm_out)
         ours = m.encode(x, t)
     keep = ~pad

@@ -102,3 +102,61 @@ def test_patch_embedding_is_a_patch_projection():
     patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(2, 4, 3 * 8 * 8)
     tok = torch.cat([pe.lead.expand(2, 1, 6), patches @ pe.patch.weight.reshape(6, -1).T], 1) + pe.position
     torch.testing.assert_close(pe(x), F.layer_norm(tok, (6,), pe.norm.weight, pe.norm.bias), rtol=1e-5, atol=1e-5)
+
+
+def _pad_mask():
+    return torch.tensor([[False] * 5 + [True] * 2, [False] * 7, [False] * 3 + [True] * 4])
+
+
+def test_encoder_layer_is_torchs_pre_norm_layer():
+    """The same arithmetic as nn.TransformerEncoderLayer(norm_first=True, dropout=0), padded keys masked
+    (the reference implementation, its weights copied in)."""
+    torch.manual_seed(0)
+    ours = P.encoder_layer(16, 4, 2.0, "gelu").eval()
+    ref = torch.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, activation=F.gelu, batch_first=True,
+                                           norm_first=True).eval()
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(ours.attn.qkv.weight)
+        ref.self_attn.in_proj_bias.copy_(ours.attn.qkv.bias)
+        ref.self_attn.out_proj.weight.copy_(ours.attn.out.weight)
+        ref.self_attn.out_proj.bias.copy_(ours.attn.out.bias + 0.1)
+        ours.attn.out.bias.add_(0.1)  # a non-zero bias, so that it is checked too
+        pairs = ((ref.norm1, ours.norm1), (ref.norm2, ours.norm2), (ref.linear1, ours.ff[0]), (ref.linear2, ours.ff[2]))
+        for a, b in pairs:
+            a.load_state_dict(b.state_dict())
+        x, pad = torch.randn(3, 7, 16), _pad_mask()
+        torch.testing.assert_close(ours(x, src_key_padding_mask=pad), ref(x, src_key_padding_mask=pad),
+                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+def test_cross_attention_is_torchs_multihead_attention():
+    """Queries of one width over keys/values of another: nn.MultiheadAttention(kdim=vdim=other) with the
+    same weights; what sits at a padded key does not matter."""
+    torch.manual_seed(0)
+    ours = P.Attention(8, 2, kv_width=6)
+    ref = torch.nn.MultiheadAttention(8, 2, kdim=6, vdim=6, batch_first=True)
+    with torch.no_grad():
+        ref.q_proj_weight.copy_(ours.q.weight)
+        ref.k_proj_weight.copy_(ours.kv.weight[:8])
+        ref.v_proj_weight.copy_(ours.kv.weight[8:])
+        ref.in_proj_bias.copy_(torch.cat([ours.q.bias, ours.kv.bias]) + 0.05)
+        ours.q.bias.add_(0.05)
+        ours.kv.bias.add_(0.05)
+        ref.out_proj.load_state_dict(ours.out.state_dict())
+        x, y, pad = torch.randn(3, 4, 8), torch.randn(3, 7, 6), _pad_mask()
+        expected = ref(x, y, y, key_padding_mask=pad, need_weights=False)[0]
+        torch.testing.assert_close(ours(x, y, key_padding_mask=pad), expected, rtol=1e-5, atol=1e-5)
+        y[0, 5:] = 100.0
+        torch.testing.assert_close(ours(x, y, key_padding_mask=pad), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_attention_initialises_as_torch_does():
+    """Xavier-uniform projections and zero biases, as nn.MultiheadAttention: the models' starting point
+    did not change with the implementation."""
+    a = P.Attention(64, 4)
+    bound = (6 / (64 + 3 * 64)) ** 0.5  # xavier over the fused (3*64, 64) matrix, as torch's in_proj
+    assert a.qkv.weight.abs().max() <= bound and a.qkv.weight.abs().max() > 0.9 * bound
+    assert not a.qkv.bias.any() and not a.out.bias.any()
+    with pytest.raises(ValueError, match="multiple of heads"):
+        P.Attention(10, 4)

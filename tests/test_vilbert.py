@@ -34,7 +34,7 @@ def test_image_features_are_the_vision_stream_before_co_attention(geometry):
     x = to_model_input(d.images[:4])
     with torch.no_grad():
         f = m.image_features(x)
-        assert f.shape == (4, m.feature_dim) and m.feature_dim == geometry.vision.width
+        assert f.shape == (4, m.feature_dim) and m.feature_dim == geometry.text.width
         torch.testing.assert_close(f, m.encode_image(x).mean(1))
         t = d.tokens[:4]
         v, _ = m.co_attend(m.encode_image(x), m.encode_text(t), P.padding_mask(t))
@@ -57,11 +57,7 @@ def _co_attention_by_hand(blk, x, y, pad, heads):
         return F.layer_norm(z, z.shape[-1:], norm.weight, norm.bias, norm.eps)
 
     a = blk.attn
-    if a.in_proj_weight is not None:
-        wq, wk, wv = a.in_proj_weight.chunk(3)
-    else:
-        wq, wk, wv = a.q_proj_weight, a.k_proj_weight, a.v_proj_weight
-    bq, bk, bv = a.in_proj_bias.chunk(3)
+    (wq, bq), (wk, wv), (bk, bv) = (a.q.weight, a.q.bias), a.kv.weight.chunk(2), a.kv.bias.chunk(2)
     qx, ky = ln(x, blk.norm_q), ln(y, blk.norm_kv)
     q, k, v = qx @ wq.T + bq, ky @ wk.T + bk, ky @ wv.T + bv
     B, Lq, D = q.shape
@@ -73,7 +69,7 @@ def _co_attention_by_hand(blk, x, y, pad, heads):
     scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(dh)
     scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
     out = (scores.softmax(-1) @ split(v)).transpose(1, 2).reshape(B, Lq, D)
-    x = x + out @ a.out_proj.weight.T + a.out_proj.bias
+    x = x + out @ a.out.weight.T + a.out.bias
     l1, l2 = blk.ff[0], blk.ff[2]
     return x + F.gelu(ln(x, blk.norm_ff) @ l1.weight.T + l1.bias) @ l2.weight.T + l2.bias
 

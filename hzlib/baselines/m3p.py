@@ -16,12 +16,12 @@ class M3P(PairModel):
     multilingual multimodal pre-trained transformer of that name, and its multilingual text side
     fits Chinese descriptions. A single stream: one pre-norm transformer over [CLS] + the text
     tokens + the image patches (CLIP's patch embedding of the geometry), each token with a modality
-    (segment) embedding and a position within its modality; text padding is masked as keys. Width
-    and heads are the CLIP text tower's (M3P's stream is its text transformer, which takes projected
-    image features); depth 1.5x the text tower's (6 layers at cnn_tiny: 0.76x CLIP's parameters; every
-    layer reads text and image together, so it trains at about a quarter of CLIP's speed, the slowest model
-    of the chapter). Kept: multimodal masked language modelling (30% of word tokens, twice BERT's
-    rate for our short budget, 80/10/10, <unk> as [MASK], a head tied to the token embedding) and
+    (segment) embedding and a position within its modality; text padding is masked as keys. Width,
+    heads and depth are the CLIP text tower's (M3P's stream is its text transformer, which takes
+    projected image features; fewer parameters than CLIP, but every layer reads text and image
+    together, so a step costs more than CLIP's; 1.5x that depth cost 1.5x the time and ended no lower
+    against its chance loss). Kept: multimodal masked language modelling (30% of word tokens, twice
+    BERT's rate for our short budget, 80/10/10, <unk> as [MASK], a head tied to the token embedding) and
     image-text matching by a linear layer on the projected [CLS] (binary cross-entropy; half the
     batch are the true pairs, the other half images paired with the text rolled by one; MLM on the
     true pairs only), summed in one pass. Dropped: multilingual code-switching (one language) and
@@ -48,7 +48,7 @@ class M3P(PairModel):
         self.modality = nn.Parameter(torch.randn(2, t.width) * P.INIT_STD)
         self.norm_in = nn.LayerNorm(t.width)
         self.layers = nn.ModuleList(P.encoder_layer(t.width, t.heads, t.mlp_ratio, g.hidden_act)
-                                    for _ in range(max(1, (3 * t.layers) // 2)))
+                                    for _ in range(t.layers))
         self.norm_out = nn.LayerNorm(t.width)
         self.project = nn.Linear(t.width, g.embed_dim)
         self.match = nn.Linear(g.embed_dim, 1)
