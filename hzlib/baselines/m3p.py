@@ -13,25 +13,24 @@ TEXT, IMAGE = 0, 1  # modality (segment) ids
 @register
 class M3P(PairModel):
     """M3 read as M3P (Ni et al. 2021): the paper names "M3" without a reference; M3P is the best-known
-    multilingual multimodal pre-trained transformer of that name, and its multilingual text side
-    fits Chinese descriptions. A single stream: one pre-norm transformer over [CLS] + the text
-    tokens + the image patches (CLIP's patch embedding of the geometry), each token with a modality
-    (segment) embedding and a position within its modality; text padding is masked as keys. Width,
-    heads and depth are the CLIP text tower's (M3P's stream is its text transformer, which takes
-    projected image features; fewer parameters than CLIP, but every layer reads text and image
-    together, so a step costs more than CLIP's; 1.5x that depth cost 1.5x the time and ended no lower
-    against its chance loss). Kept: multimodal masked language modelling (30% of word tokens, twice
-    BERT's rate for our short budget, 80/10/10, <unk> as [MASK], a head tied to the token embedding) and
-    image-text matching by a linear layer on the projected [CLS] (binary cross-entropy; half the
-    batch are the true pairs, the other half images paired with the text rolled by one; MLM on the
-    true pairs only), summed in one pass. Dropped: multilingual code-switching (one language) and
-    masked region modelling (no region detector or class distribution for our renderings); the
-    XLM-R-base scale and its pre-training corpora. Image-only feature: M3P has no image-only path
-    (every layer of its stream reads the text with the image, and it never saw an image without
-    one), so the feature is what it computes from the image alone: the mean of the image tokens that
-    its stream reads (patch embedding, positions, modality embedding and the input LayerNorm). That
-    is shallow by construction: it says how much of an attribute M3P's input embedding of the image
-    holds, not what its stream learnt."""
+    multilingual multimodal pre-trained transformer of that name, and its multilingual text side fits
+    Chinese descriptions. A single stream: one pre-norm transformer over [CLS] + the text tokens + the
+    image patches (CLIP's patch embedding of the geometry), each token with a modality (segment)
+    embedding and a position within its modality; text padding is masked as keys. Width, heads and depth
+    are the CLIP text tower's (M3P's stream is its text transformer, which takes projected image
+    features; fewer parameters than CLIP, but every layer reads text and image together, so a step costs
+    more than CLIP's; 1.5x that depth cost 1.5x the time and ended no lower against its chance loss).
+    Kept: multimodal masked language modelling (30% of word tokens, twice BERT's rate for our short
+    budget, 80/10/10, <unk> as [MASK], a head tied to the token embedding) and image-text matching by a
+    linear layer on the projected [CLS] (binary cross-entropy; half the batch are the true pairs, the
+    other half images paired with the text rolled by one; MLM on the true pairs only), summed in one
+    pass. Dropped: multilingual code-switching (one language) and masked region modelling (no region
+    detector or class distribution for our renderings); the XLM-R-base scale and its pre-training
+    corpora. Image-only feature: M3P has no image-only path (every layer of its stream reads the text
+    with the image, and it never saw an image without one), so the feature is what it computes from the
+    image alone: the mean of the image tokens that its stream reads (patch embedding, positions,
+    modality embedding and the input LayerNorm). That is shallow by construction: it says how much of an
+    attribute M3P's input embedding of the image holds, not what its stream learnt."""
 
     key = "m3p"
     title = "M3 (read as M3P)"

@@ -28,22 +28,22 @@ class CoAttention(nn.Module):
 @register
 class ViLBERT(PairModel):
     """ViLBERT (Lu et al. 2019) at the scale of our CLIP: two streams, a vision stream (CLIP's patch
-    embedding, a learned <IMG> token and positions) and a text stream (token and position
-    embeddings), each with its own pre-norm transformer layers (half the CLIP tower's depth), then
-    co-attentional blocks (Co-TRM, half the smaller depth) in which each stream's queries attend to
-    the other stream's keys and values, then its own feed-forward; heads and MLP ratios are those of
-    the CLIP towers, and both streams have the text tower's width, which keeps the model near CLIP's
-    parameter count (a vision stream at the CNN's last width, 256 at cnn_tiny, tripled it and the
-    time per step without lowering the loss against its chance level); text padding is masked as
-    keys. Kept: the two pre-training objectives on text, multimodal alignment prediction (a linear
-    layer over h_IMG (.) h_CLS, both projected to embed_dim; binary cross-entropy; half the batch are the true pairs, the other half images paired
-    with the text rolled by one) and masked language modelling on the text stream (30% of word
-    tokens, twice BERT's rate for our short budget, 80/10/10, <unk> as [MASK], a head tied to the
+    embedding, a learned <IMG> token and positions) and a text stream (token and position embeddings),
+    each with its own pre-norm transformer layers (half the CLIP tower's depth), then co-attentional
+    blocks (Co-TRM, half the smaller depth) in which each stream's queries attend to the other stream's
+    keys and values, then its own feed-forward; heads and MLP ratios are those of the CLIP towers, and
+    both streams have the text tower's width, which keeps the model near CLIP's parameter count (a
+    vision stream at the CNN's last width, 256 at cnn_tiny, tripled it and the time per step without
+    lowering the loss against its chance level); text padding is masked as keys. Kept: the two pre-
+    training objectives on text, multimodal alignment prediction (a linear layer over h_IMG (.) h_CLS,
+    both projected to embed_dim; binary cross-entropy; half the batch are the true pairs, the other half
+    images paired with the text rolled by one) and masked language modelling on the text stream (30% of
+    word tokens, twice BERT's rate for our short budget, 80/10/10, <unk> as [MASK], a head tied to the
     token embedding), summed. Dropped: masked region modelling, which regresses a region detector's
-    class distribution that our renderings do not have (no Faster R-CNN regions, patches instead);
-    the 12+6-layer BERT-base scale and Conceptual Captions pre-training. Image-only feature: the mean
-    of the vision stream's tokens (h_IMG and the patches) at the output of its own layers, before the
-    co-attention blocks, where ViLBERT's vision stream has read no text, in training as here: what the
+    class distribution that our renderings do not have (no Faster R-CNN regions, patches instead); the
+    12+6-layer BERT-base scale and Conceptual Captions pre-training. Image-only feature: the mean of the
+    vision stream's tokens (h_IMG and the patches) at the output of its own layers, before the co-
+    attention blocks, where ViLBERT's vision stream has read no text, in training as here: what the
     model was trained to produce from an image. The pooled h_IMG that the alignment head reads exists
     only after co-attention with a text, and the model never saw an empty one."""
 
