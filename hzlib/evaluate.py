@@ -25,7 +25,9 @@ The scalar metrics are computed with numpy (confusion counts, ranks) rather than
 scikit-learn, because the bootstrap evaluates them ~1000 times per model and ``roc_auc_score`` costs
 milliseconds per class; ``tests/test_evaluate.py`` checks every number against scikit-learn's
 ``precision_recall_fscore_support``, ``accuracy_score``, ``roc_auc_score``, ``mean_squared_error`` and
-``mean_absolute_error``. ROC curves come from ``sklearn.metrics.roc_curve``.
+``mean_absolute_error``. ROC curves come from ``sklearn.metrics.roc_curve``. In :func:`metric_cis`'s
+bootstrap the AUC of a resample is read from its multiplicities over scores sorted once
+(:func:`resampled_auc`; the same values as ranking every resample, ~7x cheaper).
 
 Uncertainty
 -----------
@@ -154,6 +156,48 @@ def per_class(y: np.ndarray, P: np.ndarray, *, auc: bool = True) -> dict[str, np
             "top1_accuracy": float((pred == y).mean())}
 
 
+def resampled_auc(y: np.ndarray, P: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The AUCs of :func:`per_class` for the items taken with multiplicities ``w`` (n,) (a bootstrap
+    resample ``idx`` is ``w = np.bincount(idx, minlength=n)``), with no sort per resample: each column
+    of ``P`` is sorted once here, and the returned ``auc(w)`` sums over the sorted order
+
+        AUC_c = sum_{i pos} w_i (W_neg(s < s_i) + W_neg(s = s_i) / 2) / (W_pos W_neg),
+
+    W_neg(.) the total multiplicity of the negatives in a range of scores (cumulative sums within tie
+    groups of equal scores). This is the Mann-Whitney statistic with ties counted one half, i.e. the
+    rank sum with average ranks of the resample's items: both compute the same integer-or-half numerator
+    exactly and divide once, so the values are identical, not only close. NaN where a class is absent
+    from the resample or is every item. ``y``, ``P`` are assumed checked (see :func:`metric_table`)."""
+    n, K = P.shape
+    order = np.argsort(P, axis=0, kind="stable")
+    s = np.take_along_axis(P, order, 0)
+    pos = y[order] == np.arange(K)
+    rows = np.broadcast_to(np.arange(n)[:, None], (n, K))
+    starts = np.ones((n, K), dtype=bool)
+    starts[1:] = s[1:] != s[:-1]
+    ends = np.ones((n, K), dtype=bool)
+    ends[:-1] = starts[1:]
+    # into the cumulative sums with a leading 0 row: the rows before an item's tie group, and to its end
+    below = np.maximum.accumulate(np.where(starts, rows, 0), axis=0) * K + np.arange(K)
+    upto = (np.minimum.accumulate(np.where(ends, rows, n - 1)[::-1], axis=0)[::-1] + 1) * K + np.arange(K)
+
+    def auc(w: np.ndarray) -> np.ndarray:
+        W = np.asarray(w, dtype=np.int64)[order]
+        Wp = W * pos
+        Wn = W - Wp
+        cum = np.zeros((n + 1, K), dtype=np.int64)
+        np.cumsum(Wn, axis=0, out=cum[1:])
+        cum = cum.ravel()
+        twice_u = (Wp * (cum[below] + cum[upto])).sum(0)  # exact integers
+        npos, nneg = Wp.sum(0), Wn.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = twice_u / 2 / (npos * nneg)
+        out[(npos == 0) | (nneg == 0)] = np.nan
+        return out
+
+    return auc
+
+
 def _macro(m: dict[str, np.ndarray]) -> dict[str, float]:
     out = {k: float(np.mean(m[k])) for k in ("precision", "recall", "f1", "accuracy", "mae")}
     out["auc"] = float(np.nanmean(m["auc"])) if np.isfinite(m["auc"]).any() else float("nan")
@@ -252,8 +296,11 @@ def metric_cis(y, proba, *, classes: Sequence | None = None, level: float = 0.95
     rows_ = [*names, "macro"]
     other = [m for m in METRICS if m not in MEAN_METRICS]
 
+    auc_of = resampled_auc(y, P)  # the AUC of a resample from its multiplicities, without sorting it
+
     def stat(idx):
-        m = per_class(y[idx], P[idx], auc="auc" in other)
+        m = per_class(y[idx], P[idx], auc=False)
+        m["auc"] = auc_of(np.bincount(idx, minlength=len(y)))
         mac = _macro(m)
         return np.concatenate([np.r_[m[k], mac[k]] for k in other])
 

@@ -119,6 +119,52 @@ def test_metric_cis_bracket_the_estimates_and_are_seeded():
     pd.testing.assert_frame_equal(ci, ev.metric_cis(y, P, n_resamples=200, seed=1))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_resampled_auc_is_the_weighted_auc_of_scikit_learn_and_exactly_per_class(seed):
+    y, P = _predictions(n=150, K=4, seed=seed)  # rounded logits: many tied scores
+    P[:5] = P[5]  # and tie groups that cross classes
+    rng = np.random.default_rng(seed)
+    auc_of = ev.resampled_auc(y, P)
+    for _ in range(20):
+        idx = rng.integers(0, len(y), len(y))
+        w = np.bincount(idx, minlength=len(y))  # multiplicities, zeros included
+        got = auc_of(w)
+        ref = [skm.roc_auc_score(y == c, P[:, c], sample_weight=w) for c in range(P.shape[1])]
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(got, ev.per_class(y[idx], P[idx])["auc"])  # the same value, bit for bit
+    np.testing.assert_array_equal(auc_of(np.ones(len(y), dtype=np.int64)), ev.per_class(y, P)["auc"])
+    drawn_out = np.where(y == 1, 0, 1)  # class 1 absent from the resample: NaN, as per_class
+    assert np.isnan(auc_of(drawn_out)[1]) and np.isfinite(auc_of(drawn_out)[[0, 2, 3]]).all()
+
+
+def _metric_cis_by_ranks(y, P, n_resamples, seed):
+    """metric_cis as it was computed before resampled_auc: every resample ranked by per_class."""
+    names, other = [str(c) for c in range(P.shape[1])], [m for m in ev.METRICS if m not in ev.MEAN_METRICS]
+
+    def stat(idx):
+        m = ev.per_class(y[idx], P[idx])
+        mac = ev._macro(m)
+        return np.concatenate([np.r_[m[k], mac[k]] for k in other])
+
+    est, lo, hi = ev.bootstrap(stat, len(y), n_resamples=n_resamples, seed=seed)
+    rows = [(r, k) for k in other for r in (*names, "macro")]
+    out = [{"class": r, "metric": k, "value": est[s], "ci_low": lo[s], "ci_high": hi[s]}
+           for s, (r, k) in enumerate(rows)]
+    for k in ev.MEAN_METRICS:
+        for r in (["macro"] if k == "top1_accuracy" else [*names, "macro"]):
+            v, a, b = ev.mean_ci(ev._per_item(k, r, y, P, names), n_resamples=n_resamples, seed=seed)
+            out.append({"class": r, "metric": k, "value": v, "ci_low": a, "ci_high": b})
+    return pd.DataFrame(out)
+
+
+def test_metric_cis_equals_ranking_every_resample():
+    y, P = _predictions(n=240, K=5, seed=4)
+    y[y == 4] = 3  # class 4 never occurs: its AUC is NaN throughout
+    P[:7] = P[10]  # tied scores in every column, across classes
+    pd.testing.assert_frame_equal(ev.metric_cis(y, P, n_resamples=300, seed=7),
+                                  _metric_cis_by_ranks(y, P, n_resamples=300, seed=7), check_exact=True)
+
+
 def test_bootstrap_of_a_mean_matches_mean_ci_roughly():
     x = np.random.default_rng(3).normal(size=400)
     est, lo, hi = ev.bootstrap(lambda i: x[i].mean(), len(x), n_resamples=2000, seed=0)
