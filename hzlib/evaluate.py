@@ -663,7 +663,7 @@ def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, sp
 
 
 def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
-                 exact: bool = False, return_C: bool = False):
+                 exact: bool = False, return_C: bool = False, return_head: bool = False):
     """Protocol (a), our shortcut to leave-one-out (not the paper's, which retrains the model in every
     round): head only, on standardised frozen features of a backbone that was trained on every item.
     C is chosen from ``Cs`` as :func:`fit_head` chooses it (inner stratified CV, macro-F1), here **on
@@ -675,15 +675,22 @@ def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inne
 
     The standardisation and the choice of C use every item too: that is part of this protocol's known
     leak (beside a backbone that saw item i and its text, it adds little; a refit of either per item
-    would not make the protocol honest). ``return_C``: return (probabilities, C)."""
+    would not make the protocol honest).
+
+    Returns the probabilities; with ``return_C`` and/or ``return_head`` a tuple of the probabilities
+    followed by C and/or the head that chose it, in that order: the :func:`fit_head` pipeline fitted on
+    all items (``fit_head(X, y, Cs=Cs, inner_folds=inner_folds, seed=seed)``, the same object), e.g.
+    the head that classifies new items in the analysis time of :func:`time_models`."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     _loo_inputs(X, y, n_classes)
-    C = chosen_C(fit_head(X, y, Cs=Cs, inner_folds=inner_folds, seed=seed))
+    head = fit_head(X, y, Cs=Cs, inner_folds=inner_folds, seed=seed)
+    C = chosen_C(head)
     sd = X.std(0)
     Z = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
     P = loo_logistic(Z, y, n_classes=n_classes, C=C) if exact else loo_logistic_newton(Z, y, n_classes=n_classes, C=C)
-    return (P, C) if return_C else P
+    extra = [v for v, wanted in ((C, return_C), (head, return_head)) if wanted]
+    return (P, *extra) if extra else P
 
 
 def probe(X, y, train_idx, test_idx, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
@@ -893,16 +900,15 @@ def roc_by_model(y, proba: dict, cis: pd.DataFrame, protocol: str, keys: Sequenc
     return curves, macro.set_index("model")["value"].to_dict()
 
 
-def time_models(backbones: dict, features: dict, y, analyser: Callable, paths: Sequence, *, device,
-                seed: int) -> pd.DataFrame:
-    """Table 3's analysis time of each model (``backbones``: name -> backbone; ``features``: name ->
-    its features of every item): a head fitted on all the features (:func:`fit_head`), then
-    ``analyser(backbone, head.predict_proba)`` timed by :func:`time_analysis` at batch 1 and at one
-    batch of all ``paths``, after one warm-up call. One table, column ``model`` added."""
+def time_models(backbones: dict, heads: dict, analyser: Callable, paths: Sequence, *, device) -> pd.DataFrame:
+    """Table 3's analysis time of each model (``backbones``: name -> backbone; ``heads``: name -> its
+    fitted head, e.g. the :func:`fit_head` pipeline on all its features that protocol (a) fits,
+    ``hzlib.baselines.neural.ProtocolRun.head``): ``analyser(backbone, head.predict_proba)`` timed by
+    :func:`time_analysis` at batch 1 and at one batch of all ``paths``, after one warm-up call. One
+    table, column ``model`` added."""
     timings = []
     for name in tqdm(list(backbones), desc="timing"):
-        head = fit_head(features[name], y, seed=seed)
-        t = time_analysis(analyser(backbones[name], head.predict_proba), paths, batch_sizes=(1, len(paths)),
+        t = time_analysis(analyser(backbones[name], heads[name].predict_proba), paths, batch_sizes=(1, len(paths)),
                           warmup=1, device=device)
         timings.append(t.assign(model=name))
     return pd.concat(timings, ignore_index=True)

@@ -293,6 +293,25 @@ def test_time_analysis_report_shape():
         ev.time_analysis(lambda b: None, ["p"], batch_sizes=(2,))
 
 
+def test_time_models_times_the_heads_it_is_given():
+    class Head:
+        def __init__(self, k):
+            self.k = k
+
+        def predict_proba(self, x):
+            return np.full((len(x), 2), self.k)
+
+    used = []
+
+    def analyser(backbone, classify):
+        used.append((backbone, classify.__self__.k))
+        return lambda batch: classify(batch)
+
+    t = ev.time_models({"A": "a", "B": "b"}, {"A": Head(1), "B": Head(2)}, analyser, ["p1", "p2", "p3"], device="cpu")
+    assert used == [("a", 1), ("b", 2)]  # each backbone with its own head, nothing refitted
+    assert t["model"].tolist() == ["A", "A", "B", "B"] and t["batch_size"].tolist() == [1, 3, 1, 3]
+
+
 # ---------------------------------------------------------------- protocols on features
 
 def _features(n=120, d=6, K=3, seed=0):
@@ -361,6 +380,14 @@ def test_loo_protocol_standardises_chooses_C_then_leaves_one_out():
     P1, C1 = ev.loo_protocol(X, y, n_classes=3, Cs=[0.05], return_C=True)
     assert C1 == 0.05
     np.testing.assert_allclose(P1, ev.loo_logistic_newton(Z, y, n_classes=3, C=0.05), atol=1e-10)
+    # the head that chose C, for reuse: fit_head on all items, as a caller would fit it again
+    P2, C2, head = ev.loo_protocol(X, y, n_classes=3, return_C=True, return_head=True)
+    np.testing.assert_array_equal(P2, P)
+    assert C2 == C == ev.chosen_C(head)
+    np.testing.assert_array_equal(head.predict_proba(X), ev.fit_head(X, y, seed=0).predict_proba(X))
+    P3, head3 = ev.loo_protocol(X, y, n_classes=3, return_head=True)
+    np.testing.assert_array_equal(P3, P)
+    np.testing.assert_array_equal(head3.predict_proba(X), head.predict_proba(X))
 
 
 def test_sklearn_C_is_the_newton_codes_C():

@@ -34,6 +34,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
+from sklearn.pipeline import Pipeline
 from torch import nn
 
 from ..config import atomic_write_json, params_hash
@@ -334,6 +335,7 @@ class ProtocolRun(NamedTuple):
     records: list[dict]  # one training record per backbone
     model: PairModel  # the last backbone trained: for "loo", the one trained on every item
     features: np.ndarray  # that backbone's image features of every item
+    head: Pipeline | None = None  # for "loo": the head fitted on all those features (None for "kfold")
 
 
 def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequence[str], label_ids: Sequence[int],
@@ -348,7 +350,8 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
       and a head fitted on train only (:func:`hzlib.evaluate.kfold_protocol`).
 
     Also returns the training records (one per backbone), the last backbone trained (for "loo", the
-    one trained on every item) and its features (:class:`ProtocolRun`). With ``layers`` the heads read
+    one trained on every item), its features and, for "loo", the head fitted on all of them, which
+    chose the protocol's C (:class:`ProtocolRun`; what Table 3 times). With ``layers`` the heads read
     each backbone's multi-layer representation C instead of its image feature (the same backbones:
     with ``cache_dir`` they are reloaded, not retrained)."""
     y = np.asarray(label_ids, dtype=np.int64)
@@ -364,13 +367,14 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
         last[:] = [model, feats]
         return feats
 
+    head = None
     if protocol == "loo":
-        P = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, seed=cfg.seed)
+        P, head = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, seed=cfg.seed, return_head=True)
     elif protocol == "kfold":
         P = kfold_protocol(embed, y, splits, n_classes=n_classes, seed=cfg.seed)
     else:
         raise ValueError(f"protocol={protocol!r} is not one of {PROTOCOLS}")
-    return ProtocolRun(P, records, *last)
+    return ProtocolRun(P, records, *last, head)
 
 
 def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size: int, mode: str = "luma",
