@@ -64,6 +64,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from scipy.stats import binomtest, rankdata
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import f1_score, make_scorer, roc_curve
@@ -542,7 +543,7 @@ def _macro_f1_scorer():
 
 
 def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
-             max_iter: int = 5000, tol: float = 1e-6, threads: int | None = 1):
+             max_iter: int = 5000, tol: float = 1e-6, threads: int | None = 1, jobs: int = 1):
     """The classification head of every trained model and the linear probe: a fitted scikit-learn
     pipeline of ``StandardScaler`` then multinomial L2 logistic regression whose inverse strength C
     is chosen from ``Cs`` by ``LogisticRegressionCV`` with ``StratifiedKFold(inner_folds, shuffle,
@@ -566,8 +567,16 @@ def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, se
     ``y`` may hold any sortable labels (strings included); ``classes_`` are the sorted distinct
     labels. ``tol`` is tighter than scikit-learn's default (1e-4), so that the fit is reproducible to
     ~1e-6 in probabilities. ``threads`` caps BLAS/OpenMP threads during the fit (None: leave them; on
-    a shared 2-core machine, BLAS threads made these small fits ~3x slower). Cost: ~0.5 s for
-    1,850 x 128 features, 10 classes, on one core."""
+    a shared 2-core machine, BLAS threads made these small fits ~3x slower). ``jobs``: the inner folds
+    fitted at once, in that many processes (``LogisticRegressionCV(n_jobs=jobs)``, joblib's loky pool,
+    which stays up between calls; ``threads`` caps each worker's BLAS/OpenMP threads too). Each fold is
+    the same computation in any process and the folds are gathered in order, so the head is the same,
+    bit for bit, for every ``jobs``; more jobs than inner folds add nothing.
+
+    Cost: from ~0.2 s to several seconds, as the features are easy or hard to fit (1,233 x 128
+    features, 10 classes, C = 10 chosen: ~1.7 s on one core; 1,233 x 256: ~4 s). With ``jobs=2`` on 2
+    cores: ~1.3x faster, after ~1 s to start the pool on the first call (threads: ~1.2x, as the GIL
+    serialises part of each fit; ``benchmarks/bench_eval_costs.py``)."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
@@ -581,14 +590,16 @@ def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, se
         raise ValueError(f"Cs must hold positive, finite values, got {Cs.tolist()}")
     if not isinstance(inner_folds, (int, np.integer)) or inner_folds < 2:
         raise ValueError(f"inner_folds must be an integer >= 2, got {inner_folds!r}")
+    if not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if len(Cs) == 1:
         folds, clf = 0, LogisticRegression(C=float(Cs[0]), tol=tol, max_iter=max_iter, random_state=seed)
     else:
         folds = int(max(2, min(inner_folds, counts.min())))
         clf = LogisticRegressionCV(Cs=Cs, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                    scoring=_macro_f1_scorer(), l1_ratios=(0.0,), tol=tol, max_iter=max_iter,
-                                   random_state=seed, use_legacy_attributes=False)
-    with threadpool_limits(limits=threads):
+                                   random_state=seed, use_legacy_attributes=False, n_jobs=int(jobs))
+    with threadpool_limits(limits=threads), parallel_config(backend="loky", inner_max_num_threads=threads):
         head = make_pipeline(StandardScaler(), clf).fit(X, y)
     head.inner_folds_ = folds
     return head
@@ -628,26 +639,27 @@ def linear_weights(pipeline) -> tuple[np.ndarray, np.ndarray]:
 
 
 def head_proba(X, y, train_idx, test_idx, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS,
-               inner_folds: int = 3, seed: int = 0) -> np.ndarray:
-    """:func:`fit_head` on ``train_idx`` only (C chosen by inner CV on those rows); probabilities
-    (len(test_idx), n_classes) of ``test_idx`` (a class absent from the training items gets 0)."""
+               inner_folds: int = 3, seed: int = 0, jobs: int = 1) -> np.ndarray:
+    """:func:`fit_head` on ``train_idx`` only (C chosen by inner CV on those rows, ``jobs`` folds at
+    once); probabilities (len(test_idx), n_classes) of ``test_idx`` (a class absent from the training
+    items gets 0)."""
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
     tr, te = np.asarray(train_idx, dtype=np.int64), np.asarray(test_idx, dtype=np.int64)
     if np.intersect1d(tr, te).size:
         raise ValueError("train_idx and test_idx overlap")
-    head = fit_head(X[tr], y[tr], Cs=Cs, inner_folds=inner_folds, seed=seed)
+    head = fit_head(X[tr], y[tr], Cs=Cs, inner_folds=inner_folds, seed=seed, jobs=jobs)
     out = np.zeros((len(te), n_classes))
     out[:, head.classes_] = head.predict_proba(X[te])
     return out
 
 
 def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, splits, *, n_classes: int,
-                   Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0) -> np.ndarray:
+                   Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0, jobs: int = 1) -> np.ndarray:
     """Protocol (b): out-of-fold probabilities where ``embed(train_idx)`` returns the features of all
     items from a backbone trained on ``train_idx`` only, and :func:`head_proba` is fitted on the same
     items (its C chosen by inner CV within them): no part of the model sees its held-out fold.
     ``embed`` may also be a fixed (n, d) feature array (a backbone that is never trained, such as a
-    random initialisation)."""
+    random initialisation). ``jobs``: see :func:`fit_head` (the same probabilities for every value)."""
     y = np.asarray(y, dtype=np.int64)
     if not callable(embed):
         fixed = np.asarray(embed)
@@ -658,12 +670,12 @@ def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, sp
             return fixed
 
     return cross_validate(lambda tr, te: head_proba(embed(tr), y, tr, te, n_classes=n_classes, Cs=Cs,
-                                                    inner_folds=inner_folds, seed=seed),
+                                                    inner_folds=inner_folds, seed=seed, jobs=jobs),
                           splits, n_items=len(y), n_classes=n_classes)
 
 
 def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
-                 exact: bool = False, return_C: bool = False, return_head: bool = False):
+                 exact: bool = False, return_C: bool = False, return_head: bool = False, jobs: int = 1):
     """Protocol (a), our shortcut to leave-one-out (not the paper's, which retrains the model in every
     round): head only, on standardised frozen features of a backbone that was trained on every item.
     C is chosen from ``Cs`` as :func:`fit_head` chooses it (inner stratified CV, macro-F1), here **on
@@ -675,7 +687,7 @@ def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inne
 
     The standardisation and the choice of C use every item too: that is part of this protocol's known
     leak (beside a backbone that saw item i and its text, it adds little; a refit of either per item
-    would not make the protocol honest).
+    would not make the protocol honest). ``jobs``: see :func:`fit_head` (the same results for every value).
 
     Returns the probabilities; with ``return_C`` and/or ``return_head`` a tuple of the probabilities
     followed by C and/or the head that chose it, in that order: the :func:`fit_head` pipeline fitted on
@@ -684,7 +696,7 @@ def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inne
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     _loo_inputs(X, y, n_classes)
-    head = fit_head(X, y, Cs=Cs, inner_folds=inner_folds, seed=seed)
+    head = fit_head(X, y, Cs=Cs, inner_folds=inner_folds, seed=seed, jobs=jobs)
     C = chosen_C(head)
     sd = X.std(0)
     Z = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)

@@ -469,6 +469,23 @@ def test_fit_head_reduces_inner_folds_for_small_classes_and_refuses_one_class():
         ev.fit_head(X, y, Cs=[0.0, 1.0])
 
 
+def test_fit_head_is_the_same_with_its_inner_folds_fitted_at_once():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 4, 300)
+    X = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12)) + 0.8 * rng.normal(size=(4, 12))[y]
+    one = ev.fit_head(X, y, seed=3)
+    for jobs in (2, 3):
+        many = ev.fit_head(X, y, seed=3, jobs=jobs)
+        np.testing.assert_array_equal(many.predict_proba(X), one.predict_proba(X))  # bit for bit
+        assert ev.chosen_C(many) == ev.chosen_C(one) and many.inner_folds_ == one.inner_folds_
+    splits = ev.kfold_splits(y, 3, seed=0)
+    np.testing.assert_array_equal(ev.kfold_protocol(X, y, splits, n_classes=4, jobs=2),
+                                  ev.kfold_protocol(X, y, splits, n_classes=4))
+    np.testing.assert_array_equal(ev.loo_protocol(X, y, n_classes=4, jobs=2), ev.loo_protocol(X, y, n_classes=4))
+    with pytest.raises(ValueError, match="jobs"):
+        ev.fit_head(X, y, jobs=0)
+
+
 def test_standardised_probe_ignores_the_scale_of_a_feature():
     X, y = _features(n=150, d=6)
     X = X / np.linalg.norm(X, axis=1, keepdims=True)  # unit-norm rows, as embeddings

@@ -340,7 +340,8 @@ class ProtocolRun(NamedTuple):
 
 def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequence[str], label_ids: Sequence[int],
                  splits, n_classes: int, geometry: Geometry, cfg: TrainConfig, fasttext_model=None,
-                 fasttext_id: str = "", cache_dir=None, progress: bool = True, layers: bool = False) -> ProtocolRun:
+                 fasttext_id: str = "", cache_dir=None, progress: bool = True, layers: bool = False,
+                 jobs: int = 1) -> ProtocolRun:
     """Class probabilities (n, n_classes) of model ``key`` for every item under ``protocol``:
 
     * ``"loo"``, protocol (a), our shortcut to leave-one-out (the paper's retrains the model in every
@@ -353,7 +354,8 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
     one trained on every item), its features and, for "loo", the head fitted on all of them, which
     chose the protocol's C (:class:`ProtocolRun`; what Table 3 times). With ``layers`` the heads read
     each backbone's multi-layer representation C instead of its image feature (the same backbones:
-    with ``cache_dir`` they are reloaded, not retrained)."""
+    with ``cache_dir`` they are reloaded, not retrained). ``jobs``: the heads' inner cross-validation
+    folds fitted at once (:func:`hzlib.evaluate.fit_head`; the same results for every value)."""
     y = np.asarray(label_ids, dtype=np.int64)
     common = dict(images=images, texts=texts, label_ids=y, n_classes=n_classes, geometry=geometry, cfg=cfg,
                   fasttext_model=fasttext_model, fasttext_id=fasttext_id, cache_dir=cache_dir, progress=progress)
@@ -369,9 +371,10 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
 
     head = None
     if protocol == "loo":
-        P, head = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, seed=cfg.seed, return_head=True)
+        P, head = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, seed=cfg.seed, return_head=True,
+                               jobs=jobs)
     elif protocol == "kfold":
-        P = kfold_protocol(embed, y, splits, n_classes=n_classes, seed=cfg.seed)
+        P = kfold_protocol(embed, y, splits, n_classes=n_classes, seed=cfg.seed, jobs=jobs)
     else:
         raise ValueError(f"protocol={protocol!r} is not one of {PROTOCOLS}")
     return ProtocolRun(P, records, *last, head)
