@@ -41,6 +41,7 @@ bench: setup           ## benchmark tables (installs the "bench" extra: open_cli
 	$(PY) benchmarks/bench_train.py --geometry cnn_tiny --batch 64 --only hzlib plain
 	$(PY) benchmarks/bench_recipe.py
 	$(PY) benchmarks/bench_evaluate.py
+	$(PY) benchmarks/bench_eval_costs.py
 	$(PY) benchmarks/bench_book.py
 
 clean:

@@ -25,7 +25,9 @@ The scalar metrics are computed with numpy (confusion counts, ranks) rather than
 scikit-learn, because the bootstrap evaluates them ~1000 times per model and ``roc_auc_score`` costs
 milliseconds per class; ``tests/test_evaluate.py`` checks every number against scikit-learn's
 ``precision_recall_fscore_support``, ``accuracy_score``, ``roc_auc_score``, ``mean_squared_error`` and
-``mean_absolute_error``. ROC curves come from ``sklearn.metrics.roc_curve``.
+``mean_absolute_error``. ROC curves come from ``sklearn.metrics.roc_curve``. In :func:`metric_cis`'s
+bootstrap the AUC of a resample is read from its multiplicities over scores sorted once
+(:func:`resampled_auc`; the same values as ranking every resample, ~7x cheaper).
 
 Uncertainty
 -----------
@@ -62,6 +64,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from scipy.stats import binomtest, rankdata
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import f1_score, make_scorer, roc_curve
@@ -152,6 +155,48 @@ def per_class(y: np.ndarray, P: np.ndarray, *, auc: bool = True) -> dict[str, np
             "f1": _safe_div(2 * tp, 2 * tp + fp + fn), "accuracy": (tp + tn) / n, "auc": auc,
             "rmse": np.sqrt((err ** 2).mean(0)), "mae": np.abs(err).mean(0), "support": npos,
             "top1_accuracy": float((pred == y).mean())}
+
+
+def resampled_auc(y: np.ndarray, P: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """The AUCs of :func:`per_class` for the items taken with multiplicities ``w`` (n,) (a bootstrap
+    resample ``idx`` is ``w = np.bincount(idx, minlength=n)``), with no sort per resample: each column
+    of ``P`` is sorted once here, and the returned ``auc(w)`` sums over the sorted order
+
+        AUC_c = sum_{i pos} w_i (W_neg(s < s_i) + W_neg(s = s_i) / 2) / (W_pos W_neg),
+
+    W_neg(.) the total multiplicity of the negatives in a range of scores (cumulative sums within tie
+    groups of equal scores). This is the Mann-Whitney statistic with ties counted one half, i.e. the
+    rank sum with average ranks of the resample's items: both compute the same integer-or-half numerator
+    exactly and divide once, so the values are identical, not only close. NaN where a class is absent
+    from the resample or is every item. ``y``, ``P`` are assumed checked (see :func:`metric_table`)."""
+    n, K = P.shape
+    order = np.argsort(P, axis=0, kind="stable")
+    s = np.take_along_axis(P, order, 0)
+    pos = y[order] == np.arange(K)
+    rows = np.broadcast_to(np.arange(n)[:, None], (n, K))
+    starts = np.ones((n, K), dtype=bool)
+    starts[1:] = s[1:] != s[:-1]
+    ends = np.ones((n, K), dtype=bool)
+    ends[:-1] = starts[1:]
+    # into the cumulative sums with a leading 0 row: the rows before an item's tie group, and to its end
+    below = np.maximum.accumulate(np.where(starts, rows, 0), axis=0) * K + np.arange(K)
+    upto = (np.minimum.accumulate(np.where(ends, rows, n - 1)[::-1], axis=0)[::-1] + 1) * K + np.arange(K)
+
+    def auc(w: np.ndarray) -> np.ndarray:
+        W = np.asarray(w, dtype=np.int64)[order]
+        Wp = W * pos
+        Wn = W - Wp
+        cum = np.zeros((n + 1, K), dtype=np.int64)
+        np.cumsum(Wn, axis=0, out=cum[1:])
+        cum = cum.ravel()
+        twice_u = (Wp * (cum[below] + cum[upto])).sum(0)  # exact integers
+        npos, nneg = Wp.sum(0), Wn.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = twice_u / 2 / (npos * nneg)
+        out[(npos == 0) | (nneg == 0)] = np.nan
+        return out
+
+    return auc
 
 
 def _macro(m: dict[str, np.ndarray]) -> dict[str, float]:
@@ -252,8 +297,11 @@ def metric_cis(y, proba, *, classes: Sequence | None = None, level: float = 0.95
     rows_ = [*names, "macro"]
     other = [m for m in METRICS if m not in MEAN_METRICS]
 
+    auc_of = resampled_auc(y, P)  # the AUC of a resample from its multiplicities, without sorting it
+
     def stat(idx):
-        m = per_class(y[idx], P[idx], auc="auc" in other)
+        m = per_class(y[idx], P[idx], auc=False)
+        m["auc"] = auc_of(np.bincount(idx, minlength=len(y)))
         mac = _macro(m)
         return np.concatenate([np.r_[m[k], mac[k]] for k in other])
 
@@ -495,7 +543,7 @@ def _macro_f1_scorer():
 
 
 def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
-             max_iter: int = 5000, tol: float = 1e-6, threads: int | None = 1):
+             max_iter: int = 5000, tol: float = 1e-6, threads: int | None = 1, jobs: int = 1):
     """The classification head of every trained model and the linear probe: a fitted scikit-learn
     pipeline of ``StandardScaler`` then multinomial L2 logistic regression whose inverse strength C
     is chosen from ``Cs`` by ``LogisticRegressionCV`` with ``StratifiedKFold(inner_folds, shuffle,
@@ -519,8 +567,16 @@ def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, se
     ``y`` may hold any sortable labels (strings included); ``classes_`` are the sorted distinct
     labels. ``tol`` is tighter than scikit-learn's default (1e-4), so that the fit is reproducible to
     ~1e-6 in probabilities. ``threads`` caps BLAS/OpenMP threads during the fit (None: leave them; on
-    a shared 2-core machine, BLAS threads made these small fits ~3x slower). Cost: ~0.5 s for
-    1,850 x 128 features, 10 classes, on one core."""
+    a shared 2-core machine, BLAS threads made these small fits ~3x slower). ``jobs``: the inner folds
+    fitted at once, in that many processes (``LogisticRegressionCV(n_jobs=jobs)``, joblib's loky pool,
+    which stays up between calls; ``threads`` caps each worker's BLAS/OpenMP threads too). Each fold is
+    the same computation in any process and the folds are gathered in order, so the head is the same,
+    bit for bit, for every ``jobs``; more jobs than inner folds add nothing.
+
+    Cost: from ~0.2 s to several seconds, as the features are easy or hard to fit (1,233 x 128
+    features, 10 classes, C = 10 chosen: ~1.7 s on one core; 1,233 x 256: ~4 s). With ``jobs=2`` on 2
+    cores: ~1.3x faster, after ~1 s to start the pool on the first call (threads: ~1.2x, as the GIL
+    serialises part of each fit; ``benchmarks/bench_eval_costs.py``)."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y)
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
@@ -534,14 +590,16 @@ def fit_head(X, y, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, se
         raise ValueError(f"Cs must hold positive, finite values, got {Cs.tolist()}")
     if not isinstance(inner_folds, (int, np.integer)) or inner_folds < 2:
         raise ValueError(f"inner_folds must be an integer >= 2, got {inner_folds!r}")
+    if not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be a positive integer, got {jobs!r}")
     if len(Cs) == 1:
         folds, clf = 0, LogisticRegression(C=float(Cs[0]), tol=tol, max_iter=max_iter, random_state=seed)
     else:
         folds = int(max(2, min(inner_folds, counts.min())))
         clf = LogisticRegressionCV(Cs=Cs, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                    scoring=_macro_f1_scorer(), l1_ratios=(0.0,), tol=tol, max_iter=max_iter,
-                                   random_state=seed, use_legacy_attributes=False)
-    with threadpool_limits(limits=threads):
+                                   random_state=seed, use_legacy_attributes=False, n_jobs=int(jobs))
+    with threadpool_limits(limits=threads), parallel_config(backend="loky", inner_max_num_threads=threads):
         head = make_pipeline(StandardScaler(), clf).fit(X, y)
     head.inner_folds_ = folds
     return head
@@ -581,26 +639,27 @@ def linear_weights(pipeline) -> tuple[np.ndarray, np.ndarray]:
 
 
 def head_proba(X, y, train_idx, test_idx, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS,
-               inner_folds: int = 3, seed: int = 0) -> np.ndarray:
-    """:func:`fit_head` on ``train_idx`` only (C chosen by inner CV on those rows); probabilities
-    (len(test_idx), n_classes) of ``test_idx`` (a class absent from the training items gets 0)."""
+               inner_folds: int = 3, seed: int = 0, jobs: int = 1) -> np.ndarray:
+    """:func:`fit_head` on ``train_idx`` only (C chosen by inner CV on those rows, ``jobs`` folds at
+    once); probabilities (len(test_idx), n_classes) of ``test_idx`` (a class absent from the training
+    items gets 0)."""
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64)
     tr, te = np.asarray(train_idx, dtype=np.int64), np.asarray(test_idx, dtype=np.int64)
     if np.intersect1d(tr, te).size:
         raise ValueError("train_idx and test_idx overlap")
-    head = fit_head(X[tr], y[tr], Cs=Cs, inner_folds=inner_folds, seed=seed)
+    head = fit_head(X[tr], y[tr], Cs=Cs, inner_folds=inner_folds, seed=seed, jobs=jobs)
     out = np.zeros((len(te), n_classes))
     out[:, head.classes_] = head.predict_proba(X[te])
     return out
 
 
 def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, splits, *, n_classes: int,
-                   Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0) -> np.ndarray:
+                   Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0, jobs: int = 1) -> np.ndarray:
     """Protocol (b): out-of-fold probabilities where ``embed(train_idx)`` returns the features of all
     items from a backbone trained on ``train_idx`` only, and :func:`head_proba` is fitted on the same
     items (its C chosen by inner CV within them): no part of the model sees its held-out fold.
     ``embed`` may also be a fixed (n, d) feature array (a backbone that is never trained, such as a
-    random initialisation)."""
+    random initialisation). ``jobs``: see :func:`fit_head` (the same probabilities for every value)."""
     y = np.asarray(y, dtype=np.int64)
     if not callable(embed):
         fixed = np.asarray(embed)
@@ -611,12 +670,12 @@ def kfold_protocol(embed: Callable[[np.ndarray], np.ndarray] | np.ndarray, y, sp
             return fixed
 
     return cross_validate(lambda tr, te: head_proba(embed(tr), y, tr, te, n_classes=n_classes, Cs=Cs,
-                                                    inner_folds=inner_folds, seed=seed),
+                                                    inner_folds=inner_folds, seed=seed, jobs=jobs),
                           splits, n_items=len(y), n_classes=n_classes)
 
 
 def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
-                 exact: bool = False, return_C: bool = False):
+                 exact: bool = False, return_C: bool = False, return_head: bool = False, jobs: int = 1):
     """Protocol (a), our shortcut to leave-one-out (not the paper's, which retrains the model in every
     round): head only, on standardised frozen features of a backbone that was trained on every item.
     C is chosen from ``Cs`` as :func:`fit_head` chooses it (inner stratified CV, macro-F1), here **on
@@ -628,15 +687,22 @@ def loo_protocol(X, y, *, n_classes: int, Cs: Sequence[float] = DEFAULT_CS, inne
 
     The standardisation and the choice of C use every item too: that is part of this protocol's known
     leak (beside a backbone that saw item i and its text, it adds little; a refit of either per item
-    would not make the protocol honest). ``return_C``: return (probabilities, C)."""
+    would not make the protocol honest). ``jobs``: see :func:`fit_head` (the same results for every value).
+
+    Returns the probabilities; with ``return_C`` and/or ``return_head`` a tuple of the probabilities
+    followed by C and/or the head that chose it, in that order: the :func:`fit_head` pipeline fitted on
+    all items (``fit_head(X, y, Cs=Cs, inner_folds=inner_folds, seed=seed)``, the same object), e.g.
+    the head that classifies new items in the analysis time of :func:`time_models`."""
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.int64)
     _loo_inputs(X, y, n_classes)
-    C = chosen_C(fit_head(X, y, Cs=Cs, inner_folds=inner_folds, seed=seed))
+    head = fit_head(X, y, Cs=Cs, inner_folds=inner_folds, seed=seed, jobs=jobs)
+    C = chosen_C(head)
     sd = X.std(0)
     Z = (X - X.mean(0)) / np.where(sd > 0, sd, 1.0)
     P = loo_logistic(Z, y, n_classes=n_classes, C=C) if exact else loo_logistic_newton(Z, y, n_classes=n_classes, C=C)
-    return (P, C) if return_C else P
+    extra = [v for v, wanted in ((C, return_C), (head, return_head)) if wanted]
+    return (P, *extra) if extra else P
 
 
 def probe(X, y, train_idx, test_idx, *, Cs: Sequence[float] = DEFAULT_CS, inner_folds: int = 3, seed: int = 0,
@@ -846,16 +912,15 @@ def roc_by_model(y, proba: dict, cis: pd.DataFrame, protocol: str, keys: Sequenc
     return curves, macro.set_index("model")["value"].to_dict()
 
 
-def time_models(backbones: dict, features: dict, y, analyser: Callable, paths: Sequence, *, device,
-                seed: int) -> pd.DataFrame:
-    """Table 3's analysis time of each model (``backbones``: name -> backbone; ``features``: name ->
-    its features of every item): a head fitted on all the features (:func:`fit_head`), then
-    ``analyser(backbone, head.predict_proba)`` timed by :func:`time_analysis` at batch 1 and at one
-    batch of all ``paths``, after one warm-up call. One table, column ``model`` added."""
+def time_models(backbones: dict, heads: dict, analyser: Callable, paths: Sequence, *, device) -> pd.DataFrame:
+    """Table 3's analysis time of each model (``backbones``: name -> backbone; ``heads``: name -> its
+    fitted head, e.g. the :func:`fit_head` pipeline on all its features that protocol (a) fits,
+    ``hzlib.baselines.neural.ProtocolRun.head``): ``analyser(backbone, head.predict_proba)`` timed by
+    :func:`time_analysis` at batch 1 and at one batch of all ``paths``, after one warm-up call. One
+    table, column ``model`` added."""
     timings = []
     for name in tqdm(list(backbones), desc="timing"):
-        head = fit_head(features[name], y, seed=seed)
-        t = time_analysis(analyser(backbones[name], head.predict_proba), paths, batch_sizes=(1, len(paths)),
+        t = time_analysis(analyser(backbones[name], heads[name].predict_proba), paths, batch_sizes=(1, len(paths)),
                           warmup=1, device=device)
         timings.append(t.assign(model=name))
     return pd.concat(timings, ignore_index=True)

@@ -119,6 +119,52 @@ def test_metric_cis_bracket_the_estimates_and_are_seeded():
     pd.testing.assert_frame_equal(ci, ev.metric_cis(y, P, n_resamples=200, seed=1))
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_resampled_auc_is_the_weighted_auc_of_scikit_learn_and_exactly_per_class(seed):
+    y, P = _predictions(n=150, K=4, seed=seed)  # rounded logits: many tied scores
+    P[:5] = P[5]  # and tie groups that cross classes
+    rng = np.random.default_rng(seed)
+    auc_of = ev.resampled_auc(y, P)
+    for _ in range(20):
+        idx = rng.integers(0, len(y), len(y))
+        w = np.bincount(idx, minlength=len(y))  # multiplicities, zeros included
+        got = auc_of(w)
+        ref = [skm.roc_auc_score(y == c, P[:, c], sample_weight=w) for c in range(P.shape[1])]
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(got, ev.per_class(y[idx], P[idx])["auc"])  # the same value, bit for bit
+    np.testing.assert_array_equal(auc_of(np.ones(len(y), dtype=np.int64)), ev.per_class(y, P)["auc"])
+    drawn_out = np.where(y == 1, 0, 1)  # class 1 absent from the resample: NaN, as per_class
+    assert np.isnan(auc_of(drawn_out)[1]) and np.isfinite(auc_of(drawn_out)[[0, 2, 3]]).all()
+
+
+def _metric_cis_by_ranks(y, P, n_resamples, seed):
+    """metric_cis as it was computed before resampled_auc: every resample ranked by per_class."""
+    names, other = [str(c) for c in range(P.shape[1])], [m for m in ev.METRICS if m not in ev.MEAN_METRICS]
+
+    def stat(idx):
+        m = ev.per_class(y[idx], P[idx])
+        mac = ev._macro(m)
+        return np.concatenate([np.r_[m[k], mac[k]] for k in other])
+
+    est, lo, hi = ev.bootstrap(stat, len(y), n_resamples=n_resamples, seed=seed)
+    rows = [(r, k) for k in other for r in (*names, "macro")]
+    out = [{"class": r, "metric": k, "value": est[s], "ci_low": lo[s], "ci_high": hi[s]}
+           for s, (r, k) in enumerate(rows)]
+    for k in ev.MEAN_METRICS:
+        for r in (["macro"] if k == "top1_accuracy" else [*names, "macro"]):
+            v, a, b = ev.mean_ci(ev._per_item(k, r, y, P, names), n_resamples=n_resamples, seed=seed)
+            out.append({"class": r, "metric": k, "value": v, "ci_low": a, "ci_high": b})
+    return pd.DataFrame(out)
+
+
+def test_metric_cis_equals_ranking_every_resample():
+    y, P = _predictions(n=240, K=5, seed=4)
+    y[y == 4] = 3  # class 4 never occurs: its AUC is NaN throughout
+    P[:7] = P[10]  # tied scores in every column, across classes
+    pd.testing.assert_frame_equal(ev.metric_cis(y, P, n_resamples=300, seed=7),
+                                  _metric_cis_by_ranks(y, P, n_resamples=300, seed=7), check_exact=True)
+
+
 def test_bootstrap_of_a_mean_matches_mean_ci_roughly():
     x = np.random.default_rng(3).normal(size=400)
     est, lo, hi = ev.bootstrap(lambda i: x[i].mean(), len(x), n_resamples=2000, seed=0)
@@ -247,6 +293,25 @@ def test_time_analysis_report_shape():
         ev.time_analysis(lambda b: None, ["p"], batch_sizes=(2,))
 
 
+def test_time_models_times_the_heads_it_is_given():
+    class Head:
+        def __init__(self, k):
+            self.k = k
+
+        def predict_proba(self, x):
+            return np.full((len(x), 2), self.k)
+
+    used = []
+
+    def analyser(backbone, classify):
+        used.append((backbone, classify.__self__.k))
+        return lambda batch: classify(batch)
+
+    t = ev.time_models({"A": "a", "B": "b"}, {"A": Head(1), "B": Head(2)}, analyser, ["p1", "p2", "p3"], device="cpu")
+    assert used == [("a", 1), ("b", 2)]  # each backbone with its own head, nothing refitted
+    assert t["model"].tolist() == ["A", "A", "B", "B"] and t["batch_size"].tolist() == [1, 3, 1, 3]
+
+
 # ---------------------------------------------------------------- protocols on features
 
 def _features(n=120, d=6, K=3, seed=0):
@@ -315,6 +380,14 @@ def test_loo_protocol_standardises_chooses_C_then_leaves_one_out():
     P1, C1 = ev.loo_protocol(X, y, n_classes=3, Cs=[0.05], return_C=True)
     assert C1 == 0.05
     np.testing.assert_allclose(P1, ev.loo_logistic_newton(Z, y, n_classes=3, C=0.05), atol=1e-10)
+    # the head that chose C, for reuse: fit_head on all items, as a caller would fit it again
+    P2, C2, head = ev.loo_protocol(X, y, n_classes=3, return_C=True, return_head=True)
+    np.testing.assert_array_equal(P2, P)
+    assert C2 == C == ev.chosen_C(head)
+    np.testing.assert_array_equal(head.predict_proba(X), ev.fit_head(X, y, seed=0).predict_proba(X))
+    P3, head3 = ev.loo_protocol(X, y, n_classes=3, return_head=True)
+    np.testing.assert_array_equal(P3, P)
+    np.testing.assert_array_equal(head3.predict_proba(X), head.predict_proba(X))
 
 
 def test_sklearn_C_is_the_newton_codes_C():
@@ -394,6 +467,23 @@ def test_fit_head_reduces_inner_folds_for_small_classes_and_refuses_one_class():
         ev.fit_head(X[y == 0], y[y == 0])
     with pytest.raises(ValueError, match="Cs must"):
         ev.fit_head(X, y, Cs=[0.0, 1.0])
+
+
+def test_fit_head_is_the_same_with_its_inner_folds_fitted_at_once():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 4, 300)
+    X = rng.normal(size=(300, 12)) @ rng.normal(size=(12, 12)) + 0.8 * rng.normal(size=(4, 12))[y]
+    one = ev.fit_head(X, y, seed=3)
+    for jobs in (2, 3):
+        many = ev.fit_head(X, y, seed=3, jobs=jobs)
+        np.testing.assert_array_equal(many.predict_proba(X), one.predict_proba(X))  # bit for bit
+        assert ev.chosen_C(many) == ev.chosen_C(one) and many.inner_folds_ == one.inner_folds_
+    splits = ev.kfold_splits(y, 3, seed=0)
+    np.testing.assert_array_equal(ev.kfold_protocol(X, y, splits, n_classes=4, jobs=2),
+                                  ev.kfold_protocol(X, y, splits, n_classes=4))
+    np.testing.assert_array_equal(ev.loo_protocol(X, y, n_classes=4, jobs=2), ev.loo_protocol(X, y, n_classes=4))
+    with pytest.raises(ValueError, match="jobs"):
+        ev.fit_head(X, y, jobs=0)
 
 
 def test_standardised_probe_ignores_the_scale_of_a_feature():

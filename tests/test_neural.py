@@ -158,13 +158,16 @@ def test_run_protocol_trains_once_for_loo_and_once_per_fold(geometry):
     splits = E.kfold_splits(y, 2, seed=0)
     kw = dict(images=images, texts=texts, label_ids=y, splits=splits, n_classes=3, geometry=geometry,
               cfg=TrainConfig(epochs=1, batch_size=8), progress=False)
-    P, recs, model, feats = N.run_protocol("clip", "loo", **kw)
+    P, recs, model, feats, head = N.run_protocol("clip", "loo", **kw)
     assert P.shape == (24, 3) and len(recs) == 1 and recs[0]["train_items"] == 24
     np.testing.assert_allclose(P.sum(1), 1)
     np.testing.assert_allclose(feats, N.features(model, images), atol=1e-5)  # the returned model's own features
+    # the head of protocol (a): fitted on all those features, as Table 3's timing would fit it again
+    np.testing.assert_array_equal(head.predict_proba(feats), E.fit_head(feats, y, seed=0).predict_proba(feats))
     run = N.run_protocol("clip", "kfold", **kw)
     assert [r["train_items"] for r in run.records] == [len(tr) for tr, _ in splits]
     np.testing.assert_allclose(run.features, N.features(run.model, images), atol=1e-5)
+    assert run.head is None
     with pytest.raises(ValueError, match="protocol='both'"):
         N.run_protocol("clip", "both", **kw)
 

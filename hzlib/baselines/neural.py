@@ -34,6 +34,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
+from sklearn.pipeline import Pipeline
 from torch import nn
 
 from ..config import atomic_write_json, params_hash
@@ -334,11 +335,13 @@ class ProtocolRun(NamedTuple):
     records: list[dict]  # one training record per backbone
     model: PairModel  # the last backbone trained: for "loo", the one trained on every item
     features: np.ndarray  # that backbone's image features of every item
+    head: Pipeline | None = None  # for "loo": the head fitted on all those features (None for "kfold")
 
 
 def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequence[str], label_ids: Sequence[int],
                  splits, n_classes: int, geometry: Geometry, cfg: TrainConfig, fasttext_model=None,
-                 fasttext_id: str = "", cache_dir=None, progress: bool = True, layers: bool = False) -> ProtocolRun:
+                 fasttext_id: str = "", cache_dir=None, progress: bool = True, layers: bool = False,
+                 jobs: int = 1) -> ProtocolRun:
     """Class probabilities (n, n_classes) of model ``key`` for every item under ``protocol``:
 
     * ``"loo"``, protocol (a), our shortcut to leave-one-out (the paper's retrains the model in every
@@ -348,9 +351,11 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
       and a head fitted on train only (:func:`hzlib.evaluate.kfold_protocol`).
 
     Also returns the training records (one per backbone), the last backbone trained (for "loo", the
-    one trained on every item) and its features (:class:`ProtocolRun`). With ``layers`` the heads read
+    one trained on every item), its features and, for "loo", the head fitted on all of them, which
+    chose the protocol's C (:class:`ProtocolRun`; what Table 3 times). With ``layers`` the heads read
     each backbone's multi-layer representation C instead of its image feature (the same backbones:
-    with ``cache_dir`` they are reloaded, not retrained)."""
+    with ``cache_dir`` they are reloaded, not retrained). ``jobs``: the heads' inner cross-validation
+    folds fitted at once (:func:`hzlib.evaluate.fit_head`; the same results for every value)."""
     y = np.asarray(label_ids, dtype=np.int64)
     common = dict(images=images, texts=texts, label_ids=y, n_classes=n_classes, geometry=geometry, cfg=cfg,
                   fasttext_model=fasttext_model, fasttext_id=fasttext_id, cache_dir=cache_dir, progress=progress)
@@ -364,13 +369,15 @@ def run_protocol(key: str, protocol: str, *, images: torch.Tensor, texts: Sequen
         last[:] = [model, feats]
         return feats
 
+    head = None
     if protocol == "loo":
-        P = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, seed=cfg.seed)
+        P, head = loo_protocol(embed(np.arange(len(y))), y, n_classes=n_classes, seed=cfg.seed, return_head=True,
+                               jobs=jobs)
     elif protocol == "kfold":
-        P = kfold_protocol(embed, y, splits, n_classes=n_classes, seed=cfg.seed)
+        P = kfold_protocol(embed, y, splits, n_classes=n_classes, seed=cfg.seed, jobs=jobs)
     else:
         raise ValueError(f"protocol={protocol!r} is not one of {PROTOCOLS}")
-    return ProtocolRun(P, records, *last)
+    return ProtocolRun(P, records, *last, head)
 
 
 def analyser(model: PairModel, head: Callable[[np.ndarray], np.ndarray], *, size: int, mode: str = "luma",
