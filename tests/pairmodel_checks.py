@@ -188,11 +188,24 @@ def masking_seed(tokens, geometry, true_pairs: int = 2) -> int:
         P.mask_tokens(tokens, VOCAB, geometry.context_length, P.MASK_PROB)[1][:true_pairs] != P.IGNORE).any())
 
 
-def check_matching_plus_mlm_loss(key, geometry, by_pair):
-    """The loss of a model pretrained with image-text matching and masked language modelling, by hand on
-    a batch of 4: binary cross-entropy of the matching logits of :data:`ITM_PAIRS`, plus the MLM loss on
-    the true pairs' texts. ``by_pair(m, x, inputs, t, i, j)`` (``inputs`` the masked ``t``) is the
-    model-specific part: the matching logit of image i with text j and text j's hidden states."""
+def contrastive_by_hand(image, text, logit_scale):
+    """ALBEF's image-text contrast written out: cosine similarities / tau, then the mean of the two
+    directions' cross-entropies with the true pair on the diagonal."""
+    s = torch.stack([torch.stack([F.cosine_similarity(a, b, dim=0, eps=1e-12) for b in text]) for a in image])
+    s = s * logit_scale.exp()
+    n = len(s)
+    rows = -sum(s[i, i] - torch.logsumexp(s[i], 0) for i in range(n)) / n
+    cols = -sum(s[i, i] - torch.logsumexp(s[:, i], 0) for i in range(n)) / n
+    return (rows + cols) / 2
+
+
+def check_matching_plus_mlm_loss(key, geometry, by_pair, unfused):
+    """The loss of a model pretrained with image-text contrast, matching and masked language modelling,
+    by hand on a batch of 4: the contrast of the unfused projections (:func:`contrastive_by_hand`), the
+    binary cross-entropy of the matching logits of :data:`ITM_PAIRS`, plus the MLM loss on the true
+    pairs' texts. ``by_pair(m, x, inputs, t, i, j)`` (``inputs`` the masked ``t``) is the model-specific
+    part: the matching logit of image i with text j and text j's hidden states; ``unfused(m, x, t)`` the
+    projected image and text embeddings that the contrast compares, from the unmasked ``t``."""
     m, d = model_and_pairs(key, geometry, train=True)
     x, t = to_model_input(d.images[4:8]), trim_padding(d.tokens[4:8])
     seed = masking_seed(t, geometry)
@@ -206,13 +219,18 @@ def check_matching_plus_mlm_loss(key, geometry, by_pair):
         y = torch.tensor([1.0, 1.0, 0.0, 0.0])
         itm = -(y * F.logsigmoid(z) + (1 - y) * F.logsigmoid(-z)).mean()
         mlm = m.mlm(torch.stack(hidden[:2]), targets[:2])
-    torch.testing.assert_close(loss, itm + mlm, rtol=1e-5, atol=1e-5)
+        itc = contrastive_by_hand(*unfused(m, x, t), m.logit_scale)
+        assert itc > 0.1  # not a vanishing term
+    torch.testing.assert_close(loss, itc + itm + mlm, rtol=1e-5, atol=1e-5)
 
 
 def check_matching_plus_mlm_chance(key, geometry, head: str):
-    """The "learnt nothing" state of a model with an image-text matching layer ``head`` and an MLM head:
-    a zero matching layer (logit 0: ln 2) and a zero MLM transform (logits = the zero bias: ln V)."""
+    """The "learnt nothing" state of a model with image-text contrast, an image-text matching layer
+    ``head`` and an MLM head: a zero image projection (equal similarities: ln B), a zero matching layer
+    (logit 0: ln 2) and a zero MLM transform (logits = the zero bias: ln V)."""
     def learn_nothing(m):
+        m.image_align.weight.zero_()
+        m.image_align.bias.zero_()
         getattr(m, head).weight.zero_()
         getattr(m, head).bias.zero_()
         m.mlm.transform[2].weight.zero_()
@@ -220,4 +238,4 @@ def check_matching_plus_mlm_chance(key, geometry, head: str):
         m.mlm.bias.zero_()
 
     chance = check_chance_loss(N.make_model(key, spec(geometry)), learn_nothing, B=16)
-    assert math.isclose(chance, math.log(2) + math.log(VOCAB), rel_tol=1e-6), chance
+    assert math.isclose(chance, math.log(16) + math.log(2) + math.log(VOCAB), rel_tol=1e-6), chance

@@ -10,6 +10,7 @@ import hzlib.baselines  # noqa: F401  (registers the models)
 import pairmodel_checks as C
 from hzlib.baselines import neural as N
 from hzlib.baselines.m3p import IMAGE, TEXT
+from hzlib.model import Vocabulary
 from hzlib.pairs import to_model_input
 from hzlib.train import trim_padding
 
@@ -31,25 +32,24 @@ def test_sequence_ignores_trailing_padding(geometry):
     torch.testing.assert_close(full[:, 1:1 + Lt][words], trimmed[:, 1:1 + Lt][words], rtol=1e-5, atol=1e-5)
 
 
-def test_image_features_are_the_image_tokens_the_stream_reads(geometry):
-    """M3P has no image-only path: its feature is the mean of the image tokens at the stream's input,
-    exactly as the stream receives them with a text, and no layer or text changes it."""
+def test_image_features_are_the_stream_over_the_image_and_the_empty_text(geometry):
+    """M3P has no image-only path: its feature is the mean of the image tokens at the stream's output,
+    the image read with the empty description <bos><eos>. No text and no head changes it; the layers do."""
     m, d = C.model_and_pairs(KEY, geometry)
-    x, t = to_model_input(d.images[:4]), d.tokens[:4]
-    seen = []
-    hook = m.layers[0].register_forward_pre_hook(lambda mod, args, kwargs: seen.append(args[0]), with_kwargs=True)
+    x = to_model_input(d.images[:4])
     with torch.no_grad():
-        try:
-            m.encode(x, t)
-        finally:
-            hook.remove()
         f = m.image_features(x)
         assert f.shape == (4, m.feature_dim) and m.feature_dim == geometry.text.width
-        torch.testing.assert_close(m.image_tokens(x), seen[0][:, 1 + t.shape[1]:])  # the patches, as read with a text
-        torch.testing.assert_close(f, seen[0][:, 1 + t.shape[1]:].mean(1))
-        for p in [*m.layers.parameters(), *m.project.parameters(), *m.token.parameters()]:
+        empty = torch.tensor([[Vocabulary.bos_id, Vocabulary.eos_id]] * 4)
+        torch.testing.assert_close(f, m.encode(x, empty)[:, 3:].mean(1))
+        padded = torch.cat([empty, torch.zeros(4, 5, dtype=torch.int64)], 1)  # padding changes nothing
+        torch.testing.assert_close(f, m.encode(x, padded)[:, 8:].mean(1), rtol=1e-5, atol=1e-5)
+        for p in [*m.project.parameters(), *m.match.parameters(), *m.mlm.transform.parameters(),
+                  *m.image_align.parameters(), *m.text_align.parameters()]:
             p.add_(1.0)
         torch.testing.assert_close(m.image_features(x), f)
+        m.layers[-1].ff[2].weight.mul_(3.0)
+        assert not torch.allclose(m.image_features(x), f, atol=1e-4)  # the stream, not its input
 
 
 def test_card_and_token_embedding(geometry):
@@ -109,10 +109,19 @@ def _matching_by_pair(m, x, inputs, t, i, j):
     return (m.match.weight @ m.project(h[0]) + m.match.bias)[0], h[1:1 + t.shape[1]]
 
 
-def test_loss_is_matching_plus_mlm_on_the_true_pairs(geometry):
-    """Half the batch true pairs, the rest image i with text i-1, one sequence each; matching on the
-    projected [CLS], MLM on the true pairs' text positions."""
-    C.check_matching_plus_mlm_loss(KEY, geometry, _matching_by_pair)
+def _unfused(m, x, t):
+    """The contrast's inputs at the stream's input: the mean of the image tokens and of the unmasked
+    text tokens (<bos>, the words, <eos>; not the padding), after the input LayerNorm."""
+    image = m.norm_in(m.image_embed(x)[:, 1:] + m.modality[IMAGE]).mean(1)
+    text = m.norm_in(m.token(t) + m.text_position[:t.shape[1]] + m.modality[TEXT])
+    text = torch.stack([text[i][t[i] != 0].mean(0) for i in range(len(t))])
+    return m.image_align(image), m.text_align(text)
+
+
+def test_loss_is_contrast_matching_and_mlm_on_the_true_pairs(geometry):
+    """The contrast of the unfused inputs; half the batch true pairs, the rest image i with text i-1,
+    one sequence each; matching on the projected [CLS], MLM on the true pairs' text positions."""
+    C.check_matching_plus_mlm_loss(KEY, geometry, _matching_by_pair, _unfused)
 
 
 def test_chance_loss_is_the_loss_at_zero_logits_and_a_uniform_mlm(geometry):

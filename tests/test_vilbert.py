@@ -94,10 +94,16 @@ def _alignment_by_pair(m, x, inputs, t, i, j):
     return (m.align.weight @ (m.image_pool(vi[0, 0]) * m.text_pool(hj[0, 0])) + m.align.bias)[0], hj[0]
 
 
-def test_loss_is_alignment_plus_mlm_on_the_true_pairs(geometry):
-    """The objective by hand, pair by pair: half the batch true pairs, the rest image i with text i-1;
-    h_IMG (.) h_CLS for alignment; MLM on the true pairs' co-attended text stream."""
-    C.check_matching_plus_mlm_loss(KEY, geometry, _alignment_by_pair)
+def _unfused(m, x, t):
+    """The contrast's inputs: the vision stream's mean and the unmasked text's h_CLS, before co-attention."""
+    return m.image_align(m.encode_image(x).mean(1)), m.text_align(m.encode_text(t)[:, 0])
+
+
+def test_loss_is_contrast_alignment_and_mlm_on_the_true_pairs(geometry):
+    """The objective by hand, pair by pair: the streams' contrast before co-attention; half the batch
+    true pairs, the rest image i with text i-1; h_IMG (.) h_CLS for alignment; MLM on the true pairs'
+    co-attended text stream."""
+    C.check_matching_plus_mlm_loss(KEY, geometry, _alignment_by_pair, _unfused)
 
 
 def test_co_trm_block_updates_both_streams_from_its_inputs(geometry):

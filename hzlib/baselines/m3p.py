@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from . import _pretraining as P
-from .neural import ModelSpec, PairModel, register
+from .neural import ModelSpec, PairModel, empty_text, register
 
 TEXT, IMAGE = 0, 1  # modality (segment) ids
 
@@ -23,14 +23,19 @@ class M3P(PairModel):
     Kept: multimodal masked language modelling (30% of word tokens, twice BERT's rate for our short
     budget, 80/10/10, <unk> as [MASK], a head tied to the token embedding) and image-text matching by a
     linear layer on the projected [CLS] (binary cross-entropy; half the batch are the true pairs, the
-    other half images paired with the text rolled by one; MLM on the true pairs only), summed in one
-    pass. Dropped: multilingual code-switching (one language) and masked region modelling (no region
-    detector or class distribution for our renderings); the XLM-R-base scale and its pre-training
-    corpora. Image-only feature: M3P has no image-only path (every layer of its stream reads the text
-    with the image, and it never saw an image without one), so the feature is what it computes from the
-    image alone: the mean of the image tokens that its stream reads (patch embedding, positions,
-    modality embedding and the input LayerNorm). That is shallow by construction: it says how much of an
-    attribute M3P's input embedding of the image holds, not what its stream learnt."""
+    other half images paired with the text rolled by one; MLM on the true pairs only). Added, because we
+    train from scratch: ALBEF's image-text contrastive term (Li et al. 2021) where the two modalities
+    are still apart, at the stream's input (the mean of the image tokens and the mean of the word
+    tokens, each projected to embed_dim; in-batch negatives, learned temperature); M3P starts from a
+    pretrained detector and XLM-R, and without the term its matching loss stayed at ln 2 and its image
+    feature scored no better than its random-init twin. The three terms are summed in one pass.
+    Dropped: multilingual code-switching (one language) and masked region modelling (no region detector
+    or class distribution for our renderings); the XLM-R-base scale and its pre-training corpora.
+    Image-only feature: M3P has no image-only path, so the feature is the mean of the image tokens at
+    its stream's output over the image with the empty description (<bos><eos>): what the whole stream
+    makes of the image when no text says anything, pooled as ViLBERT's vision stream is. (The mean at
+    the stream's input, which the contrastive term aligns, scored no better than its twin: a patch
+    projection is too shallow to learn the attributes.)"""
 
     key = "m3p"
     title = "M3 (read as M3P)"
@@ -52,12 +57,27 @@ class M3P(PairModel):
         self.project = nn.Linear(t.width, g.embed_dim)
         self.match = nn.Linear(g.embed_dim, 1)
         self.mlm = P.MaskedLMHead(self.token, g.hidden_act)
+        self.image_align = nn.Linear(t.width, g.embed_dim)  # ALBEF's projections for the contrastive term
+        self.text_align = nn.Linear(t.width, g.embed_dim)
+        self.logit_scale = P.temperature()
+
+    def embed(self, images: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The stream's input, before the input LayerNorm: (B, 1 + n_patches, width) [CLS] + patches
+        and (B, L, width) text tokens, each with its positions and modality."""
+        image = self.image_embed(images)  # [CLS] + patches, with their positions
+        return torch.cat([image[:, :1] + self.modality[TEXT], image[:, 1:] + self.modality[IMAGE]], 1), \
+            self.embed_text(tokens)
+
+    def embed_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.token(tokens) + self.text_position[:tokens.shape[1]] + self.modality[TEXT]
 
     def encode(self, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """(B, 1 + L + n_patches, width): [CLS], the text tokens, the patches."""
-        image = self.image_embed(images)  # [CLS] + patches, with their positions
-        text = self.token(tokens) + self.text_position[:tokens.shape[1]] + self.modality[TEXT]
-        cls, patches = image[:, :1] + self.modality[TEXT], image[:, 1:] + self.modality[IMAGE]
+        return self.fuse(*self.embed(images, tokens), tokens)
+
+    def fuse(self, image: torch.Tensor, text: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The stream over :meth:`embed`'s output (``tokens``: the ids of ``text``, for its padding)."""
+        cls, patches = image[:, :1], image[:, 1:]
         x = self.norm_in(torch.cat([cls, text, patches], 1))
         keep = torch.zeros(len(x), 1, dtype=torch.bool, device=x.device)
         pad = torch.cat([keep, P.padding_mask(tokens), keep.expand(-1, patches.shape[1])], 1)
@@ -69,19 +89,21 @@ class M3P(PairModel):
         g = self.spec.geometry
         inputs, targets = P.mask_tokens(tokens, self.spec.vocab_size, g.context_length, P.MASK_PROB)
         img, txt, aligned = P.itm_pairs(tokens, self.half_negatives)
-        h = self.encode(images[img], inputs[txt])
+        image, text = self.embed(images, inputs)  # each item once
+        words = (~P.padding_mask(tokens)).unsqueeze(-1).float()  # the contrast reads the words unmasked, as ALBEF
+        unfused_text = (self.norm_in(self.embed_text(tokens)) * words).sum(1) / words.sum(1)
+        itc = P.contrastive_loss(self.image_align(self.norm_in(image[:, 1:]).mean(1)), self.text_align(unfused_text),
+                                 self.logit_scale)
+        h = self.fuse(image[img], text[txt], inputs[txt])
         L = tokens.shape[1]
         positive = img == txt  # masked tokens are predicted from their own image only
         match = self.match(self.project(h[:, 0])).squeeze(1)
-        return P.itm_loss(match, aligned) + self.mlm(h[positive, 1:1 + L], targets[txt][positive])
-
-    def image_tokens(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, n_patches, width): the image tokens as the stream reads them, before any layer (the
-        input LayerNorm acts on each token alone, so no text is involved)."""
-        return self.norm_in(self.image_embed(images)[:, 1:] + self.modality[IMAGE])
+        return itc + P.itm_loss(match, aligned) + self.mlm(h[positive, 1:1 + L], targets[txt][positive])
 
     def image_features(self, images):
-        return self.image_tokens(images).mean(1)
+        """The mean of the image tokens at the stream's output, over the image and the empty description."""
+        empty = empty_text(len(images), 2, images.device)  # <bos><eos>
+        return self.encode(images, empty)[:, 1 + empty.shape[1]:].mean(1)
 
     @property
     def feature_dim(self) -> int:
@@ -91,5 +113,6 @@ class M3P(PairModel):
         return self.token
 
     def chance_loss(self, batch_size: int) -> float:
-        """Alignment logits 0 and a uniform MLM over the vocabulary: ln 2 + ln V (V = spec.vocab_size)."""
-        return P.chance_loss(self.spec.vocab_size)
+        """Equal similarities, alignment logits 0 and a uniform MLM over the vocabulary: ln B + ln 2 + ln V
+        (V = spec.vocab_size)."""
+        return P.chance_loss(self.spec.vocab_size, batch_size)

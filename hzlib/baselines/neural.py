@@ -15,10 +15,9 @@ CLIP and the paper's four comparators (and a supervised image tower) are each a 
 Why the image alone: the chapter estimates the cultural attribute *of a sculpture*, and the paper's
 analysis time covers reading and encoding the image. The descriptions of our corpus name the class
 cue in some items (a text-only classifier gets most items right, see the corpus card), so a model
-that read the item's own text at analysis time would be measuring the text. Models whose trained
-outputs all read a text (ViLBERT's co-attention, M3P's single stream) are read where, in training as
-here, they have seen the image alone, never with a text they were not trained on; their card says
-where.
+that read the item's own text at analysis time would be measuring the text. ViLBERT is read where its
+vision stream has seen no text, in training as here; M3P, whose single stream always read a text in
+training, is read over the image and the empty description. Their cards say where and why.
 """
 from __future__ import annotations
 
