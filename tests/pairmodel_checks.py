@@ -221,7 +221,11 @@ def check_matching_plus_mlm_loss(key, geometry, by_pair, unfused):
         mlm = m.mlm(torch.stack(hidden[:2]), targets[:2])
         itc = contrastive_by_hand(*unfused(m, x, t), m.logit_scale)
         assert itc > 0.1  # not a vanishing term
+        m.contrast = False  # the published objectives alone
+        torch.manual_seed(seed)
+        published = m.loss(x, t, None, None)
     torch.testing.assert_close(loss, itc + itm + mlm, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(published, itm + mlm, rtol=1e-5, atol=1e-5)
 
 
 def check_matching_plus_mlm_chance(key, geometry, head: str):
@@ -239,3 +243,6 @@ def check_matching_plus_mlm_chance(key, geometry, head: str):
 
     chance = check_chance_loss(N.make_model(key, spec(geometry)), learn_nothing, B=16)
     assert math.isclose(chance, math.log(16) + math.log(2) + math.log(VOCAB), rel_tol=1e-6), chance
+    m = N.make_model(key, spec(geometry))
+    m.contrast = False
+    assert math.isclose(check_chance_loss(m, learn_nothing, B=16), math.log(2) + math.log(VOCAB), rel_tol=1e-6)

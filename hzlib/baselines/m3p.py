@@ -41,6 +41,7 @@ class M3P(PairModel):
     title = "M3 (read as M3P)"
     follows = ("Ni et al. 2021, M3P: Learning Universal Representations via Multitask Multilingual "
                "Multimodal Pre-training (CVPR)")
+    contrast = True  # ALBEF's term (see above); False trains the published objectives alone
     half_negatives = True  # one sequence per item: the whole stream is paid once per pair
 
     def __init__(self, spec: ModelSpec):
@@ -90,15 +91,20 @@ class M3P(PairModel):
         inputs, targets = P.mask_tokens(tokens, self.spec.vocab_size, g.context_length, P.MASK_PROB)
         img, txt, aligned = P.itm_pairs(tokens, self.half_negatives)
         image, text = self.embed(images, inputs)  # each item once
-        words = (~P.padding_mask(tokens)).unsqueeze(-1).float()  # the contrast reads the words unmasked, as ALBEF
-        unfused_text = (self.norm_in(self.embed_text(tokens)) * words).sum(1) / words.sum(1)
-        itc = P.contrastive_loss(self.image_align(self.norm_in(image[:, 1:]).mean(1)), self.text_align(unfused_text),
-                                 self.logit_scale)
+        itc = self.unfused_contrast(image, tokens) if self.contrast else 0.0
         h = self.fuse(image[img], text[txt], inputs[txt])
         L = tokens.shape[1]
         positive = img == txt  # masked tokens are predicted from their own image only
         match = self.match(self.project(h[:, 0])).squeeze(1)
         return itc + P.itm_loss(match, aligned) + self.mlm(h[positive, 1:1 + L], targets[txt][positive])
+
+    def unfused_contrast(self, image: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """ALBEF's contrast at the stream's input: the mean of the image tokens (``image``: :meth:`embed`'s)
+        against the mean of the text tokens, read unmasked as ALBEF does (padding left out)."""
+        kept = (~P.padding_mask(tokens)).unsqueeze(-1).float()
+        text = (self.norm_in(self.embed_text(tokens)) * kept).sum(1) / kept.sum(1)
+        return P.contrastive_loss(self.image_align(self.norm_in(image[:, 1:]).mean(1)), self.text_align(text),
+                                  self.logit_scale)
 
     def image_features(self, images):
         """The mean of the image tokens at the stream's output, over the image and the empty description."""
@@ -114,5 +120,5 @@ class M3P(PairModel):
 
     def chance_loss(self, batch_size: int) -> float:
         """Equal similarities, alignment logits 0 and a uniform MLM over the vocabulary: ln B + ln 2 + ln V
-        (V = spec.vocab_size)."""
-        return P.chance_loss(self.spec.vocab_size, batch_size)
+        (V = spec.vocab_size; without the contrast, ln 2 + ln V)."""
+        return P.chance_loss(self.spec.vocab_size, batch_size if self.contrast else 1)
