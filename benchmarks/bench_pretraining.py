@@ -112,7 +112,7 @@ def main(argv=None) -> pd.DataFrame:
                              "matching, last tenth": round(float(np.mean(matching[-tenth:])), 3),
                              "macro-F1": round(trained, 3), "twin macro-F1": round(untrained, 3),
                              "gain": round(trained - untrained, 3)})
-                print(pd.DataFrame(rows[-1:]).to_markdown(index=False), flush=True)
+                print(f"fold {k} {key} {rows[-1]['contrast']} the contrast: {seconds:.0f} s", flush=True)
     table = pd.DataFrame(rows)
     print(f"\n{platform.node()} · torch {torch.__version__} · {torch.get_num_threads()} threads · profile {a.profile}"
           f" · ln 2 = {np.log(2):.3f}\n")

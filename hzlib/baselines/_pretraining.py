@@ -23,9 +23,10 @@ geometry.
   their matching term does not learn (on the default corpus at the cnn_tiny geometry, ViLBERT's and
   M3P's matching loss was still ln 2 after 450 steps, with or without MLM, at lr 5e-4 or 2e-3, with
   all B pairs as negatives or other-class ones), so MLM alone trained them and the image features
-  the chapter reads scored no better than their random-init twins. With the term, matching leaves
-  ln 2 within 150 steps and the features beat their twins; ALBEF adds it for this reason ("it is
-  difficult for the fusion encoder to learn image-text interactions" from unaligned features).
+  the chapter reads scored no better than their random-init twins. With the term both models' image
+  features beat their twins, and ViLBERT's matching leaves ln 2 within 150 steps (M3P's mostly does
+  not); ALBEF adds it for this reason ("it is difficult for the fusion encoder to learn image-text
+  interactions" from unaligned features). ``benchmarks/bench_pretraining.py`` measures both ways.
 """
 from __future__ import annotations
 
