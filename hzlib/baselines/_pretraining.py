@@ -20,9 +20,10 @@ geometry.
   contrastive term (Li et al. 2021, Align before Fuse, NeurIPS), the symmetric InfoNCE of Eq 6 over
   the batch's pairs at a learned temperature. Neither ViLBERT nor M3P has it: they start from a
   pretrained detector and a pretrained BERT / XLM-R, whose features already correspond. From scratch
-  their matching term does not learn (on the default corpus at the cnn_tiny geometry, ViLBERT's and
-  M3P's matching loss was still ln 2 after 450 steps, with or without MLM, at lr 5e-4 or 2e-3, with
-  all B pairs as negatives or other-class ones), so MLM alone trained them and the image features
+  their matching term does not learn (on the default corpus at the cnn_tiny geometry: ViLBERT's
+  matching loss was still ln 2 after 450 steps, after 300 steps of matching alone at lr 5e-4 or 2e-3,
+  and with all B pairs or only other-class pairs as negatives; M3P's after its 150 steps, with either
+  kind of negatives), so MLM alone trained them and the image features
   the chapter reads scored no better than their random-init twins. With the term both models' image
   features beat their twins, and ViLBERT's matching leaves ln 2 within 150 steps (M3P's mostly does
   not); ALBEF adds it for this reason ("it is difficult for the fusion encoder to learn image-text
@@ -77,12 +78,12 @@ def itm_pairs(tokens: torch.Tensor, half: bool) -> tuple[torch.Tensor, torch.Ten
     return img, txt, aligned
 
 
-def chance_loss(vocab_size: int, batch_size: int) -> float:
-    """Contrast + matching + MLM of a model that has learnt nothing: equal similarities (ln B over the
-    batch's B pairs), alignment logits 0 (binary cross-entropy ln 2, whatever the targets) and a
-    uniform distribution over the ``vocab_size`` ids that the tied MLM head decodes (ln V, for a batch
-    with at least one MLM target)."""
-    return math.log(batch_size) + math.log(2) + math.log(vocab_size)
+def chance_loss(vocab_size: int, contrast_batch: int | None = None) -> float:
+    """Matching + MLM (+ contrast) of a model that has learnt nothing: alignment logits 0 (binary
+    cross-entropy ln 2, whatever the targets), a uniform distribution over the ``vocab_size`` ids that
+    the tied MLM head decodes (ln V, for a batch with at least one MLM target) and, for an objective
+    with the contrast over batches of ``contrast_batch`` pairs, equal similarities (ln B)."""
+    return math.log(2) + math.log(vocab_size) + (math.log(contrast_batch) if contrast_batch else 0.0)
 
 
 def contrastive_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:

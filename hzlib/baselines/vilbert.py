@@ -144,4 +144,4 @@ class ViLBERT(PairModel):
     def chance_loss(self, batch_size: int) -> float:
         """Equal similarities, alignment logits 0 and a uniform MLM over the vocabulary: ln B + ln 2 + ln V
         (V = spec.vocab_size; without the contrast, ln 2 + ln V)."""
-        return P.chance_loss(self.spec.vocab_size, batch_size if self.contrast else 1)
+        return P.chance_loss(self.spec.vocab_size, batch_size if self.contrast else None)
