@@ -4,9 +4,9 @@ cross-validation (one fold at a time, or ``jobs`` folds at once in processes as 
 threads, and one process per fold, for comparison) and the bootstrap of ``metric_cis`` (every resample
 ranked, or its AUC read from scores sorted once).
 
-    python benchmarks/bench_eval_costs.py [--n 1233 1850] [--dims 128 256] [--jobs 2] [--models 6] [--repeats 2]
+    python benchmarks/bench_eval_costs.py [--n 925 1850] [--dims 128 256] [--jobs 2] [--models 6] [--repeats 2]
 
-Synthetic, seeded inputs of the chapter's sizes (1,233 items: the training rows of a 3-fold split of
+Synthetic, seeded inputs of the chapter's sizes (925 items: the training rows of a 2-fold split of
 1,850; 10 classes): standardised features with a decaying spectrum and a weak class signal, like a
 small backbone's embedding (the head's C is then the largest of the grid, the slowest fit), and
 probabilities with ties. Each variant checks that its result is identical to the "before" one.
@@ -113,7 +113,7 @@ def bench_bootstrap(a) -> pd.DataFrame:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, nargs="+", default=[1233, 1850],
+    ap.add_argument("--n", type=int, nargs="+", default=[925, 1850],
                     help="items: a k-fold head's training rows and protocol (a)'s (the first also sizes the bootstrap)")
     ap.add_argument("--dims", type=int, nargs="+", default=[128, 256], help="feature sizes")
     ap.add_argument("--jobs", type=int, default=2, help="fit_head's jobs (the profile's workers)")

@@ -76,7 +76,7 @@ class Profile:
     # Chapter 8 (evaluation): the trained models (hzlib.baselines.neural.MODELS), the folds of the
     # leakage-free protocol, one training budget (optimiser steps) for all, and the images timed per batch size.
     eval_models: tuple[str, ...] = ("clip", "dan", "item", "vilbert", "m3p", "supervised")
-    eval_folds: int = 3
+    eval_folds: int = 2
     eval_steps: int = 150
     eval_timing: int = 64
 

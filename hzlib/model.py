@@ -28,6 +28,7 @@ position up to ``<eos>`` attends to a pad, and the pooled output is the same wit
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -198,7 +199,14 @@ SPECIALS = (PAD, UNK, BOS, EOS)  # ids 0, 1, 2, 3
 def words(text: str) -> list[str]:
     """The jieba words of ``text`` that contain a letter, digit or ideograph (punctuation dropped,
     as in :func:`hzlib.text.sentence_embedding`)."""
-    return [w for w in segment(text) if any(ch.isalnum() for ch in w)]
+    return list(_words(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _words(text: str) -> tuple[str, ...]:
+    # cached: chapter 8 builds a vocabulary and encodes the corpus for each of its ~20 training runs,
+    # and jieba's segmentation was ~2 s of each (segment() is deterministic)
+    return tuple(w for w in segment(text) if any(ch.isalnum() for ch in w))
 
 
 class Vocabulary:

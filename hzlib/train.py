@@ -150,6 +150,23 @@ class _Step(nn.Module):
             return self.model.loss(x, ids, targets, index).float()
 
 
+def _param_groups(model: nn.Module, weight_decay: float, lr: float, exclude=None) -> list[dict]:
+    """AdamW's parameter groups: matrices decayed, vectors (biases, norms) not; and, where the model
+    names some parameters in ``param_lr_scales()`` ({name prefix: multiple of the rate}), those at
+    their own rate (the scheduler scales every group's rate alike). ``exclude``: a parameter left out."""
+    scales = dict(model.param_lr_scales()) if hasattr(model, "param_lr_scales") else {}
+    named = [(n, p) for n, p in model.named_parameters() if p is not exclude]
+    unused = [k for k in scales if not any(n.startswith(k) for n, _ in named)]
+    if unused:
+        raise ValueError(f"{type(model).__name__}.param_lr_scales(): no parameter is named {unused}")
+    groups: dict[tuple[bool, float], list] = {(True, 1.0): [], (False, 1.0): []}  # the plain groups first
+    for n, p in named:
+        scale = next((v for k, v in scales.items() if n.startswith(k)), 1.0)
+        groups.setdefault((p.ndim >= 2, float(scale)), []).append(p)
+    return [{"params": ps, "weight_decay": weight_decay if decay else 0.0, **({"lr": lr * scale} if scale != 1 else {})}
+            for (decay, scale), ps in groups.items() if ps or scale == 1.0]
+
+
 def random_shift(x: torch.Tensor, pad: int) -> torch.Tensor:
     """Each image moved by its own random offset of up to ``pad`` pixels in x and y (edges
     replicated), drawn from torch's global RNG: the one augmentation of the training loop."""
@@ -264,9 +281,7 @@ class Trainer:
         if hasattr(model, "negatives"):  # CLIP's Eq 6: which pairs are its negatives (other models keep their own)
             model.negatives = cfg.negatives
 
-        decay = [p for p in model.parameters() if p.ndim >= 2]
-        no_decay = [p for p in model.parameters() if p.ndim < 2 and p is not self.scale]
-        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups = _param_groups(model, cfg.weight_decay, cfg.lr, exclude=self.scale)
         if self.scale is not None:
             groups.append({"params": [self.scale], "weight_decay": 0.0})
         fused = self.device.type == "cuda"

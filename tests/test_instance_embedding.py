@@ -122,3 +122,20 @@ def test_paths_end_in_batch_norm_centred_over_the_batch(geometry):
         for path, x in ((m.image, C.unit_images(d, 8)), (m.text, d.tokens[:8])):
             assert isinstance(path.fc[1], torch.nn.BatchNorm1d)
             torch.testing.assert_close(path(x).mean(0), path.fc[1].bias, rtol=1e-4, atol=1e-4)
+
+
+def test_the_instance_classifier_trains_at_its_own_rate(geometry):
+    """The one loop gives W_share CLASSIFIER_LR_SCALE times the model's rate, and every other parameter
+    the model's own."""
+    from hzlib.baselines.instance_embedding import CLASSIFIER_LR_SCALE
+    from hzlib.pairs import PairData
+    from hzlib.train import TrainConfig, Trainer
+
+    m = _model(geometry, n=8)
+    d = C.short_pairs()
+    data = PairData(d.images[:8], d.tokens[:8], targets=torch.arange(8) % 3)
+    tr = Trainer(m, data, TrainConfig(lr=1e-3, batch_size=8, max_steps=1, warmup_steps=0, progress=False))
+    rates = {id(p): g["lr"] for g in tr.opt.param_groups for p in g["params"]}
+    assert CLASSIFIER_LR_SCALE > 1 and rates.pop(id(m.classifier.weight)) == pytest.approx(1e-3 * CLASSIFIER_LR_SCALE)
+    assert rates and all(v == pytest.approx(1e-3) for v in rates.values())
+    assert len(rates) == len(list(m.parameters())) - 1

@@ -327,3 +327,11 @@ def test_chance_level_matches_the_mean_loss_of_uniform_logits_over_random_batche
     assert M.chance_level(16, "other_class", [1.0]) == 0.0  # one class: no negatives at all
     with pytest.raises(ValueError, match="shares"):
         M.chance_level(16, "other_class")
+
+
+def test_words_are_cached_but_each_call_gets_its_own_list():
+    text = "一尊红色的石雕，刻着“真”字。"
+    a = M.words(text)
+    assert a == [w for w in M.segment(text) if w.strip("，。“”")] and "真" in a
+    a.append("x")  # a caller's list is its own: the cache is not changed
+    assert M.words(text) == a[:-1]

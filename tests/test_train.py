@@ -46,6 +46,29 @@ def test_config_errors_name_the_field():
         T.Trainer(micro_model(), synthetic(20), cfg(batch_size=64))
 
 
+def test_param_lr_scales_give_named_parameters_their_own_rate():
+    model = micro_model()
+    model.param_lr_scales = lambda: {"text.": 3.0}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    tr = T.Trainer(model, synthetic(8), cfg(batch_size=8, max_steps=1, warmup_steps=0, weight_decay=0.0))
+    lrs = [g["lr"] for g in tr.opt.param_groups]
+    tr.run()
+    # AdamW's first step moves every element by lr * g / (|g| + eps): its group's rate wherever g is not tiny
+    checked = []
+    for n, p in model.named_parameters():
+        step = (p.detach() - before[n]).abs().max().item()
+        if n == "logit_scale" or step < 1e-4:  # the temperature has its own group; k biases get no gradient
+            continue
+        want = 3 * 2e-3 if n.startswith("text.") else 2e-3
+        assert step == pytest.approx(want, rel=1e-2), n
+        checked.append(n.startswith("text."))
+    assert sum(checked) > 5 and len(checked) - sum(checked) > 5
+    assert sorted(set(lrs)) == [2e-3, 6e-3]
+    model.param_lr_scales = lambda: {"txt.": 3.0}
+    with pytest.raises(ValueError, match=r"no parameter is named \['txt.'\]"):
+        T.Trainer(model, synthetic(8), cfg(batch_size=8))
+
+
 def test_overfits_a_tiny_subset(tmp_path):
     r = T.train(micro_model(), synthetic(8), cfg(batch_size=8, max_steps=150, lr=3e-3, warmup_steps=10,
                                                  weight_decay=0.0, log_every=50), tmp_path)

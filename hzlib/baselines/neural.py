@@ -87,6 +87,11 @@ class PairModel(nn.Module):
         """(B, D) image representation from the image alone (D = :attr:`feature_dim`)."""
         raise NotImplementedError
 
+    def param_lr_scales(self) -> dict[str, float]:
+        """{parameter-name prefix: multiple of the model's learning rate} for parameters that train at
+        their own rate (the training loop gives them their own optimiser group); none by default."""
+        return {}
+
     @property
     def feature_dim(self) -> int:
         """The size D of :meth:`image_features`: the embedding size unless a model reads its feature
