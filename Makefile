@@ -43,6 +43,7 @@ bench: setup           ## benchmark tables (installs the "bench" extra: open_cli
 	$(PY) benchmarks/bench_evaluate.py
 	$(PY) benchmarks/bench_eval_costs.py
 	$(PY) benchmarks/bench_pretraining.py
+	$(PY) benchmarks/bench_step_costs.py
 	$(PY) benchmarks/bench_book.py
 
 clean:
