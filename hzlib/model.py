@@ -487,7 +487,7 @@ class ClipModel(nn.Module):
         self.geometry = geometry
         self.visual = IMAGE_TOWERS[geometry.vision.kind](geometry)
         self.text = TEXT_TOWERS[geometry.text.kind](geometry, vocab_size)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / tau_init)))
+        self.logit_scale = temperature(tau_init)
         self.negatives = "batch"  # one of NEGATIVES; the trainer sets its configuration's (TrainConfig.negatives)
 
     def encode_image(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -533,6 +533,12 @@ def count_parameters(model) -> dict:
     out = {k: sum(p.numel() for p in m.parameters()) for k, m in parts.items()}
     out["total"] = sum(p.numel() for p in model.parameters())
     return out
+
+
+def temperature(tau_init: float = CLIP_TAU_INIT) -> nn.Parameter:
+    """A learned ``logit_scale = log(1/tau)`` at ``tau_init``: CLIP's, and that of ALBEF's contrast in
+    the comparators (the trainer gives every one CLIP's handling: initial value, clamping, no decay)."""
+    return nn.Parameter(torch.tensor(math.log(1 / tau_init)))
 
 
 def tau_of(model) -> float:

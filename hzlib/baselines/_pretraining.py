@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import CLIP_TAU_INIT, SPECIALS, Vocabulary, clip_loss, similarity_logits
+from ..model import SPECIALS, Vocabulary, clip_loss, similarity_logits
 
 MASK_ID = Vocabulary.unk_id      # the [MASK] token: our vocabulary has none, <unk> stands in
 FIRST_WORD_ID = len(SPECIALS)    # ids below are <pad> <unk> <bos> <eos>
@@ -90,12 +90,6 @@ def contrastive_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch
     """ALBEF's image-text contrastive term on the unfused (B, D) image and text projections: Eq 6 over
     the batch's pairs, every other pair a negative (labels unused), cosine similarity / tau."""
     return clip_loss(similarity_logits(image, text, logit_scale))
-
-
-def temperature() -> nn.Parameter:
-    """The learned ``logit_scale = log(1/tau)`` of :func:`contrastive_loss`, at CLIP's (and ALBEF's)
-    tau = 0.07; the trainer gives it CLIP's handling (its initial value, clamping, no weight decay)."""
-    return nn.Parameter(torch.tensor(math.log(1 / CLIP_TAU_INIT)))
 
 
 def itm_loss(logits: torch.Tensor, aligned: torch.Tensor) -> torch.Tensor:

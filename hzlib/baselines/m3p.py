@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..model import temperature
 from . import _pretraining as P
 from .neural import ModelSpec, PairModel, empty_text, register
 
@@ -60,7 +61,7 @@ class M3P(PairModel):
         self.mlm = P.MaskedLMHead(self.token, g.hidden_act)
         self.image_align = nn.Linear(t.width, g.embed_dim)  # ALBEF's projections for the contrastive term
         self.text_align = nn.Linear(t.width, g.embed_dim)
-        self.logit_scale = P.temperature()
+        self.logit_scale = temperature()  # CLIP's, at tau 0.07
 
     def embed(self, images: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The stream's input, before the input LayerNorm: (B, 1 + n_patches, width) [CLS] + patches

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..model import temperature
 from . import _pretraining as P
 from .neural import ModelSpec, PairModel, register
 
@@ -83,7 +84,7 @@ class ViLBERT(PairModel):
         self.mlm = P.MaskedLMHead(self.token, g.hidden_act)
         self.image_align = nn.Linear(vw, g.embed_dim)  # ALBEF's projections for the contrastive term
         self.text_align = nn.Linear(t.width, g.embed_dim)
-        self.logit_scale = P.temperature()
+        self.logit_scale = temperature()  # CLIP's, at tau 0.07
 
     # -- the two streams ---------------------------------------------------------------------------
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
