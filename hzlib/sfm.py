@@ -17,13 +17,16 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
+from tqdm.auto import tqdm
 
 from .config import atomic_write_json
 
@@ -794,6 +797,25 @@ def evaluate_orbit(orbit_dir: str | Path, work_dir: str | Path, *, force: bool =
                                 dense=(dense.points if dense.ok else np.zeros((0, 3))).astype(np.float32))
     atomic_write_json(cache, rec)
     return rec
+
+
+def evaluate_orbits(orbit_dirs, work_dir: str | Path, *, force: bool = False, workers: int = 1,
+                    progress: bool = True) -> list[dict]:
+    """:func:`evaluate_orbit` of each orbit (in ``work_dir / <orbit folder name>``), in order, ``workers``
+    orbits at a time in their own processes. Each reconstruction runs on one thread whatever the
+    number of workers (see :func:`reconstruct`), so the records are the same for every ``workers``
+    except their stage times; two workers on two cores take ~0.6x the time of one."""
+    jobs = [(str(o), str(Path(work_dir) / Path(o).name), force) for o in orbit_dirs]
+    bar = dict(total=len(jobs), desc="orbits", disable=not progress)
+    if workers > 1 and len(jobs) > 1:  # spawned: pycolmap, OpenCV and open3d keep native thread pools
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as ex:
+            return list(tqdm(ex.map(_evaluate_job, jobs), **bar))
+    return [_evaluate_job(j) for j in tqdm(jobs, **bar)]
+
+
+def _evaluate_job(job: tuple[str, str, bool]) -> dict:
+    orbit_dir, work_dir, force = job
+    return evaluate_orbit(orbit_dir, work_dir, force=force)
 
 
 def _save_surface(path: Path, vertices: np.ndarray, triangles: np.ndarray) -> None:

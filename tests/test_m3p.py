@@ -1,6 +1,7 @@
 """M3P: one stream over [CLS] + text + patches, multimodal MLM + image-text matching.
 The checks every model passes are in tests/test_comparators.py."""
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -110,12 +111,30 @@ def _matching_by_pair(m, x, inputs, t, i, j):
 
 
 def _unfused(m, x, t):
-    """The contrast's inputs at the stream's input: the mean of the image tokens and of the unmasked
-    text tokens (<bos>, the words, <eos>; not the padding), after the input LayerNorm."""
+    """The contrast's inputs: the mean of the patch embeddings at the stream's input (after the input
+    LayerNorm) and the <bos> of the unmasked text through the first n_alone layers alone, by hand."""
     image = m.norm_in(m.image_embed(x)[:, 1:] + m.modality[IMAGE]).mean(1)
-    text = m.norm_in(m.token(t) + m.text_position[:t.shape[1]] + m.modality[TEXT])
-    text = torch.stack([text[i][t[i] != 0].mean(0) for i in range(len(t))])
-    return m.image_align(image), m.text_align(text)
+    h = m.norm_in(m.token(t) + m.text_position[:t.shape[1]] + m.modality[TEXT])
+    for layer in m.layers[:m.n_alone]:
+        h = layer(h, src_key_padding_mask=t == 0)
+    return m.image_align(image), m.text_align(m.norm_out(h)[:, 0])
+
+
+def test_text_passes_half_the_stream_alone_for_the_contrast(geometry):
+    """At the default geometry's depth (4 text layers): a stream of 2 layers, the text's first 1 alone.
+    Only that layer reaches the contrast: changing the last layer leaves it as it was."""
+    g = replace(geometry, text=replace(geometry.text, layers=4))
+    m = N.make_model(KEY, C.spec(g))
+    assert len(m.layers) == 2 and m.n_alone == 1
+    _, d = C.model_and_pairs(KEY, g)
+    x, t = to_model_input(d.images[:4]), trim_padding(d.tokens[:4])
+    with torch.no_grad():
+        image, _ = m.embed(x, t)
+        before = m.unfused_contrast(image, t)
+        m.layers[1].ff[2].weight.mul_(3.0)
+        torch.testing.assert_close(m.unfused_contrast(image, t), before)
+        m.layers[0].ff[2].weight.mul_(3.0)
+        assert not torch.isclose(m.unfused_contrast(image, t), before)
 
 
 def test_loss_is_contrast_matching_and_mlm_on_the_true_pairs(geometry):

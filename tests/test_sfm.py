@@ -274,6 +274,22 @@ def test_evaluate_orbit_reports_caches_and_tabulates(orbit, tmp_path):
     assert table.loc[rec["orbit"], "status"] == "ok"
 
 
+def test_orbits_in_parallel_give_the_records_of_one_process(orbit, tmp_path):
+    """Two workers, two copies of the orbit: each record is the one a single process computes, bar
+    its stage times and folders."""
+    copies = [tmp_path / "orbits" / name for name in ("orbit_a", "orbit_b")]
+    for c in copies:
+        shutil.copytree(orbit, c)
+    alone = sfm.evaluate_orbit(orbit, tmp_path / "alone")
+    recs = sfm.evaluate_orbits(copies, tmp_path / "work", workers=2, progress=False)
+    assert [(tmp_path / "work" / c.name / "metrics.json").is_file() for c in copies] == [True, True]
+
+    def same(rec):
+        return {k: v for k, v in rec.items() if k not in ("times", "model_dir")}
+
+    assert [same(r) for r in recs] == [same(alone)] * 2
+
+
 def test_wrong_poses_are_reported_not_trusted(orbit, tmp_path, monkeypatch):
     """A model whose cameras disagree with the truth is a failure even when every image registered."""
     real_align = sfm.align_to_truth

@@ -21,6 +21,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from ..config import map_files
 from ..corpus.card import factor_model
@@ -67,14 +68,18 @@ class IndexedProbe:
         idx = self._index(train_idx, "train_idx")
         if len(set(self.labels[idx].tolist())) < 2:
             raise ValueError("train_idx must contain at least two classes")
-        self.pipeline = self.make_pipeline().fit(self._take(idx), self.labels[idx])
+        # one BLAS thread: on 2 cores, two made the pixel probe's fit ~25x slower (matrices this small
+        # gain nothing from threads and lose their synchronisation at every L-BFGS iteration)
+        with threadpool_limits(limits=1):
+            self.pipeline = self.make_pipeline().fit(self._take(idx), self.labels[idx])
         return self
 
     def predict_proba(self, idx) -> np.ndarray:
         if self.pipeline is None:
             raise RuntimeError(f"{type(self).__name__}.fit must be called before predict_proba")
         idx = self._index(idx, "idx")
-        p = self.pipeline.predict_proba(self._take(idx))
+        with threadpool_limits(limits=1):
+            p = self.pipeline.predict_proba(self._take(idx))
         out = np.zeros((len(idx), len(self.classes)))
         out[:, [self.classes.index(c) for c in self.pipeline.classes_]] = p
         return out
