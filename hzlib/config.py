@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
+from multiprocessing import get_context
 from pathlib import Path
 from typing import get_type_hints
 
@@ -401,12 +402,16 @@ def atomic_write_json(path: str | os.PathLike, obj) -> Path:
     return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
-def map_files(fn, jobs, *, workers: int = 1, desc: str | None = None, progress: bool = True) -> list:
+def map_files(fn, jobs, *, workers: int = 1, desc: str | None = None, progress: bool = True,
+              unit: str = "img", chunksize: int = 16, start: str | None = None) -> list:
     """``[fn(j) for j in jobs]``, in ``workers`` processes when more than one (``fn`` must be a
-    module-level function), with a progress bar; the order of the results is the order of ``jobs``."""
+    module-level function), with a progress bar; the order of the results is the order of ``jobs``.
+    ``chunksize``: jobs handed to a process at a time (1 for few long jobs); ``start``: the processes'
+    start method ("spawn" where the parent holds native thread pools that a fork would copy; None: the
+    platform's default)."""
     jobs = list(jobs)
-    bar = dict(total=len(jobs), desc=desc, unit="img", disable=not progress or desc is None, leave=False)
+    bar = dict(total=len(jobs), desc=desc, unit=unit, disable=not progress or desc is None, leave=False)
     if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            return list(tqdm(ex.map(fn, jobs, chunksize=16), **bar))
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context(start) if start else None) as ex:
+            return list(tqdm(ex.map(fn, jobs, chunksize=chunksize), **bar))
     return [fn(j) for j in tqdm(jobs, **bar)]

@@ -17,18 +17,15 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
-from tqdm.auto import tqdm
 
-from .config import atomic_write_json
+from .config import atomic_write_json, map_files
 
 DEFAULT_THRESHOLDS = (0.01, 0.02)  # fractions of the bounding-box diagonal
 
@@ -806,11 +803,9 @@ def evaluate_orbits(orbit_dirs, work_dir: str | Path, *, force: bool = False, wo
     number of workers (see :func:`reconstruct`), so the records are the same for every ``workers``
     except their stage times; two workers on two cores take ~0.6x the time of one."""
     jobs = [(str(o), str(Path(work_dir) / Path(o).name), force) for o in orbit_dirs]
-    bar = dict(total=len(jobs), desc="orbits", disable=not progress)
-    if workers > 1 and len(jobs) > 1:  # spawned: pycolmap, OpenCV and open3d keep native thread pools
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as ex:
-            return list(tqdm(ex.map(_evaluate_job, jobs), **bar))
-    return [_evaluate_job(j) for j in tqdm(jobs, **bar)]
+    # spawned: pycolmap, OpenCV and open3d keep native thread pools; one orbit at a time per process
+    return map_files(_evaluate_job, jobs, workers=workers, desc="orbits", progress=progress, unit="orbit",
+                     chunksize=1, start="spawn")
 
 
 def _evaluate_job(job: tuple[str, str, bool]) -> dict:

@@ -146,6 +146,8 @@ def test_render_character_set(tmp_path, hanzi_dir):
     assert all((tmp_path / "zhen" / p).is_file() for p in rows["stroke_mask"])
     again = B.render_character_set(prof, "真", tmp_path / "zhen", per_class=1, hanzi_dir=hanzi_dir)  # loaded
     pd.testing.assert_frame_equal(rows, again)
+    two = B.render_character_set(prof, "真", tmp_path / "zhen2", per_class=1, hanzi_dir=hanzi_dir, workers=2)
+    pd.testing.assert_frame_equal(rows, two)  # rendered in two processes: the same rows, in the same order
 
 
 def test_plan_sample_is_the_corpus_plan_with_char_and_style_replaced(tiny, hanzi_dir):

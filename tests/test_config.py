@@ -95,6 +95,11 @@ def test_map_files_keeps_the_order_of_the_jobs_in_processes():
     assert config.map_files(abs, [], workers=2) == []
 
 
+def test_map_files_in_spawned_processes_one_job_at_a_time_keeps_the_order():
+    jobs = list(range(5))
+    assert config.map_files(abs, [-j for j in jobs], workers=2, chunksize=1, start="spawn") == jobs
+
+
 def test_project_root_is_found_from_the_notebooks_folder(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "_toc.yml").write_text("root: intro\n")

@@ -23,7 +23,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .. import assets
-from ..config import Profile, atomic_write_json, environment, params_hash
+from ..config import Profile, atomic_write_json, environment, map_files, params_hash
 from . import classes as C, describe as D, glyphs as G, mesh as M, render as R
 from .manifest import write_manifest
 from .provenance import GENERATED, IMPORTED, CorpusError, check_imported, read_meta
@@ -356,10 +356,6 @@ def render_character_set(profile: Profile, char: str, out, per_class: int = 1, s
                                     sample_id=f"u{ord(char):04x}_{index - CHARACTER_SET_OFFSET:03d}"))
     done = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (out / "rows").glob("*.json")}
     tasks = [(r, str(out), profile.image_size, str(hanzi_dir)) for r in rows if r["id"] not in done]
-    if workers > 1 and len(tasks) > 1:
-        with get_context("spawn").Pool(min(workers, len(tasks))) as pool:
-            recs = pool.map(_render_task, tasks, chunksize=1)
-    else:
-        recs = [_render_task(t) for t in tasks]
+    recs = map_files(_render_task, tasks, workers=workers, chunksize=1, start="spawn")
     done.update({r["id"]: r for r in recs})
     return pd.DataFrame([done[r["id"]] for r in rows])
